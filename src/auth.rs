@@ -1,0 +1,386 @@
+//! The login decision: from a username, a password, the certificate CN and the clock to
+//! accepted or one precise reason for rejecting. Pure logic over the user table and a store.
+
+use std::fmt;
+
+use crate::config::{Policy, UserTable};
+use crate::engine::{self, Code};
+use crate::password::{self, Malformed};
+use crate::state::{StateError, StateStore};
+
+/// One login attempt as OpenVPN describes it. All fields are untrusted bytes.
+#[derive(Default, Clone, Copy)]
+pub struct LoginRequest<'a> {
+    pub username: Option<&'a [u8]>,
+    pub password: Option<&'a [u8]>,
+    pub common_name: Option<&'a [u8]>,
+}
+
+impl fmt::Debug for LoginRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("username", &self.username.map(String::from_utf8_lossy))
+            .field("password", &self.password.map(|_| "<redacted>"))
+            .field(
+                "common_name",
+                &self.common_name.map(String::from_utf8_lossy),
+            )
+            .finish()
+    }
+}
+
+/// The outcome, with the reason that goes to the server log (never to the client).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Accepted { step_offset: i64 },
+    BadCode,
+    Replay,
+    Locked { until: i64 },
+    CnMismatch,
+    UnknownUser,
+    Disabled,
+    BadUsername,
+    MalformedPassword(Malformed),
+    StateUnavailable,
+}
+
+impl Decision {
+    pub fn is_accepted(&self) -> bool {
+        matches!(self, Decision::Accepted { .. })
+    }
+
+    /// The short reason for the log line.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Decision::Accepted { .. } => "accepted",
+            Decision::BadCode => "bad code",
+            Decision::Replay => "replay",
+            Decision::Locked { .. } => "locked",
+            Decision::CnMismatch => "CN mismatch",
+            Decision::UnknownUser => "unknown user",
+            Decision::Disabled => "disabled",
+            Decision::BadUsername => "bad username",
+            Decision::MalformedPassword(_) => "malformed password",
+            Decision::StateUnavailable => "state unavailable",
+        }
+    }
+}
+
+/// Decides logins against one user table and one store.
+pub struct Authenticator<'a> {
+    pub policy: &'a Policy,
+    pub users: &'a UserTable,
+    pub store: &'a dyn StateStore,
+}
+
+impl Authenticator<'_> {
+    /// `now` is the server's clock in Unix seconds.
+    pub fn decide(&self, request: &LoginRequest, now: i64) -> Decision {
+        let radius = self.policy.window_steps();
+        let code = request.password.map(password::parse);
+
+        let Some(username) = request.username.and_then(valid_username) else {
+            burn(code, now, radius);
+            return Decision::BadUsername;
+        };
+        let Some(user) = self.users.get(username) else {
+            burn(code, now, radius);
+            return Decision::UnknownUser;
+        };
+        if user.disabled {
+            burn(code, now, radius);
+            return Decision::Disabled;
+        }
+
+        let cn_matches = !self.policy.require_common_name
+            || request.common_name == Some(user.expected_common_name(username).as_bytes());
+        let center = engine::step_of(now.saturating_add(user.offset_secs));
+        let policy = self.policy;
+        let mut decision = Decision::StateUnavailable;
+        let stored: Result<(), StateError> = self.store.update(username, &mut |state| {
+            if state.locked_until > now {
+                decision = Decision::Locked {
+                    until: state.locked_until,
+                };
+                return;
+            }
+            decision = match (cn_matches, code) {
+                (false, _) => Decision::CnMismatch,
+                (true, None) => Decision::MalformedPassword(Malformed::NotACode),
+                (true, Some(Err(why))) => Decision::MalformedPassword(why),
+                (true, Some(Ok(code))) => {
+                    match engine::find_step(code, &user.key, center, radius) {
+                        None => Decision::BadCode,
+                        Some(m) if state.last_step.is_some_and(|last| m.step <= last) => {
+                            Decision::Replay
+                        }
+                        Some(m) => {
+                            state.last_step = Some(m.step);
+                            Decision::Accepted {
+                                step_offset: m.step_offset,
+                            }
+                        }
+                    }
+                }
+            };
+            if decision.is_accepted() {
+                state.failures = 0;
+            } else {
+                state.failures = state.failures.saturating_add(1);
+                if state.failures >= policy.max_failures {
+                    state.failures = 0;
+                    state.locked_until = now.saturating_add_unsigned(policy.lockout_secs);
+                }
+            }
+        });
+        match stored {
+            Ok(()) => decision,
+            Err(_) => Decision::StateUnavailable,
+        }
+    }
+}
+
+fn burn(code: Option<Result<Code, Malformed>>, now: i64, radius: i64) {
+    let code = match code {
+        Some(Ok(code)) => code,
+        _ => Code::parse(b"000000").expect("constant is a code"),
+    };
+    engine::burn_window(code, engine::step_of(now), radius);
+}
+
+fn valid_username(raw: &[u8]) -> Option<&str> {
+    let name = std::str::from_utf8(raw).ok()?;
+    (!name.is_empty() && name.len() <= crate::config::MAX_USERNAME_LEN).then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::engine::code_at_time;
+    use crate::state::MemoryStore;
+    use std::path::Path;
+
+    const NOW: i64 = 1_700_000_000;
+    const CONFIG: &str = r#"
+max_failures = 3
+lockout_secs = 300
+[users.alice]
+secret = "0123456789abcdef"
+pin = "1234"
+[users.carol]
+secret = "fedcba9876543210"
+pin = "4321"
+offset_secs = 3600
+common_name = "carol-laptop"
+[users.dave]
+secret = "00112233445566778899aabbccddeeff"
+pin = "1"
+disabled = true
+"#;
+
+    struct Fixture {
+        config: Config,
+        store: MemoryStore,
+    }
+
+    impl Fixture {
+        fn new(text: &str) -> Fixture {
+            Fixture {
+                config: Config::parse(Path::new("t.toml"), text).unwrap(),
+                store: MemoryStore::new(),
+            }
+        }
+        fn login(&self, user: &str, password: &str, cn: &str, now: i64) -> Decision {
+            let auth = Authenticator {
+                policy: &self.config.policy,
+                users: &self.config.users,
+                store: &self.store,
+            };
+            let request = LoginRequest {
+                username: Some(user.as_bytes()),
+                password: Some(password.as_bytes()),
+                common_name: Some(cn.as_bytes()),
+            };
+            auth.decide(&request, now)
+        }
+    }
+
+    fn alice_code(at: i64) -> String {
+        code_at_time("0123456789abcdef", "1234", at).to_hex()
+    }
+
+    #[test]
+    fn accepts_current_code_then_rejects_replay() {
+        let f = Fixture::new(CONFIG);
+        assert_eq!(
+            f.login("alice", &alice_code(NOW), "alice", NOW),
+            Decision::Accepted { step_offset: 0 }
+        );
+        assert_eq!(
+            f.login("alice", &alice_code(NOW), "alice", NOW + 1),
+            Decision::Replay
+        );
+        // An older code inside the window is a replay too; a later one is fine.
+        assert_eq!(
+            f.login("alice", &alice_code(NOW - 30), "alice", NOW + 2),
+            Decision::Replay
+        );
+        assert_eq!(
+            f.login("alice", &alice_code(NOW + 10), "alice", NOW + 3),
+            Decision::Accepted { step_offset: 1 }
+        );
+    }
+
+    #[test]
+    fn window_edges_and_offsets() {
+        let f = Fixture::new(CONFIG);
+        assert!(f
+            .login("alice", &alice_code(NOW - 180), "alice", NOW)
+            .is_accepted());
+        assert_eq!(
+            f.login("alice", &alice_code(NOW + 180), "alice", NOW),
+            Decision::Accepted { step_offset: 18 }
+        );
+        let f = Fixture::new(CONFIG);
+        assert_eq!(
+            f.login("alice", &alice_code(NOW + 190), "alice", NOW),
+            Decision::BadCode
+        );
+        assert_eq!(
+            f.login("alice", &alice_code(NOW - 190), "alice", NOW),
+            Decision::BadCode
+        );
+        // carol's phone runs an hour ahead: her code is for NOW + 3600.
+        let carol = code_at_time("fedcba9876543210", "4321", NOW + 3600).to_hex();
+        assert_eq!(
+            f.login("carol", &carol, "carol-laptop", NOW),
+            Decision::Accepted { step_offset: 0 }
+        );
+        let carol_unshifted = code_at_time("fedcba9876543210", "4321", NOW + 10).to_hex();
+        assert_eq!(
+            f.login("carol", &carol_unshifted, "carol-laptop", NOW),
+            Decision::BadCode
+        );
+    }
+
+    #[test]
+    fn lockout_and_unlock_after_the_period() {
+        let f = Fixture::new(CONFIG);
+        for _ in 0..3 {
+            assert_eq!(f.login("alice", "000000", "alice", NOW), Decision::BadCode);
+        }
+        assert_eq!(
+            f.login("alice", &alice_code(NOW), "alice", NOW + 1),
+            Decision::Locked { until: NOW + 300 }
+        );
+        assert_eq!(
+            f.login("alice", &alice_code(NOW + 299), "alice", NOW + 299),
+            Decision::Locked { until: NOW + 300 }
+        );
+        assert!(f
+            .login("alice", &alice_code(NOW + 300), "alice", NOW + 300)
+            .is_accepted());
+    }
+
+    #[test]
+    fn success_resets_the_failure_count() {
+        let f = Fixture::new(CONFIG);
+        f.login("alice", "000000", "alice", NOW);
+        f.login("alice", "000000", "alice", NOW);
+        assert!(f
+            .login("alice", &alice_code(NOW), "alice", NOW)
+            .is_accepted());
+        f.login("alice", "000000", "alice", NOW);
+        f.login("alice", "000000", "alice", NOW);
+        assert!(f
+            .login("alice", &alice_code(NOW + 10), "alice", NOW + 10)
+            .is_accepted());
+    }
+
+    #[test]
+    fn common_name_binding() {
+        let f = Fixture::new(CONFIG);
+        assert_eq!(
+            f.login("alice", &alice_code(NOW), "bob", NOW),
+            Decision::CnMismatch
+        );
+        let carol = code_at_time("fedcba9876543210", "4321", NOW + 3600).to_hex();
+        assert_eq!(f.login("carol", &carol, "carol", NOW), Decision::CnMismatch);
+        // The code was not consumed by the mismatching attempt.
+        assert!(f
+            .login("alice", &alice_code(NOW), "alice", NOW)
+            .is_accepted());
+        let lax = Fixture::new(&format!("require_common_name = false\n{CONFIG}"));
+        assert!(lax
+            .login("alice", &alice_code(NOW), "bob", NOW)
+            .is_accepted());
+    }
+
+    #[test]
+    fn missing_common_name_is_a_mismatch() {
+        let f = Fixture::new(CONFIG);
+        let auth = Authenticator {
+            policy: &f.config.policy,
+            users: &f.config.users,
+            store: &f.store,
+        };
+        let code = alice_code(NOW);
+        let request = LoginRequest {
+            username: Some(b"alice"),
+            password: Some(code.as_bytes()),
+            common_name: None,
+        };
+        assert_eq!(auth.decide(&request, NOW), Decision::CnMismatch);
+    }
+
+    #[test]
+    fn unknown_disabled_and_bad_usernames() {
+        let f = Fixture::new(CONFIG);
+        assert_eq!(
+            f.login("mallory", "123456", "mallory", NOW),
+            Decision::UnknownUser
+        );
+        let dave = code_at_time("00112233445566778899aabbccddeeff", "1", NOW).to_hex();
+        assert_eq!(f.login("dave", &dave, "dave", NOW), Decision::Disabled);
+        assert_eq!(f.login("", "123456", "", NOW), Decision::BadUsername);
+        assert_eq!(
+            f.login(&"a".repeat(129), "123456", "a", NOW),
+            Decision::BadUsername
+        );
+    }
+
+    #[test]
+    fn static_challenge_and_malformed_passwords() {
+        use base64::Engine;
+        let f = Fixture::new(CONFIG);
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let scrv1 = format!("SCRV1:{}:{}", b64("ignored"), b64(&alice_code(NOW)));
+        assert!(f.login("alice", &scrv1, "alice", NOW).is_accepted());
+        assert_eq!(
+            f.login("alice", "SCRV1:abc", "alice", NOW),
+            Decision::MalformedPassword(Malformed::BadChallengeFormat)
+        );
+        assert_eq!(
+            f.login("alice", "hunter2", "alice", NOW),
+            Decision::MalformedPassword(Malformed::NotACode)
+        );
+    }
+
+    #[test]
+    fn locked_user_cannot_log_in_with_a_correct_code_and_lock_does_not_extend() {
+        let f = Fixture::new(CONFIG);
+        for _ in 0..3 {
+            f.login("alice", "000000", "alice", NOW);
+        }
+        for t in [NOW + 10, NOW + 100, NOW + 200] {
+            assert_eq!(
+                f.login("alice", "000000", "alice", t),
+                Decision::Locked { until: NOW + 300 }
+            );
+        }
+        assert!(f
+            .login("alice", &alice_code(NOW + 301), "alice", NOW + 301)
+            .is_accepted());
+    }
+}

@@ -1,0 +1,731 @@
+//! `motp.toml`: reading, validating and turning it into the user table and policy.
+//!
+//! Every refusal names the file, the line and the key, and says what to do. No message ever
+//! contains a secret or a PIN: those two fields are read through [`SecretText`], whose errors
+//! never echo the value, and TOML syntax errors are reported without the source snippet.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+use zeroize::Zeroizing;
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/openvpn/motp.toml";
+
+/// A config larger than this is not a hand-written user table; refuse before parsing it.
+pub const MAX_CONFIG_BYTES: u64 = 256 * 1024 * 1024;
+pub const MAX_WINDOW_SECS: u32 = 3600;
+pub const MAX_LOCKOUT_SECS: u64 = 30 * 24 * 3600;
+pub const MAX_OFFSET_SECS: i64 = 24 * 3600;
+/// OpenVPN's `USER_PASS_LEN` without PKCS#11: no username OpenVPN passes is longer.
+pub const MAX_USERNAME_LEN: usize = 128;
+pub const MAX_PIN_LEN: usize = 64;
+
+/// How the plugin decides; global keys of motp.toml.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub window_secs: u32,
+    pub max_failures: u32,
+    pub lockout_secs: u64,
+    pub require_common_name: bool,
+}
+
+impl Policy {
+    /// Steps searched each side of the expected one (180 s → 18, i.e. 37 codes in all).
+    pub fn window_steps(&self) -> i64 {
+        i64::from(self.window_secs) / crate::engine::STEP_SECS
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            window_secs: 180,
+            max_failures: 5,
+            lockout_secs: 300,
+            require_common_name: true,
+        }
+    }
+}
+
+/// Where replay and lockout state lives (`[state]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StateConfig {
+    /// In this process only: lost when OpenVPN reloads the plugin (SIGHUP).
+    #[default]
+    Memory,
+}
+
+/// One user's entry. `key` is `secret ‖ pin`, the bytes that follow the step in the hash.
+pub struct User {
+    pub key: Zeroizing<Box<[u8]>>,
+    pub offset_secs: i64,
+    pub common_name: Option<Box<str>>,
+    pub disabled: bool,
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("User")
+            .field("key", &"<redacted>")
+            .field("offset_secs", &self.offset_secs)
+            .field("common_name", &self.common_name)
+            .field("disabled", &self.disabled)
+            .finish()
+    }
+}
+
+impl User {
+    /// The certificate CN this user must present: `common_name`, or the username itself.
+    pub fn expected_common_name<'a>(&'a self, username: &'a str) -> &'a str {
+        self.common_name.as_deref().unwrap_or(username)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct UserTable {
+    users: HashMap<Box<str>, User>,
+}
+
+impl UserTable {
+    pub fn get(&self, username: &str) -> Option<&User> {
+        self.users.get(username)
+    }
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.users.keys().map(|k| &**k)
+    }
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    pub policy: Policy,
+    pub state: StateConfig,
+    pub users: UserTable,
+}
+
+/// A config that cannot be used. `Display` gives the one line the admin needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, " line {line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ", key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and validates the file, refusing it if it is readable or writable by everyone.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = read_protected(path)?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates config text; `path` is only used in messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start);
+            ConfigError {
+                path: path.to_owned(),
+                line: offset.map(|o| line_of(text, o)),
+                key: offset.and_then(|o| key_at(text, o)),
+                message: format!("{}{}", e.message().trim_end(), HINT_SYNTAX),
+            }
+        })?;
+        raw.validate(path, text)
+    }
+}
+
+const HINT_SYNTAX: &str = " (see conf/motp.toml or motp.toml(5) for the expected format)";
+
+fn read_protected(path: &Path) -> Result<String, ConfigError> {
+    let fail = |message: String| ConfigError {
+        path: path.to_owned(),
+        line: None,
+        key: None,
+        message,
+    };
+    let file = fs::File::open(path).map_err(|e| {
+        fail(format!(
+            "cannot open the config: {e}; check the path given on the `plugin` line"
+        ))
+    })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| fail(format!("cannot stat the config: {e}")))?;
+    if !meta.is_file() {
+        return Err(fail("is not a regular file".into()));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o006 != 0 {
+        return Err(fail(format!(
+            "is readable or writable by every user (mode {mode:04o}) but holds secrets and PINs; \
+             run `chmod 0640 {}` and give its group to OpenVPN's runtime group",
+            path.display()
+        )));
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(fail(format!(
+            "is larger than {MAX_CONFIG_BYTES} bytes; is this the right file?"
+        )));
+    }
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| {
+            fail(format!(
+                "cannot read the config: {e} (it must be UTF-8 text)"
+            ))
+        })?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(fail(format!(
+            "is larger than {MAX_CONFIG_BYTES} bytes; is this the right file?"
+        )));
+    }
+    Ok(text)
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The dotted key written on the line holding `offset`: `table.key` for `key = ...` lines, the
+/// table name for `[table]` lines. Only the text left of `=` is used, so values never leak.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let header = |l: &str| {
+        let l = l.trim();
+        l.strip_prefix('[')
+            .and_then(|r| r.split(']').next())
+            .map(|h| h.trim().trim_matches('[').to_owned())
+    };
+    if let Some(h) = header(line) {
+        return Some(h);
+    }
+    let key = line.split('=').next()?.trim();
+    if key.is_empty() || key.starts_with('#') || !line.contains('=') {
+        return None;
+    }
+    let table = text[..line_start].lines().rev().find_map(header);
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_owned(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    window_secs: Option<Spanned<u32>>,
+    max_failures: Option<Spanned<u32>>,
+    lockout_secs: Option<Spanned<u64>>,
+    require_common_name: Option<bool>,
+    state: Option<RawState>,
+    #[serde(default)]
+    users: HashMap<Spanned<String>, RawUser>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    backend: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUser {
+    secret: Spanned<SecretText>,
+    pin: Spanned<SecretText>,
+    #[serde(default)]
+    offset_secs: Option<Spanned<i64>>,
+    #[serde(default)]
+    common_name: Option<Spanned<String>>,
+    #[serde(default)]
+    disabled: bool,
+}
+
+/// A string that is a secret: wiped on drop, and absent from every error and `Debug`.
+pub struct SecretText(pub Zeroizing<String>);
+
+impl fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretText(<redacted>)")
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SecretVisitor;
+        // Serde's default type errors quote the value (`invalid type: integer `1234``); each
+        // method here answers with a message that does not.
+        const NOT_A_STRING: &str =
+            "must be a quoted string, e.g. \"1234\" (a bare number would lose leading zeros)";
+        impl<'de> Visitor<'de> for SecretVisitor {
+            type Value = SecretText;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a quoted string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SecretText, E> {
+                Ok(SecretText(Zeroizing::new(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<SecretText, E> {
+                Ok(SecretText(Zeroizing::new(v)))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<SecretText, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<SecretText, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<SecretText, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<SecretText, E> {
+                Err(E::custom(NOT_A_STRING))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<SecretText, A::Error> {
+                Err(de::Error::custom(NOT_A_STRING))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<SecretText, A::Error> {
+                Err(de::Error::custom(NOT_A_STRING))
+            }
+        }
+        d.deserialize_any(SecretVisitor)
+    }
+}
+
+struct Checker<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Checker<'_> {
+    fn error(
+        &self,
+        offset: usize,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError {
+            path: self.path.to_owned(),
+            line: Some(line_of(self.text, offset)),
+            key: Some(key.into()),
+            message: message.into(),
+        }
+    }
+}
+
+impl RawConfig {
+    fn validate(self, path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let check = Checker { path, text };
+        let defaults = Policy::default();
+
+        let window_secs = match self.window_secs {
+            Some(w) if *w.get_ref() > MAX_WINDOW_SECS => {
+                return Err(check.error(
+                    w.span().start,
+                    "window_secs",
+                    format!(
+                        "{} is over one hour ({MAX_WINDOW_SECS}); a wide window multiplies an \
+                         attacker's chances; fix the phone's clock or set offset_secs instead",
+                        w.get_ref()
+                    ),
+                ))
+            }
+            Some(w) if *w.get_ref() < crate::engine::STEP_SECS as u32 && *w.get_ref() != 0 => {
+                return Err(check.error(
+                    w.span().start,
+                    "window_secs",
+                    "must be 0 (current step only) or at least 10 seconds (one mOTP step)",
+                ))
+            }
+            Some(w) => w.into_inner(),
+            None => defaults.window_secs,
+        };
+        let max_failures = match self.max_failures {
+            Some(m) if *m.get_ref() == 0 => {
+                return Err(check.error(
+                    m.span().start,
+                    "max_failures",
+                    "must be at least 1 (the number of failed logins that locks a user)",
+                ))
+            }
+            Some(m) => m.into_inner(),
+            None => defaults.max_failures,
+        };
+        let lockout_secs = match self.lockout_secs {
+            Some(l) if *l.get_ref() > MAX_LOCKOUT_SECS => {
+                return Err(check.error(
+                    l.span().start,
+                    "lockout_secs",
+                    format!("must be at most {MAX_LOCKOUT_SECS} (30 days); use `disabled = true` to bar a user"),
+                ))
+            }
+            Some(l) => l.into_inner(),
+            None => defaults.lockout_secs,
+        };
+        let policy = Policy {
+            window_secs,
+            max_failures,
+            lockout_secs,
+            require_common_name: self
+                .require_common_name
+                .unwrap_or(defaults.require_common_name),
+        };
+
+        let state = match self.state.and_then(|s| s.backend) {
+            None => StateConfig::Memory,
+            Some(b) => match b.get_ref().as_str() {
+                "memory" => StateConfig::Memory,
+                other => {
+                    return Err(check.error(
+                        b.span().start,
+                        "state.backend",
+                        format!("unknown backend \"{other}\"; this version supports \"memory\""),
+                    ))
+                }
+            },
+        };
+
+        let mut users = HashMap::with_capacity(self.users.len());
+        for (name, raw) in self.users {
+            let name_offset = name.span().start;
+            let name = name.into_inner();
+            let user = raw.validate(&check, &name, name_offset)?;
+            users.insert(name.into_boxed_str(), user);
+        }
+        Ok(Config {
+            path: path.to_owned(),
+            policy,
+            state,
+            users: UserTable { users },
+        })
+    }
+}
+
+impl RawUser {
+    fn validate(
+        self,
+        check: &Checker,
+        name: &str,
+        name_offset: usize,
+    ) -> Result<User, ConfigError> {
+        let shown = printable(name);
+        if name.is_empty() || name.len() > MAX_USERNAME_LEN || name.chars().any(char::is_control) {
+            return Err(check.error(
+                name_offset,
+                format!("users.{shown}"),
+                format!(
+                    "a username must be 1 to {MAX_USERNAME_LEN} bytes without control characters"
+                ),
+            ));
+        }
+        let key = |field: &str| format!("users.{shown}.{field}");
+
+        let secret = &self.secret.get_ref().0;
+        if !(16..=32).contains(&secret.len()) || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(check.error(
+                self.secret.span().start,
+                key("secret"),
+                format!(
+                    "must be 16 to 32 hex characters (0-9, a-f) as the phone app shows it; \
+                     this one has {} characters{}",
+                    secret.chars().count(),
+                    if secret.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        ""
+                    } else {
+                        ", some not hex"
+                    }
+                ),
+            ));
+        }
+        let pin = &self.pin.get_ref().0;
+        if pin.is_empty()
+            || pin.len() > MAX_PIN_LEN
+            || pin.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(check.error(
+                self.pin.span().start,
+                key("pin"),
+                format!("must be 1 to {MAX_PIN_LEN} printable characters without spaces (usually 4 digits)"),
+            ));
+        }
+        let offset_secs = match self.offset_secs {
+            Some(o) if o.get_ref().unsigned_abs() > MAX_OFFSET_SECS as u64 => {
+                return Err(check.error(
+                    o.span().start,
+                    key("offset_secs"),
+                    format!("must be within ±{MAX_OFFSET_SECS} seconds (one day); is the phone's clock set?"),
+                ))
+            }
+            Some(o) => o.into_inner(),
+            None => 0,
+        };
+        let common_name = match self.common_name {
+            Some(cn) if cn.get_ref().is_empty() || cn.get_ref().chars().any(char::is_control) => {
+                return Err(check.error(
+                    cn.span().start,
+                    key("common_name"),
+                    "must be the certificate's CN: non-empty, no control characters",
+                ))
+            }
+            Some(cn) => Some(cn.into_inner().into_boxed_str()),
+            None => None,
+        };
+
+        let mut joined = Vec::with_capacity(secret.len() + pin.len());
+        joined.extend_from_slice(secret.as_bytes());
+        joined.extend_from_slice(pin.as_bytes());
+        Ok(User {
+            key: Zeroizing::new(joined.into_boxed_slice()),
+            offset_secs,
+            common_name,
+            disabled: self.disabled,
+        })
+    }
+}
+
+/// A name safe to print in one log line.
+fn printable(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(MAX_USERNAME_LEN)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+window_secs = 120
+max_failures = 3
+
+[users.alice]
+secret = "0123456789abcdef"
+pin = "1234"
+offset_secs = -30
+common_name = "alice.example"
+
+[users.bob]
+secret = "0123456789ABCDEF0123456789abcdef"
+pin = "0007"
+disabled = true
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/openvpn/motp.toml"), text)
+    }
+
+    fn refused(text: &str) -> ConfigError {
+        match parse(text) {
+            Ok(_) => panic!("config was accepted:\n{text}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn good_config_loads() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(
+            c.policy,
+            Policy {
+                window_secs: 120,
+                max_failures: 3,
+                lockout_secs: 300,
+                require_common_name: true
+            }
+        );
+        let alice = c.users.get("alice").unwrap();
+        assert_eq!(&alice.key[..], b"0123456789abcdef1234");
+        assert_eq!(alice.offset_secs, -30);
+        assert_eq!(alice.expected_common_name("alice"), "alice.example");
+        let bob = c.users.get("bob").unwrap();
+        assert!(bob.disabled);
+        assert_eq!(bob.expected_common_name("bob"), "bob");
+        assert_eq!(c.users.len(), 2);
+    }
+
+    #[test]
+    fn empty_config_has_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.policy, Policy::default());
+        assert!(c.users.is_empty());
+    }
+
+    fn assert_names(err: &ConfigError, line: usize, key: &str) {
+        let text = err.to_string();
+        assert_eq!(err.line, Some(line), "{text}");
+        assert_eq!(err.key.as_deref(), Some(key), "{text}");
+        assert!(text.contains("/etc/openvpn/motp.toml"), "{text}");
+        assert!(text.contains(key), "{text}");
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        let e = refused("window_secs = 60\nwindwo = 3\n");
+        assert_names(&e, 2, "windwo");
+        let e =
+            refused("[users.alice]\nsecret = \"0123456789abcdef\"\npin = \"1\"\nsecrte = \"x\"\n");
+        assert_names(&e, 4, "users.alice.secrte");
+    }
+
+    #[test]
+    fn missing_secret_or_pin_is_refused() {
+        let e = refused("[users.alice]\npin = \"1234\"\n");
+        assert!(e.message.contains("secret"), "{e}");
+        assert!(e.key.as_deref().unwrap().contains("users.alice"), "{e}");
+        let e = refused("[users.alice]\nsecret = \"0123456789abcdef\"\n");
+        assert!(e.message.contains("pin"), "{e}");
+    }
+
+    #[test]
+    fn bad_secret_is_refused_without_showing_it() {
+        for secret in [
+            "0123456789abcde",
+            "0123456789abcdef0123456789abcdef0",
+            "0123456789abcdeg",
+            "",
+        ] {
+            let e = refused(&format!(
+                "[users.alice]\nsecret = \"{secret}\"\npin = \"1234\"\n"
+            ));
+            assert_names(&e, 2, "users.alice.secret");
+            if !secret.is_empty() {
+                assert!(!e.to_string().contains(secret), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_pin_is_refused_without_showing_it() {
+        for pin in ["", "12\u{7}4", "12 34"] {
+            let e = refused(&format!(
+                "[users.alice]\nsecret = \"0123456789abcdef\"\npin = \"{pin}\"\n"
+            ));
+            assert_names(&e, 3, "users.alice.pin");
+        }
+        let e = refused("[users.alice]\nsecret = \"0123456789abcdef\"\npin = 98765\n");
+        assert_names(&e, 3, "users.alice.pin");
+        assert!(!e.to_string().contains("98765"), "{e}");
+        let e = refused("[users.alice]\nsecret = 1234567890123456789\npin = \"1\"\n");
+        assert!(!e.to_string().contains("1234567890123456789"), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_does_not_echo_the_line() {
+        let e = refused("[users.alice]\nsecret = \"0123456789abcdef\npin = \"4321\"\n");
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(!e.to_string().contains("0123456789abcdef"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_user_is_refused() {
+        let text = "[users.alice]\nsecret = \"0123456789abcdef\"\npin = \"1\"\n\
+                    [users.alice]\nsecret = \"0123456789abcdef\"\npin = \"2\"\n";
+        let e = refused(text);
+        assert_eq!(e.line, Some(4), "{e}");
+        assert_eq!(e.key.as_deref(), Some("users.alice"), "{e}");
+    }
+
+    #[test]
+    fn window_over_an_hour_is_refused() {
+        assert_names(&refused("window_secs = 3601\n"), 1, "window_secs");
+        assert!(parse("window_secs = 3600\n").is_ok());
+    }
+
+    #[test]
+    fn negative_and_huge_numbers_are_refused() {
+        assert_names(&refused("window_secs = -5\n"), 1, "window_secs");
+        assert_names(&refused("max_failures = 0\n"), 1, "max_failures");
+        assert_names(&refused("lockout_secs = 99999999999\n"), 1, "lockout_secs");
+        assert_names(
+            &refused("max_failures = 99999999999999\n"),
+            1,
+            "max_failures",
+        );
+        let e = refused(
+            "[users.a]\nsecret = \"0123456789abcdef\"\npin = \"1\"\noffset_secs = 999999\n",
+        );
+        assert_names(&e, 4, "users.a.offset_secs");
+    }
+
+    #[test]
+    fn bad_usernames_are_refused() {
+        let long = "u".repeat(MAX_USERNAME_LEN + 1);
+        let e = refused(&format!(
+            "[users.{long}]\nsecret = \"0123456789abcdef\"\npin = \"1\"\n"
+        ));
+        assert_eq!(e.line, Some(1), "{e}");
+        let e = refused("[users.\"\"]\nsecret = \"0123456789abcdef\"\npin = \"1\"\n");
+        assert_eq!(e.line, Some(1), "{e}");
+    }
+
+    #[test]
+    fn unknown_state_backend_is_refused() {
+        assert_names(
+            &refused("[state]\nbackend = \"floppy\"\n"),
+            2,
+            "state.backend",
+        );
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let c = parse(GOOD).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+        assert!(!shown.contains("1234"), "{shown}");
+    }
+
+    #[test]
+    fn world_readable_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("motp-config-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("motp.toml");
+        fs::write(&file, GOOD).unwrap();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Config::load(&file).unwrap_err();
+        assert!(e.to_string().contains("chmod 0640"), "{e}");
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(Config::load(&file).unwrap().users.len(), 2);
+        let e = Config::load(&dir.join("missing.toml")).unwrap_err();
+        assert!(e.to_string().contains("missing.toml"), "{e}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,162 @@
+//! The C ABI OpenVPN calls: `openvpn_plugin_open_v3`, `openvpn_plugin_func_v3`,
+//! `openvpn_plugin_close_v1`. This is the crate's only `unsafe` code.
+//!
+//! Each entry point runs behind [`panic_boundary`], so a bug here rejects the login (or refuses
+//! to open) instead of unwinding into C. Pointers from OpenVPN are checked for NULL before use;
+//! what they point to is only borrowed for the duration of the call, as the plugin API promises.
+
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::os::unix::ffi::OsStrExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::Arc;
+
+use openvpn_plugin_sys as sys;
+
+use crate::config::DEFAULT_CONFIG_PATH;
+use crate::env::AuthEnv;
+use crate::plugin::{Plugin, Verdict};
+
+/// No sane host passes more environment entries than this; stop reading rather than run away.
+const MAX_ENV_ENTRIES: usize = 16 * 1024;
+const PLUGIN_NAME: &CStr = c"motp";
+
+/// Runs `body`, turning a panic into `fallback` so no unwind ever crosses into OpenVPN.
+fn panic_boundary<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+}
+
+/// # Safety
+/// OpenVPN guarantees `arguments` and `retptr` point to valid structs for the call, `argv` and
+/// `envp` are NULL-terminated arrays of C strings, and `callbacks` lives as long as the plugin.
+#[no_mangle]
+pub unsafe extern "C" fn openvpn_plugin_open_v3(
+    version: c_int,
+    arguments: *const sys::openvpn_plugin_args_open_in,
+    retptr: *mut sys::openvpn_plugin_args_open_return,
+) -> c_int {
+    panic_boundary(sys::OPENVPN_PLUGIN_FUNC_ERROR, || {
+        if arguments.is_null() || retptr.is_null() || version < 1 {
+            return sys::OPENVPN_PLUGIN_FUNC_ERROR;
+        }
+        // SAFETY: checked non-NULL above; OpenVPN passes a valid struct for the call's duration.
+        let args = unsafe { &*arguments };
+        let log_fn = if args.callbacks.is_null() {
+            None
+        } else {
+            // SAFETY: non-NULL; OpenVPN's callbacks struct outlives the plugin.
+            unsafe { (*args.callbacks).plugin_log }
+        };
+        let sink = host_log_sink(log_fn);
+
+        // SAFETY: argv is OpenVPN's NULL-terminated argument array (or NULL).
+        let config_arg = unsafe { nth_c_string(args.argv, 1) };
+        let config_path = match config_arg {
+            Some(arg) => Path::new(std::ffi::OsStr::from_bytes(arg.to_bytes())).to_owned(),
+            None => Path::new(DEFAULT_CONFIG_PATH).to_owned(),
+        };
+        match Plugin::open(&config_path, sink) {
+            Ok(plugin) => {
+                // SAFETY: retptr was checked non-NULL and is OpenVPN's struct to fill.
+                let ret = unsafe { &mut *retptr };
+                ret.type_mask = sys::openvpn_plugin_mask(sys::OPENVPN_PLUGIN_AUTH_USER_PASS_VERIFY);
+                ret.handle = Box::into_raw(Box::new(plugin)).cast();
+                sys::OPENVPN_PLUGIN_FUNC_SUCCESS
+            }
+            Err(_) => sys::OPENVPN_PLUGIN_FUNC_ERROR,
+        }
+    })
+}
+
+/// # Safety
+/// `arguments` must be valid for the call, its `handle` one returned by `openvpn_plugin_open_v3`
+/// and not yet closed, and `envp` a NULL-terminated array of C strings.
+#[no_mangle]
+pub unsafe extern "C" fn openvpn_plugin_func_v3(
+    _version: c_int,
+    arguments: *const sys::openvpn_plugin_args_func_in,
+    _retptr: *mut sys::openvpn_plugin_args_func_return,
+) -> c_int {
+    panic_boundary(sys::OPENVPN_PLUGIN_FUNC_ERROR, || {
+        if arguments.is_null() {
+            return sys::OPENVPN_PLUGIN_FUNC_ERROR;
+        }
+        // SAFETY: checked non-NULL; valid for the duration of the call.
+        let args = unsafe { &*arguments };
+        if args.handle.is_null() || args.type_ != sys::OPENVPN_PLUGIN_AUTH_USER_PASS_VERIFY {
+            return sys::OPENVPN_PLUGIN_FUNC_ERROR;
+        }
+        // SAFETY: a non-NULL handle is the Box<Plugin> leaked by open_v3 and not yet closed.
+        let plugin = unsafe { &*args.handle.cast::<Plugin>() };
+        // SAFETY: envp is OpenVPN's NULL-terminated env array for this call (or NULL).
+        let entries = unsafe { c_string_array(args.envp) };
+        let env = AuthEnv::parse(entries.iter().map(|s| s.to_bytes()));
+        match plugin.authenticate(&env) {
+            Verdict::Accept => sys::OPENVPN_PLUGIN_FUNC_SUCCESS,
+            Verdict::Reject => sys::OPENVPN_PLUGIN_FUNC_ERROR,
+        }
+    })
+}
+
+/// # Safety
+/// `handle` must be NULL or a handle from `openvpn_plugin_open_v3` not closed before.
+#[no_mangle]
+pub unsafe extern "C" fn openvpn_plugin_close_v1(handle: sys::openvpn_plugin_handle_t) {
+    panic_boundary((), || {
+        if !handle.is_null() {
+            // SAFETY: the handle is the Box<Plugin> leaked by open_v3; OpenVPN closes it once.
+            drop(unsafe { Box::from_raw(handle.cast::<Plugin>()) });
+        }
+    })
+}
+
+/// The `n`th entry of a NULL-terminated `char *` array, if the array reaches that far.
+///
+/// # Safety
+/// `array` must be NULL or a NULL-terminated array of valid C strings.
+unsafe fn nth_c_string<'a>(array: *const *const c_char, n: usize) -> Option<&'a CStr> {
+    // SAFETY: forwarded contract.
+    unsafe { c_string_array(array) }.into_iter().nth(n)
+}
+
+/// Borrows every entry of a NULL-terminated `char *` array (at most [`MAX_ENV_ENTRIES`]).
+///
+/// # Safety
+/// `array` must be NULL or a NULL-terminated array of valid C strings that outlive `'a`.
+unsafe fn c_string_array<'a>(array: *const *const c_char) -> Vec<&'a CStr> {
+    let mut out = Vec::new();
+    if array.is_null() {
+        return out;
+    }
+    for i in 0..MAX_ENV_ENTRIES {
+        // SAFETY: the array is NULL-terminated and we stop at the terminator.
+        let entry = unsafe { *array.add(i) };
+        if entry.is_null() {
+            break;
+        }
+        // SAFETY: each non-NULL entry is a valid NUL-terminated C string.
+        out.push(unsafe { CStr::from_ptr(entry) });
+    }
+    out
+}
+
+/// Sends log lines to OpenVPN's `plugin_log`, or to stderr if the host gave none.
+fn host_log_sink(log_fn: sys::plugin_log_t) -> crate::log::Sink {
+    Arc::new(move |level, line: &str| {
+        let flags = match level {
+            tracing::Level::ERROR => sys::PLOG_ERR,
+            tracing::Level::WARN => sys::PLOG_WARN,
+            tracing::Level::INFO => sys::PLOG_NOTE,
+            _ => sys::PLOG_DEBUG,
+        };
+        let Ok(text) = CString::new(line.replace('\0', "?")) else {
+            return;
+        };
+        match log_fn {
+            // SAFETY: OpenVPN's plugin_log is printf-like; "%s" with one NUL-terminated string
+            // argument is a well-formed call, and it is made on OpenVPN's calling thread.
+            Some(log) => unsafe { log(flags, PLUGIN_NAME.as_ptr(), c"%s".as_ptr(), text.as_ptr()) },
+            None => eprintln!("motp: {line}"),
+        }
+    })
+}

@@ -1,0 +1,24 @@
+//! openvpn-motp: an OpenVPN plugin (`motp.so`) that checks certificate + mobile OTP logins.
+//!
+//! Modules, each with one job:
+//! - [`engine`]: the mOTP algorithm and the constant-time window search;
+//! - [`password`]: reading the code out of the client's password (bare or SCRV1);
+//! - [`config`]: `motp.toml`, validated, as a user table and a policy;
+//! - [`state`]: replay and lockout state behind one transactional operation;
+//! - [`auth`]: the decision for one login;
+//! - [`env`]: picking the variables the plugin uses out of OpenVPN's env;
+//! - [`log`]: `tracing` events to OpenVPN's `plugin_log`;
+//! - [`plugin`]: one loaded instance tying the above together;
+//! - `ffi`: the C entry points, the only `unsafe` code.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod engine;
+pub mod env;
+mod ffi;
+pub mod log;
+pub mod password;
+pub mod plugin;
+pub mod state;

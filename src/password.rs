@@ -1,0 +1,123 @@
+//! What the client sent as its password: a bare code, or OpenVPN's static-challenge form
+//! `SCRV1:<base64 password>:<base64 response>` whose response is the code.
+//!
+//! The parser never allocates more than the decoded response (at most a few bytes are kept) and
+//! wipes that copy; it has no recursion and no fixed-size buffers to overflow (the bug class of
+//! CVE-2024-28820 in the C challenge parsers).
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use zeroize::Zeroizing;
+
+use crate::engine::Code;
+
+/// OpenVPN's `USER_PASS_LEN` with PKCS#11 builds; anything longer is not from OpenVPN.
+pub const MAX_PASSWORD_LEN: usize = 4096;
+
+/// Why a password could not be read as a code. Never carries the password itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed {
+    TooLong,
+    NotACode,
+    BadChallengeFormat,
+    BadBase64,
+}
+
+impl std::fmt::Display for Malformed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Malformed::TooLong => "password too long",
+            Malformed::NotACode => "password is not a 6-character code",
+            Malformed::BadChallengeFormat => "static-challenge answer is not SCRV1:<b64>:<b64>",
+            Malformed::BadBase64 => "static-challenge answer has bad base64",
+        })
+    }
+}
+
+const SCRV1_PREFIX: &[u8] = b"SCRV1:";
+
+/// Extracts the code from the raw password bytes.
+pub fn parse(password: &[u8]) -> Result<Code, Malformed> {
+    if password.len() > MAX_PASSWORD_LEN {
+        return Err(Malformed::TooLong);
+    }
+    match password.strip_prefix(SCRV1_PREFIX) {
+        Some(rest) => parse_scrv1(rest),
+        None => Code::parse(password.trim_ascii()).ok_or(Malformed::NotACode),
+    }
+}
+
+fn parse_scrv1(rest: &[u8]) -> Result<Code, Malformed> {
+    // Base64 has no ':', so a well-formed answer splits into exactly two fields.
+    let mut fields = rest.split(|&b| b == b':');
+    let (Some(_password), Some(response), None) = (fields.next(), fields.next(), fields.next())
+    else {
+        return Err(Malformed::BadChallengeFormat);
+    };
+    // A code is 6 characters; allow some whitespace around it, refuse anything far longer
+    // before decoding.
+    if response.len() > 64 {
+        return Err(Malformed::NotACode);
+    }
+    let mut decoded = Zeroizing::new([0u8; 48]);
+    let len = STANDARD
+        .decode_slice(response, &mut decoded[..])
+        .map_err(|_| Malformed::BadBase64)?;
+    Code::parse(decoded[..len].trim_ascii()).ok_or(Malformed::NotACode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(s: &str) -> String {
+        STANDARD.encode(s)
+    }
+
+    #[test]
+    fn bare_code_any_case_trimmed() {
+        assert_eq!(parse(b"6ed4e4").unwrap().to_hex(), "6ed4e4");
+        assert_eq!(parse(b"  6ED4E4\n").unwrap().to_hex(), "6ed4e4");
+    }
+
+    #[test]
+    fn scrv1_valid() {
+        let pw = format!("SCRV1:{}:{}", b64("static password"), b64("6ed4e4"));
+        assert_eq!(parse(pw.as_bytes()).unwrap().to_hex(), "6ed4e4");
+        // The password part may be empty, and a trailing newline in the response is trimmed.
+        let pw = format!("SCRV1::{}", b64("6ED4E4\n"));
+        assert_eq!(parse(pw.as_bytes()).unwrap().to_hex(), "6ed4e4");
+    }
+
+    #[test]
+    fn scrv1_bad_base64() {
+        assert_eq!(parse(b"SCRV1:cGFzcw==:!!!!"), Err(Malformed::BadBase64));
+    }
+
+    #[test]
+    fn scrv1_missing_parts() {
+        assert_eq!(parse(b"SCRV1:"), Err(Malformed::BadChallengeFormat));
+        assert_eq!(parse(b"SCRV1:cGFzcw=="), Err(Malformed::BadChallengeFormat));
+        assert_eq!(parse(b"SCRV1:cGFzcw==:"), Err(Malformed::NotACode));
+    }
+
+    #[test]
+    fn scrv1_many_colons() {
+        let pw = format!("SCRV1{}", ":".repeat(1000));
+        assert_eq!(parse(pw.as_bytes()), Err(Malformed::BadChallengeFormat));
+    }
+
+    #[test]
+    fn other_text_is_not_a_code() {
+        for pw in [
+            &b""[..],
+            b"hunter2",
+            b"6ed4e4x",
+            b"\xff\xfe\xfd\xfc\xfb\xfa",
+            b"=6ed4e",
+        ] {
+            assert!(parse(pw).is_err());
+        }
+        assert_eq!(parse(&[b'a'; 5000]), Err(Malformed::TooLong));
+    }
+}
