@@ -1,1 +1,26 @@
+//! Test host for `motp.so`.
+//!
+//! - [`abi`]: loads the built `.so` with dlopen and calls it through the v3 structs, the way
+//!   OpenVPN does, with a `plugin_log` that records what the plugin logged.
+//! - [`openvpn`]: a throw-away PKI and real `openvpn` server and client processes on loopback.
 
+pub mod abi;
+pub mod openvpn;
+
+use std::path::PathBuf;
+
+/// The workspace root (where `Cargo.toml` and `target/` are).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root exists")
+}
+
+/// The built plugin: `$MOTP_PLUGIN_SO` if set, else `target/<profile>/libmotp.so` for the
+/// profile this harness was built in (tests use the debug build, which has the clock hook).
+pub fn plugin_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("MOTP_PLUGIN_SO") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    target.join(profile).join("libmotp.so")
+}
