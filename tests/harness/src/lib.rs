@@ -11,7 +11,10 @@ use std::path::PathBuf;
 
 /// The workspace root (where `Cargo.toml` and `target/` are).
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root exists")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root exists")
 }
 
 /// The built plugin: `$MOTP_PLUGIN_SO` if set, else `target/<profile>/libmotp.so` for the
@@ -20,7 +23,20 @@ pub fn plugin_path() -> PathBuf {
     if let Some(p) = std::env::var_os("MOTP_PLUGIN_SO") {
         return PathBuf::from(p);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
-    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
-    target.join(profile).join("libmotp.so")
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let profile = target.join(if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    });
+    // `cargo build` puts the cdylib in the profile dir; `cargo test` leaves it in deps/.
+    // Take whichever was built last.
+    [profile.join("libmotp.so"), profile.join("deps/libmotp.so")]
+        .into_iter()
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| profile.join("libmotp.so"))
 }

@@ -1,1 +1,600 @@
-//! (being written)
+//! Real OpenVPN on loopback: a throw-away PKI, a server that loads `motp.so`, and clients.
+//!
+//! Every process is a direct child held in a guard that kills it on drop, so a failing
+//! assertion never leaves an `openvpn` (or its tun device) behind. Each server gets its own port
+//! and tun device name, so tests can run in parallel.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long any single wait for OpenVPN may take before the test gives up.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Fails early, with the fix, when `openvpn` or `openssl` is not installed.
+pub fn require_tools() {
+    for tool in ["openvpn", "openssl"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            found,
+            "`{tool}` is not installed; run: apt-get install -y openvpn openssl"
+        );
+    }
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("motp-{label}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("create temp dir");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
+        TempDir { path }
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("MOTP_KEEP_TEMP").is_none() {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate, one client certificate per name, and a tls-crypt key.
+pub struct Pki {
+    pub dir: PathBuf,
+}
+
+impl Pki {
+    /// EC P-256 keys: the whole PKI takes well under a second.
+    pub fn create(dir: &Path, clients: &[&str]) -> Pki {
+        let dir = dir.join("pki");
+        fs::create_dir_all(&dir).expect("create pki dir");
+        let openssl = |args: &[&str]| run(Command::new("openssl").args(args).current_dir(&dir));
+        openssl(&[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "ca.key",
+        ]);
+        openssl(&[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "ca.key",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=motp-test-ca",
+            "-out",
+            "ca.crt",
+        ]);
+        let mut names = vec![("server", true)];
+        names.extend(clients.iter().map(|c| (*c, false)));
+        for (name, is_server) in names {
+            let ext = if is_server {
+                "extendedKeyUsage=serverAuth"
+            } else {
+                "extendedKeyUsage=clientAuth"
+            };
+            fs::write(
+                dir.join(format!("{name}.ext")),
+                format!("{ext}\nkeyUsage=digitalSignature\n"),
+            )
+            .expect("write ext");
+            openssl(&[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                &format!("{name}.key"),
+            ]);
+            openssl(&[
+                "req",
+                "-new",
+                "-key",
+                &format!("{name}.key"),
+                "-subj",
+                &format!("/CN={name}"),
+                "-out",
+                &format!("{name}.csr"),
+            ]);
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+                "-out",
+                &format!("{name}.crt"),
+            ]);
+        }
+        run(Command::new("openvpn")
+            .args(["--genkey", "secret"])
+            .arg(dir.join("tls-crypt.key")));
+        for entry in fs::read_dir(&dir).expect("read pki dir") {
+            let path = entry.expect("entry").path();
+            let mode = if path.extension().is_some_and(|e| e == "key") {
+                0o600
+            } else {
+                0o644
+            };
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod pki file");
+        }
+        Pki { dir }
+    }
+
+    pub fn file(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+}
+
+/// A loopback port free right now for both UDP and TCP.
+pub fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().expect("addr").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A child process killed (and reaped) on drop.
+pub struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    pub fn spawn(cmd: &mut Command) -> Proc {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Proc { child }
+    }
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+    pub fn signal(&self, signal: &str) {
+        run(Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]));
+    }
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Reads a log file as text (missing file → empty).
+pub fn read_log(path: &Path) -> String {
+    fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// Waits until `done(log)` holds or the process exits or `WAIT` passes; returns the final log.
+fn wait_for_log(proc: &mut Proc, log: &Path, done: impl Fn(&str) -> bool) -> (bool, String) {
+    let start = Instant::now();
+    loop {
+        let text = read_log(log);
+        if done(&text) {
+            return (true, text);
+        }
+        if proc.has_exited() || start.elapsed() > WAIT {
+            return (false, read_log(log));
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    Udp,
+    Tcp,
+}
+
+impl Proto {
+    fn server(self) -> &'static str {
+        match self {
+            Proto::Udp => "udp4",
+            Proto::Tcp => "tcp4-server",
+        }
+    }
+    fn client(self) -> &'static str {
+        match self {
+            Proto::Udp => "udp4",
+            Proto::Tcp => "tcp4-client",
+        }
+    }
+}
+
+/// How to start a server.
+pub struct ServerSpec<'a> {
+    pub pki: &'a Pki,
+    pub plugin: PathBuf,
+    pub motp_config: PathBuf,
+    pub proto: Proto,
+    /// Extra server.conf lines, e.g. `auth-gen-token`, `user nobody`.
+    pub extra: Vec<String>,
+    /// Environment for the server process (e.g. the plugin's debug clock hook).
+    pub env: Vec<(String, String)>,
+}
+
+impl<'a> ServerSpec<'a> {
+    pub fn new(pki: &'a Pki, plugin: PathBuf, motp_config: PathBuf) -> ServerSpec<'a> {
+        ServerSpec {
+            pki,
+            plugin,
+            motp_config,
+            proto: Proto::Udp,
+            extra: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+}
+
+/// A running `openvpn` server with the plugin loaded.
+pub struct Server {
+    pub port: u16,
+    pub proto: Proto,
+    pub log_path: PathBuf,
+    pub dir: PathBuf,
+    proc: Proc,
+}
+
+static SUBNET: AtomicU32 = AtomicU32::new(0);
+
+impl Server {
+    /// Writes server.conf into `dir` and starts the server; returns once it is serving, or the
+    /// error log if it stopped instead.
+    pub fn start(dir: &Path, spec: &ServerSpec) -> Result<Server, String> {
+        let port = free_port();
+        let subnet = 10 + SUBNET.fetch_add(1, Ordering::Relaxed) % 200;
+        let pki = spec.pki;
+        let mut conf = String::new();
+        let _ = writeln!(
+            conf,
+            "mode server\ntls-server\nproto {proto}\nlocal 127.0.0.1\nport {port}\n\
+             dev e2e{port}\ndev-type tun\ntopology subnet\nserver 10.{a}.{b}.0 255.255.255.0\n\
+             ifconfig-noexec\nroute-noexec\n\
+             ca {ca}\ncert {cert}\nkey {key}\ndh none\ntls-crypt {tc}\n\
+             keepalive 10 60\nhand-window 90\nverb 4\nmute 0\n\
+             tmp-dir {dir}\nplugin {so} {cfg}",
+            proto = spec.proto.server(),
+            a = (port % 200) + 20,
+            b = subnet,
+            ca = pki.file("ca.crt"),
+            cert = pki.file("server.crt"),
+            key = pki.file("server.key"),
+            tc = pki.file("tls-crypt.key"),
+            dir = dir.display(),
+            so = spec.plugin.display(),
+            cfg = spec.motp_config.display(),
+        );
+        for line in &spec.extra {
+            let _ = writeln!(conf, "{line}");
+        }
+        let conf_path = dir.join(format!("server-{port}.conf"));
+        fs::write(&conf_path, conf).expect("write server.conf");
+        let log_path = dir.join(format!("server-{port}.log"));
+        let mut cmd = Command::new("openvpn");
+        cmd.arg("--config")
+            .arg(&conf_path)
+            .arg("--log")
+            .arg(&log_path)
+            .current_dir(dir);
+        for (k, v) in &spec.env {
+            cmd.env(k, v);
+        }
+        let mut proc = Proc::spawn(&mut cmd);
+        let (ready, log) = wait_for_log(&mut proc, &log_path, |l| {
+            l.contains("Initialization Sequence Completed")
+        });
+        if !ready {
+            return Err(log);
+        }
+        Ok(Server {
+            port,
+            proto: spec.proto,
+            log_path,
+            dir: dir.to_owned(),
+            proc,
+        })
+    }
+
+    pub fn log(&self) -> String {
+        read_log(&self.log_path)
+    }
+
+    /// Sends SIGHUP and waits until the reloaded server serves again.
+    pub fn sighup(&mut self) {
+        let before = self
+            .log()
+            .matches("Initialization Sequence Completed")
+            .count();
+        self.proc.signal("HUP");
+        let log_path = self.log_path.clone();
+        let (ok, log) = wait_for_log(&mut self.proc, &log_path, |l| {
+            l.matches("Initialization Sequence Completed").count() > before
+        });
+        assert!(ok, "server did not come back after SIGHUP:\n{log}");
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        !self.proc.has_exited()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    /// The `PLUGIN motp:` lines of the server log.
+    pub fn plugin_lines(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("PLUGIN motp:"))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// The result of one client login attempt.
+#[derive(Debug)]
+pub struct Outcome {
+    pub accepted: bool,
+    pub log: String,
+}
+
+impl Outcome {
+    pub fn rejected(&self) -> bool {
+        !self.accepted
+            && self
+                .log
+                .contains("AUTH: Received control message: AUTH_FAILED")
+    }
+    /// The AUTH_FAILED control message the server sent, if any.
+    pub fn auth_failed_message(&self) -> Option<&str> {
+        self.log
+            .lines()
+            .find(|l| l.contains("AUTH_FAILED"))
+            .map(str::trim)
+    }
+}
+
+/// How a client authenticates.
+pub enum Credentials<'a> {
+    /// `auth-user-pass FILE` (mode 0600).
+    File {
+        username: &'a str,
+        password: &'a str,
+    },
+    /// `static-challenge "Enter code" 1`, answered through the management socket with
+    /// `SCRV1:<b64 password>:<b64 code>`.
+    StaticChallenge {
+        username: &'a str,
+        password: &'a str,
+        code: &'a str,
+    },
+}
+
+/// A client connection, running until dropped.
+pub struct Client {
+    pub log_path: PathBuf,
+    proc: Proc,
+}
+
+static CLIENT_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl Client {
+    /// Starts a client with `cert_name`'s certificate; `extra` adds client.conf lines.
+    pub fn start(
+        server: &Server,
+        pki: &Pki,
+        cert_name: &str,
+        creds: &Credentials,
+        extra: &[&str],
+    ) -> Client {
+        let n = CLIENT_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = &server.dir;
+        let tag = format!("client-{}-{n}", server.port);
+        let mut conf = format!(
+            "client\nproto {proto}\nremote 127.0.0.1 {port}\nnobind\ndev null\nifconfig-noexec\nroute-noexec\n\
+             ca {ca}\ncert {cert}\nkey {key}\ntls-crypt {tc}\nremote-cert-tls server\n\
+             auth-nocache\nauth-retry none\nconnect-retry 1 1\nconnect-retry-max 1\n\
+             server-poll-timeout 20\nverb 4\nmute 0\n",
+            proto = server.proto.client(),
+            port = server.port,
+            ca = pki.file("ca.crt"),
+            cert = pki.file(&format!("{cert_name}.crt")),
+            key = pki.file(&format!("{cert_name}.key")),
+            tc = pki.file("tls-crypt.key"),
+        );
+        let mut management = None;
+        match creds {
+            Credentials::File { username, password } => {
+                let path = dir.join(format!("{tag}.auth"));
+                fs::write(&path, format!("{username}\n{password}\n")).expect("write auth file");
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+                    .expect("chmod auth file");
+                let _ = writeln!(conf, "auth-user-pass {}", path.display());
+            }
+            Credentials::StaticChallenge { .. } => {
+                let sock = dir.join(format!("{tag}.sock"));
+                let _ = writeln!(
+                    conf,
+                    "auth-user-pass\nstatic-challenge \"Enter code\" 1\nmanagement {} unix\n\
+                     management-query-passwords",
+                    sock.display()
+                );
+                management = Some(sock);
+            }
+        }
+        for line in extra {
+            let _ = writeln!(conf, "{line}");
+        }
+        let conf_path = dir.join(format!("{tag}.conf"));
+        fs::write(&conf_path, conf).expect("write client.conf");
+        let log_path = dir.join(format!("{tag}.log"));
+        let proc = Proc::spawn(
+            Command::new("openvpn")
+                .arg("--config")
+                .arg(&conf_path)
+                .arg("--log")
+                .arg(&log_path),
+        );
+        if let (
+            Some(sock),
+            Credentials::StaticChallenge {
+                username,
+                password,
+                code,
+            },
+        ) = (management, creds)
+        {
+            answer_static_challenge(&sock, username, password, code);
+        }
+        Client { log_path, proc }
+    }
+
+    pub fn log(&self) -> String {
+        read_log(&self.log_path)
+    }
+
+    /// Waits for the verdict: connection completed, or AUTH_FAILED (or exit / timeout).
+    pub fn outcome(&mut self) -> Outcome {
+        let log_path = self.log_path.clone();
+        let (_, log) = wait_for_log(&mut self.proc, &log_path, |l| {
+            l.contains("Initialization Sequence Completed") || l.contains("AUTH_FAILED")
+        });
+        Outcome {
+            accepted: log.contains("Initialization Sequence Completed")
+                && !log.contains("AUTH_FAILED"),
+            log,
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        !self.proc.has_exited()
+    }
+}
+
+/// One login attempt: start a client, wait for the verdict, stop the client.
+pub fn login(server: &Server, pki: &Pki, cert_name: &str, creds: &Credentials) -> Outcome {
+    let mut client = Client::start(server, pki, cert_name, creds, &[]);
+    client.outcome()
+}
+
+/// Plays the user at the client's management interface for a static challenge.
+fn answer_static_challenge(sock: &Path, username: &str, password: &str, code: &str) {
+    let start = Instant::now();
+    let stream = loop {
+        match UnixStream::connect(sock) {
+            Ok(s) => break s,
+            Err(e) if start.elapsed() > WAIT => {
+                panic!("management socket {} never came up: {e}", sock.display())
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    stream.set_read_timeout(Some(WAIT)).expect("set timeout");
+    let mut writer = stream.try_clone().expect("clone socket");
+    let mut lines = BufReader::new(stream).lines();
+    let mut wait_for = |prefix: &str| loop {
+        match lines.next() {
+            Some(Ok(line)) if line.starts_with(prefix) => return line,
+            Some(Ok(_)) => continue,
+            _ => panic!(
+                "management interface closed before `{prefix}` on {}",
+                sock.display()
+            ),
+        }
+    };
+    wait_for(">PASSWORD:Need 'Auth' username/password SC:");
+    writeln!(writer, "username \"Auth\" \"{username}\"").expect("send username");
+    wait_for("SUCCESS: 'Auth' username");
+    let answer = format!(
+        "SCRV1:{}:{}",
+        b64(password.as_bytes()),
+        b64(code.as_bytes())
+    );
+    writeln!(writer, "password \"Auth\" \"{answer}\"").expect("send password");
+    wait_for("SUCCESS: 'Auth' password");
+}
+
+/// Standard base64, as OpenVPN's client encodes SCRV1 fields.
+pub fn b64(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// Writes a motp.toml readable by owner and group only (the plugin refuses world-readable ones).
+pub fn write_motp_config(path: &Path, text: &str) {
+    fs::write(path, text).expect("write motp.toml");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o640)).expect("chmod motp.toml");
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
