@@ -1,0 +1,15 @@
+#!/bin/sh
+# Runs every test of the project. Needs root: the end-to-end tests start real OpenVPN servers,
+# which open tun devices. Installs what the tests need (Debian packages) if it is missing.
+set -eu
+cd "$(dirname "$0")"
+need=""
+for tool in openvpn openssl valgrind; do
+    command -v "$tool" >/dev/null 2>&1 || need="$need $tool"
+done
+[ -f /usr/include/openvpn/openvpn-plugin.h ] || need="$need openvpn"
+if [ -n "$need" ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need
+fi
+cargo test --workspace
