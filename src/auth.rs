@@ -92,8 +92,14 @@ impl Authenticator<'_> {
             return Decision::Disabled;
         }
 
+        // A certificate that is not this user's never touches the user's state: otherwise any
+        // certificate holder could lock anyone out (or probe who exists) by naming them.
         let cn_matches = !self.policy.require_common_name
             || request.common_name == Some(user.expected_common_name(username).as_bytes());
+        if !cn_matches {
+            burn(code, now, radius);
+            return Decision::CnMismatch;
+        }
         let center = engine::step_of(now.saturating_add(user.offset_secs));
         let policy = self.policy;
         let mut decision = Decision::StateUnavailable;
@@ -104,11 +110,10 @@ impl Authenticator<'_> {
                 };
                 return;
             }
-            decision = match (cn_matches, code) {
-                (false, _) => Decision::CnMismatch,
-                (true, None) => Decision::MalformedPassword(Malformed::NotACode),
-                (true, Some(Err(why))) => Decision::MalformedPassword(why),
-                (true, Some(Ok(code))) => {
+            decision = match code {
+                None => Decision::MalformedPassword(Malformed::NotACode),
+                Some(Err(why)) => Decision::MalformedPassword(why),
+                Some(Ok(code)) => {
                     match engine::find_step(code, &user.key, center, radius) {
                         None => Decision::BadCode,
                         Some(m) if state.last_step.is_some_and(|last| m.step <= last) => {
@@ -315,6 +320,15 @@ disabled = true
         assert!(lax
             .login("alice", &alice_code(NOW), "bob", NOW)
             .is_accepted());
+    }
+
+    #[test]
+    fn another_users_certificate_cannot_lock_the_user_out() {
+        let f = Fixture::new(CONFIG);
+        for _ in 0..10 {
+            assert_eq!(f.login("alice", "000000", "bob", NOW), Decision::CnMismatch);
+        }
+        assert!(f.login("alice", &alice_code(NOW), "alice", NOW).is_accepted());
     }
 
     #[test]
