@@ -13,3 +13,6 @@ if [ -n "$need" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need
 fi
 cargo test --workspace
+
+# The SIGHUP lifecycle under valgrind: 1,000 dlopen/open/auth/close/dlclose cycles.
+scripts/lifecycle-valgrind.sh 1000
