@@ -164,7 +164,8 @@ impl Config {
 
 const HINT_SYNTAX: &str = " (see conf/motp.toml or motp.toml(5) for the expected format)";
 
-fn read_protected(path: &Path) -> Result<String, ConfigError> {
+/// The file's text, wiped when dropped: it holds every secret and PIN.
+fn read_protected(path: &Path) -> Result<Zeroizing<String>, ConfigError> {
     let fail = |message: String| ConfigError {
         path: path.to_owned(),
         line: None,
@@ -195,7 +196,8 @@ fn read_protected(path: &Path) -> Result<String, ConfigError> {
             "is larger than {MAX_CONFIG_BYTES} bytes; is this the right file?"
         )));
     }
-    let mut text = String::new();
+    // Sized up front so reading never reallocates (a reallocation would free an unwiped copy).
+    let mut text = Zeroizing::new(String::with_capacity(meta.len() as usize + 1));
     file.take(MAX_CONFIG_BYTES + 1)
         .read_to_string(&mut text)
         .map_err(|e| {
