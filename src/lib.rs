@@ -7,6 +7,7 @@
 //! - [`state`]: replay and lockout state behind one transactional operation;
 //! - [`auth`]: the decision for one login;
 //! - [`env`]: picking the variables the plugin uses out of OpenVPN's env;
+//! - [`ip_limit`]: failed logins per source address, in a table of bounded size;
 //! - [`log`]: `tracing` events to OpenVPN's `plugin_log`;
 //! - [`plugin`]: one loaded instance tying the above together;
 //! - `ffi`: the C entry points, the only `unsafe` code.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod engine;
 pub mod env;
 mod ffi;
+pub mod ip_limit;
 pub mod log;
 pub mod password;
 pub mod plugin;
