@@ -1,0 +1,284 @@
+//! check-config: what the plugin refuses (errors), and what it tolerates but should not
+//! (warnings).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use motp::config::Config;
+use toml_edit::DocumentMut;
+
+use crate::cli::{CheckArgs, DEFAULT_CONFIG};
+use crate::sys::{self, Account, ClockSync};
+use crate::{Outcome, Status};
+
+/// The findings, printed as they come: `error:`, `warning:`, `note:` and `ok:` lines.
+#[derive(Default)]
+struct Report {
+    errors: usize,
+    warnings: usize,
+}
+
+impl Report {
+    fn error(&mut self, message: impl AsRef<str>) {
+        self.errors += 1;
+        println!("error: {}", message.as_ref());
+    }
+    fn warning(&mut self, message: impl AsRef<str>) {
+        self.warnings += 1;
+        println!("warning: {}", message.as_ref());
+    }
+    fn note(&self, message: impl AsRef<str>) {
+        println!("note: {}", message.as_ref());
+    }
+    fn ok(&self, message: impl AsRef<str>) {
+        println!("ok: {}", message.as_ref());
+    }
+}
+
+pub fn check_config(args: CheckArgs) -> Outcome {
+    let path = args
+        .path
+        .or(args.config)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let mut report = Report::default();
+
+    let account = match &args.runtime_user {
+        None => None,
+        Some(name) => match Account::lookup(name) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                report.error(format!("--runtime-user: {e}"));
+                None
+            }
+        },
+    };
+
+    match Config::load(&path) {
+        Err(e) => report.error(format!("{e} (the plugin would refuse to start with it)")),
+        Ok(config) => {
+            let disabled = config
+                .users
+                .names()
+                .filter(|n| config.users.get(n).is_some_and(|u| u.disabled))
+                .count();
+            report.ok(format!(
+                "{} loads: {} user{} ({disabled} disabled), window ±{} s, {} failures lock a \
+                 user for {} s, certificate CN {}",
+                path.display(),
+                config.users.len(),
+                if config.users.len() == 1 { "" } else { "s" },
+                config.policy.window_secs,
+                config.policy.max_failures,
+                config.policy.lockout_secs,
+                if config.policy.require_common_name {
+                    "must match"
+                } else {
+                    "not checked"
+                },
+            ));
+            if config.users.is_empty() {
+                report.warning("no users are configured: every login will be refused");
+            }
+            if let Ok((text, meta)) = crate::edit::read_text(&path) {
+                if let Ok(doc) = text.parse::<DocumentMut>() {
+                    check_users(&doc, &mut report);
+                    check_state(&doc, &path, account.as_ref(), &mut report);
+                }
+                check_permissions(&path, &meta, account.as_ref(), &mut report);
+            }
+        }
+    }
+
+    if args.no_clock_check {
+        report.note("clock synchronisation not checked (--no-clock-check)");
+    } else {
+        match sys::clock_sync() {
+            ClockSync::Synchronised(how) => {
+                report.ok(format!("the system clock is synchronised ({how})"))
+            }
+            ClockSync::NotSynchronised(how) => report.warning(format!(
+                "the system clock is not synchronised ({how} says so); mOTP codes depend on it: \
+                 enable NTP (e.g. `timedatectl set-ntp true`, chrony or systemd-timesyncd)"
+            )),
+            ClockSync::Unknown(why) => report.warning(format!(
+                "could not check whether the system clock is synchronised: {why}. mOTP codes \
+                 depend on it; make sure NTP runs (or pass --no-clock-check)"
+            )),
+        }
+    }
+
+    println!(
+        "check-config: {} error{}, {} warning{}",
+        report.errors,
+        if report.errors == 1 { "" } else { "s" },
+        report.warnings,
+        if report.warnings == 1 { "" } else { "s" }
+    );
+    Ok(if report.errors > 0 {
+        Status::Failed
+    } else if report.warnings > 0 {
+        Status::Warn
+    } else {
+        Status::Ok
+    })
+}
+
+/// Per-user warnings, from the file as written (the loader only keeps secret ‖ PIN).
+fn check_users(doc: &DocumentMut, report: &mut Report) {
+    let Some(users) = doc.get("users").and_then(|u| u.as_table_like()) else {
+        return;
+    };
+    let mut by_pin: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, entry) in users.iter() {
+        let Some(entry) = entry.as_table_like() else {
+            continue;
+        };
+        if let Some(secret) = entry.get("secret").and_then(|s| s.as_str()) {
+            if secret.bytes().any(|b| b.is_ascii_uppercase()) {
+                report.warning(format!(
+                    "users.{name}.secret has uppercase letters: it is hashed exactly as written, \
+                     but phone apps such as Aegis lowercase it and then show other codes; write \
+                     it in lowercase here and on the phone"
+                ));
+            }
+            if secret.len() % 2 == 1 {
+                report.warning(format!(
+                    "users.{name}.secret has an odd number of characters: apps that read it as \
+                     hex bytes (Aegis) cannot import it"
+                ));
+            }
+            if secret.len() < 16 {
+                // The loader refuses these; kept in case its rule is ever relaxed.
+                report.warning(format!(
+                    "users.{name}.secret is shorter than 16 characters (64 bits)"
+                ));
+            }
+        }
+        if let Some(pin) = entry.get("pin").and_then(|p| p.as_str()) {
+            if pin.len() == 4 && pin.bytes().all(|b| b.is_ascii_digit()) {
+                by_pin.entry(pin).or_default().push(name);
+            }
+        }
+    }
+    for names in by_pin.values().filter(|n| n.len() > 1) {
+        report.warning(format!(
+            "users {} have the same 4-digit PIN: one PIN known is a PIN for all of them",
+            names.join(", ")
+        ));
+    }
+}
+
+/// Who can read the config: the runtime user must (OpenVPN re-opens the plugin after SIGHUP
+/// without root once it dropped privileges), no other group should.
+fn check_permissions(path: &Path, meta: &fs::Metadata, account: Option<&Account>, r: &mut Report) {
+    let mode = meta.mode() & 0o7777;
+    let group = sys::group_name(meta.gid());
+    if mode & 0o020 != 0 {
+        r.warning(format!(
+            "{} is writable by group {group} (mode {mode:04o}): its members can add users; \
+             run `chmod g-w {}`",
+            path.display(),
+            path.display()
+        ));
+    }
+    let Some(account) = account else {
+        if mode & 0o040 != 0 && meta.gid() != 0 {
+            r.note(format!(
+                "{} is readable by group {group}; pass --runtime-user to check that this is \
+                 OpenVPN's group",
+                path.display()
+            ));
+        } else {
+            r.note("pass --runtime-user USER (OpenVPN's `user`) to check who can read the config and write the state");
+        }
+        return;
+    };
+    if !account.may(meta.uid(), meta.gid(), mode, 0o4) {
+        r.warning(format!(
+            "the runtime user {} cannot read {} (owner {}, group {group}, mode {mode:04o}): \
+             after a SIGHUP OpenVPN re-opens the plugin without root, fails, and stops. Run \
+             `chgrp GROUP {}` with OpenVPN's group and `chmod 0640 {}`",
+            account.name,
+            path.display(),
+            sys::user_name(meta.uid()),
+            path.display(),
+            path.display()
+        ));
+    }
+    if mode & 0o040 != 0 && !account.gids.contains(&meta.gid()) && meta.gid() != 0 {
+        r.warning(format!(
+            "{} is readable by group {group}, which is not a group of the runtime user {}: its \
+             members can read every secret and PIN",
+            path.display(),
+            account.name
+        ));
+    }
+}
+
+/// The state backend: memory is lost at every reload; a directory must be writable by the
+/// runtime user. Read from the file as written, so that backends this motpctl does not know
+/// are still checked for their directory.
+fn check_state(doc: &DocumentMut, config_path: &Path, account: Option<&Account>, r: &mut Report) {
+    let state = doc.get("state");
+    let backend = state
+        .and_then(|s| s.get("backend"))
+        .and_then(|b| b.as_str())
+        .unwrap_or("memory");
+    let dir = state.and_then(|s| s.get("dir")).and_then(|d| d.as_str());
+    if backend == "memory" {
+        r.note(
+            "state backend \"memory\": lockouts and replay protection are lost whenever OpenVPN \
+             reloads the plugin (SIGHUP, e.g. at log rotation)",
+        );
+        return;
+    }
+    let Some(dir) = dir else {
+        r.note(format!(
+            "state backend \"{backend}\" with its default directory: not checked"
+        ));
+        return;
+    };
+    let dir = match Path::new(dir) {
+        p if p.is_absolute() => p.to_owned(),
+        p => config_path.parent().unwrap_or(Path::new(".")).join(p),
+    };
+    let meta = match fs::metadata(&dir) {
+        Ok(m) if m.is_dir() => m,
+        Ok(_) => {
+            r.warning(format!("state.dir {} is not a directory", dir.display()));
+            return;
+        }
+        Err(e) => {
+            r.warning(format!("state.dir {}: {e}", dir.display()));
+            return;
+        }
+    };
+    let Some(account) = account else {
+        r.note(format!(
+            "state.dir {} exists; pass --runtime-user to check that OpenVPN can write it",
+            dir.display()
+        ));
+        return;
+    };
+    let mode = meta.mode() & 0o7777;
+    if account.may(meta.uid(), meta.gid(), mode, 0o3) {
+        r.ok(format!(
+            "state.dir {} is writable by {}",
+            dir.display(),
+            account.name
+        ));
+    } else {
+        r.warning(format!(
+            "the runtime user {} cannot write the state directory {} (owner {}, group {}, mode \
+             {mode:04o}); run `chown {} {}`",
+            account.name,
+            dir.display(),
+            sys::user_name(meta.uid()),
+            sys::group_name(meta.gid()),
+            account.name,
+            dir.display()
+        ));
+    }
+}

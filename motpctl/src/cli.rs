@@ -1,0 +1,508 @@
+//! The command line: every subcommand, its options and its help text.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Command, CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
+
+use crate::{Fail, Outcome, Status};
+
+pub const DEFAULT_CONFIG: &str = motp::config::DEFAULT_CONFIG_PATH;
+
+const EXIT_CODES: &str = "\
+Exit status:
+  0  success
+  1  done, with warnings (printed as `warning:` lines)
+  2  error: nothing was changed (or the check found errors)";
+
+const ABOUT: &str = "Manage the openvpn-motp plugin: enrol users, check motp.toml, verify codes, \
+fix phone clocks, import old setups";
+
+const LONG_ABOUT: &str = "\
+motpctl manages the users and settings of the openvpn-motp plugin (motp.so), which checks a \
+certificate plus a mobile OTP (mOTP) code at every OpenVPN login.
+
+The plugin reads motp.toml (default /etc/openvpn/motp.toml) when OpenVPN starts and at every \
+SIGHUP. Commands that change the file keep its comments, order, owner and mode, check the result \
+the same way the plugin does, and replace the file atomically. Run `motpctl check-config` before \
+every reload: a config the plugin refuses at SIGHUP stops the OpenVPN server.
+
+Secrets and PINs are never printed, except a secret or PIN that `add-user` generates.";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "motpctl",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = EXIT_CODES,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+
+    /// Pretend the server clock reads this many Unix seconds (for tests).
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        value_name = "UNIX_SECONDS",
+        allow_hyphen_values = true
+    )]
+    pub now: Option<i64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    Code(CodeArgs),
+    CheckConfig(CheckArgs),
+    AddUser(AddUserArgs),
+    /// Remove a user from motp.toml.
+    ///
+    /// Deletes the user's [users.NAME] section, with the comment lines directly above its
+    /// header (a comment block separated from it by a blank line is kept). The file keeps its
+    /// other comments, order, owner and mode; it is replaced atomically, and only if the plugin
+    /// would accept the result. Reload OpenVPN afterwards.
+    RemoveUser(UserArgs),
+    /// Refuse a user's logins, keeping the entry (sets `disabled = true`).
+    ///
+    /// The user is refused until `motpctl enable NAME`. The file keeps its comments, order,
+    /// owner and mode; it is replaced atomically. Reload OpenVPN afterwards.
+    Disable(UserArgs),
+    /// Let a disabled user log in again (removes `disabled = true`).
+    ///
+    /// The file keeps its comments, order, owner and mode; it is replaced atomically. Reload
+    /// OpenVPN afterwards.
+    Enable(UserArgs),
+    Verify(VerifyArgs),
+    Resync(ResyncArgs),
+    Status(StatusArgs),
+    /// Clear a user's lockout (needs a durable state store).
+    ///
+    /// The plugin's state (failed logins, lockouts) lives where `[state]` in motp.toml says.
+    /// This build only has the in-memory store inside the OpenVPN process, which motpctl cannot
+    /// reach: this command reports that and exits 2. A lockout ends by itself after
+    /// lockout_secs.
+    Unlock(UserArgs),
+    Import(ImportArgs),
+    Completions(CompletionsArgs),
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+/// The config file option shared by every command that reads or writes motp.toml.
+#[derive(Args, Debug, Clone)]
+pub struct ConfigArg {
+    /// The plugin's config file
+    #[arg(short = 'c', long = "config", value_name = "PATH", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+}
+
+/// Print the code a phone shows, computed exactly as the plugin does.
+///
+/// The code is the first 6 hex characters of md5(step ‖ secret ‖ PIN), where step is the Unix
+/// time divided by 10. The secret is hashed exactly as written: an uppercase secret gives other
+/// codes than the same secret in lowercase (phone apps such as Aegis lowercase it).
+///
+/// Use it to check a phone against the server ("does the phone show this code now?") or in
+/// scripts. Give `-` as the secret or PIN to read it from standard input (one line each, secret
+/// first), so it does not appear in the process list or the shell history.
+#[derive(Args, Debug)]
+#[command(after_help = EXIT_CODES)]
+pub struct CodeArgs {
+    /// The user's secret (16 to 32 hex characters), or `-` to read it from standard input
+    #[arg(long, value_name = "SECRET")]
+    pub secret: String,
+
+    /// The user's PIN, or `-` to read it from standard input
+    #[arg(long, value_name = "PIN")]
+    pub pin: String,
+
+    /// Compute the code for this time instead of now (Unix seconds, e.g. from `date +%s`)
+    #[arg(
+        long,
+        value_name = "UNIX_SECONDS",
+        allow_hyphen_values = true,
+        conflicts_with = "watch"
+    )]
+    pub at: Option<i64>,
+
+    /// Keep showing the current code, with a countdown to the next one, until Ctrl-C
+    #[arg(long)]
+    pub watch: bool,
+
+    /// Stop --watch after this many seconds (for scripts and tests)
+    #[arg(long, value_name = "SECONDS", hide = true, requires = "watch")]
+    pub watch_for: Option<u64>,
+}
+
+/// Check motp.toml as the plugin would, plus what the plugin tolerates but should not.
+///
+/// Errors are everything the plugin refuses (it would not start, and a reload would stop the
+/// server). Warnings are things that work but will hurt: a secret with uppercase letters (hashed
+/// as written, but phone apps such as Aegis lowercase it), an odd-length secret, a 4-digit PIN
+/// shared by several users, a config the runtime user cannot read or that another group can read,
+/// a state directory the runtime user cannot write, and a system clock that is not synchronised
+/// (mOTP codes depend on the server's clock).
+///
+/// Run it before every `systemctl reload openvpn-server@NAME` or SIGHUP.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Exit status:
+  0  the plugin accepts the config and nothing needs attention
+  1  the plugin accepts the config, but there are warnings
+  2  the plugin would refuse the config (or it cannot be read)")]
+pub struct CheckArgs {
+    /// The config file to check [default: /etc/openvpn/motp.toml]
+    #[arg(value_name = "PATH")]
+    pub path: Option<PathBuf>,
+
+    /// The config file to check (same as PATH)
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "PATH",
+        conflicts_with = "path"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// The user OpenVPN runs as after dropping privileges (its `user` option, e.g. nobody or
+    /// openvpn); enables the checks on who can read the config and write the state directory
+    #[arg(short = 'u', long, value_name = "USER")]
+    pub runtime_user: Option<String>,
+
+    /// Do not check whether the system clock is synchronised (e.g. in a container)
+    #[arg(long)]
+    pub no_clock_check: bool,
+}
+
+/// Add a user to motp.toml.
+///
+/// Either give the secret the phone app already has (--secret), or let motpctl make a new one
+/// (--generate): 16 lowercase hex characters from the operating system's random source, printed
+/// once with a motp:// provisioning URI and a QR code for phone apps that import one. The PIN is
+/// not in the URI or the QR code: the user types it into the app.
+///
+/// Without --pin, a random 4-digit PIN is made and printed. The certificate's common name must be
+/// the username unless --common-name says otherwise (when require_common_name is on, the
+/// default).
+///
+/// The file keeps its comments, order, owner and mode; it is replaced atomically, and only if
+/// the plugin would accept the result. Reload OpenVPN afterwards.
+#[derive(Args, Debug)]
+#[command(after_help = EXIT_CODES)]
+pub struct AddUserArgs {
+    /// The username, as the client sends it
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The secret from the phone app (16 to 32 hex characters), or `-` to read it from
+    /// standard input
+    #[arg(
+        long,
+        value_name = "SECRET",
+        conflicts_with = "generate",
+        required_unless_present = "generate"
+    )]
+    pub secret: Option<String>,
+
+    /// Make a new random secret and print it with a provisioning URI and a QR code
+    #[arg(long)]
+    pub generate: bool,
+
+    /// The PIN the user types into the phone app [default: a random 4-digit PIN, printed]
+    #[arg(long, value_name = "PIN")]
+    pub pin: Option<String>,
+
+    /// The certificate common name this user logs in with, if it is not the username
+    #[arg(long, value_name = "CN")]
+    pub common_name: Option<String>,
+
+    /// The issuer shown by phone apps in the provisioning URI [default: this host's name]
+    #[arg(long, value_name = "NAME", requires = "generate")]
+    pub issuer: Option<String>,
+
+    /// Do not print the QR code (the secret and URI are still printed)
+    #[arg(long, requires = "generate")]
+    pub no_qr: bool,
+
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+/// One user of motp.toml (remove-user, disable, enable, unlock).
+#[derive(Args, Debug)]
+#[command(after_help = EXIT_CODES)]
+pub struct UserArgs {
+    /// The username
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+/// Say whether a code is valid for a user right now, and if not, why not.
+///
+/// Checks the code the way the plugin does (the user's secret, PIN and offset_secs, the window
+/// around the server's clock) but changes nothing: the code is not used up and no failure is
+/// counted. Replay and lockout state are not consulted.
+///
+/// A valid code is reported with its step offset: "+1" means the phone is about 10 seconds ahead
+/// of where the server expects it. A code outside the window is searched for within ±24 hours;
+/// if found, motpctl tells how far off the phone's clock is and suggests `motpctl resync`.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Exit status:
+  0  the code is valid now
+  1  the code is not valid (unknown user, disabled user, or no match in the window)
+  2  error: the config cannot be read, or CODE is not 6 hex characters")]
+pub struct VerifyArgs {
+    /// The username
+    #[arg(value_name = "USER")]
+    pub user: String,
+
+    /// The 6-character code the phone shows
+    #[arg(value_name = "CODE")]
+    pub code: String,
+
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+/// Fix a phone whose clock is off: find its offset from two consecutive codes and save it.
+///
+/// Ask the user for the code the phone shows, wait until it changes (at most 10 s), ask for the
+/// new one, and run this right away with both, the older first. motpctl searches ±24 hours
+/// around the server's clock for two consecutive steps that give these codes, and writes the
+/// phone's offset (the step of CODE2, the code the phone shows now, minus the server's step,
+/// times 10 s) as the user's offset_secs. It prints the old and the new value.
+///
+/// Two codes are needed because one 6-character code matches somewhere in ±24 h by chance about
+/// once in a thousand tries; two consecutive ones practically never do. If they match at more
+/// than one place, nothing is written.
+///
+/// Better still, set the phone's clock right (automatic network time) and leave offset_secs
+/// at 0. Reload OpenVPN afterwards.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Exit status:
+  0  offset_secs was written (or was already right)
+  2  error: no match, an ambiguous match, bad codes, or the config cannot be written")]
+pub struct ResyncArgs {
+    /// The username
+    #[arg(value_name = "USER")]
+    pub user: String,
+
+    /// A code the phone showed
+    #[arg(value_name = "CODE1")]
+    pub code1: String,
+
+    /// The next code the phone showed (10 s later)
+    #[arg(value_name = "CODE2")]
+    pub code2: String,
+
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+/// Show lockout and replay state (needs a durable state store).
+///
+/// The plugin's state (failed logins, lockouts, the last code each user used) lives where
+/// `[state]` in motp.toml says. This build only has the in-memory store inside the OpenVPN
+/// process, which motpctl cannot reach: this command reports that and exits 2.
+#[derive(Args, Debug)]
+#[command(after_help = EXIT_CODES)]
+pub struct StatusArgs {
+    /// Only this user
+    #[arg(value_name = "USER")]
+    pub user: Option<String>,
+
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+/// Convert the user files of older mOTP setups to motp.toml.
+///
+/// The result goes to standard output, or to a new file with --output (mode 0600). Comments are
+/// kept as TOML comments. Every line that cannot be carried over faithfully (so that the same
+/// phone would stop working) is reported with its line number and the reason. By default one
+/// such line stops the whole import (exit 2, nothing written); with --skip-unconvertible the
+/// other users are written, each refused line is left as a comment, and the exit status is 1.
+///
+/// Imported users have no common_name, so the plugin will require their certificate's CN to be
+/// the username (require_common_name, on by default). Check that before switching over.
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    #[command(subcommand)]
+    pub format: ImportFormat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImportFormat {
+    PamMotp(PamMotpArgs),
+    OpenvpnOtp(OpenvpnOtpArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImportOutput {
+    /// Write the result to this new file (mode 0600) instead of standard output
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Replace FILE if it exists
+    #[arg(long, requires = "output")]
+    pub force: bool,
+
+    /// Import the lines that can be converted and leave the others out (exit 1)
+    #[arg(long)]
+    pub skip_unconvertible: bool,
+}
+
+/// Import pam_mobile_otp's motp.conf (usually /etc/security/motp.conf).
+///
+/// Each line is `USER SECRET PIN OFFSET_HOURS` (the offset may be left out, meaning 0); `#`
+/// starts a comment. OFFSET_HOURS is read as the number of hours the phone's clock is ahead of
+/// the server's (negative: behind), which is the module's documented meaning on Linux; it becomes
+/// offset_secs = OFFSET_HOURS × 3600 (e.g. -5.5 becomes -19800). If your module was patched to
+/// take the phone's time zone instead, check the result with `motpctl verify`.
+///
+/// Secrets are carried over exactly as written (the module hashed them as written); an uppercase
+/// one gets a warning from `motpctl check-config`.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Exit status:
+  0  every user was converted
+  1  some lines were left out (--skip-unconvertible)
+  2  error: a line cannot be converted, or FILE cannot be read or the output written")]
+pub struct PamMotpArgs {
+    /// The motp.conf to read
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    #[command(flatten)]
+    pub out: ImportOutput,
+}
+
+/// Import an openvpn-otp (or ppp-otp) secrets file (usually /etc/ppp/otp-secrets).
+///
+/// Each line is `USER SERVER METHOD:HASH:ENCODING:KEY:PIN[:UDID] [CLIENT]`, as read by
+/// openvpn-otp; `#` starts a comment. Only lines that produce standard mOTP codes are converted:
+/// METHOD `motp`, HASH `md5`, ENCODING `text`, a KEY of 16 to 32 hex characters, and no UDID.
+///
+/// Refused, with the reason: totp and hotp lines (other algorithms), `plain:` passwords, `hex`
+/// or `base32` encoding (openvpn-otp hashes the decoded bytes instead of the text, so the codes
+/// differ), and a non-empty UDID (openvpn-otp appends it to the hashed text). Codes made with a
+/// UDID are exactly the mOTP codes of the PIN followed by the UDID; --udid-into-pin converts such
+/// lines that way, if the phones really were set up with that longer PIN.
+///
+/// SERVER and CLIENT are ignored (openvpn-otp ignores them too). openvpn-otp used the first line
+/// of a user; a second line for the same user is refused.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+Exit status:
+  0  every user was converted
+  1  some lines were left out (--skip-unconvertible)
+  2  error: a line cannot be converted, or FILE cannot be read or the output written")]
+pub struct OpenvpnOtpArgs {
+    /// The secrets file to read
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Carry a UDID over as part of the PIN (PIN = PIN followed by UDID), which gives the same
+    /// codes openvpn-otp accepted
+    #[arg(long)]
+    pub udid_into_pin: bool,
+
+    #[command(flatten)]
+    pub out: ImportOutput,
+}
+
+/// Print a shell completion script.
+///
+/// For example: `motpctl completions bash > /etc/bash_completion.d/motpctl`.
+#[derive(Args, Debug)]
+#[command(after_help = EXIT_CODES)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_name = "SHELL")]
+    pub shell: Shell,
+}
+
+/// Write the man pages (motpctl.1 and one page per subcommand) into a directory.
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// The directory to write into (created if missing)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+/// Writes `motpctl.1` and `motpctl-<subcommand>.1` (and `motpctl-import-<format>.1`) into `dir`.
+pub fn write_man_pages(dir: &Path) -> Outcome {
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut written = Vec::new();
+    render_page(&cmd, "motpctl", dir, &mut written)?;
+    // `help` gets a page (the main page lists it), but not its own list of subcommands.
+    let shown = |c: &&Command| !c.is_hide_set();
+    for sub in cmd.get_subcommands().filter(shown) {
+        let name = format!("motpctl-{}", sub.get_name());
+        render_page(sub, &name, dir, &mut written)?;
+        if sub.get_name() == "help" {
+            continue;
+        }
+        for subsub in sub
+            .get_subcommands()
+            .filter(|c| shown(c) && c.get_name() != "help")
+        {
+            render_page(
+                subsub,
+                &format!("{name}-{}", subsub.get_name()),
+                dir,
+                &mut written,
+            )?;
+        }
+    }
+    for page in written {
+        println!("{}", page.display());
+    }
+    Ok(Status::Ok)
+}
+
+fn render_page(
+    cmd: &Command,
+    name: &str,
+    dir: &Path,
+    written: &mut Vec<PathBuf>,
+) -> Result<(), Fail> {
+    let page = cmd
+        .clone()
+        .name(name.to_owned())
+        .bin_name(name.replace('-', " "));
+    let man = clap_mangen::Man::new(page)
+        .title(name.to_uppercase())
+        .section("1")
+        .source(format!("motpctl {}", env!("CARGO_PKG_VERSION")))
+        .manual("openvpn-motp");
+    let mut buf = Vec::new();
+    man.render(&mut buf)
+        .map_err(|e| format!("cannot render the man page {name}: {e}"))?;
+    let path = dir.join(format!("{name}.1"));
+    fs::write(&path, buf).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    written.push(path);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

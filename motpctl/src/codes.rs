@@ -1,0 +1,284 @@
+//! code, verify and resync: everything that computes mOTP codes.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use motp::config::{Config, MAX_OFFSET_SECS};
+use motp::engine::{code_at_step, code_at_time, find_step, step_of, Code, STEP_SECS};
+use toml_edit::DocumentMut;
+
+use crate::cli::{CodeArgs, ResyncArgs, VerifyArgs};
+use crate::edit::{self, set_value, ConfigFile};
+use crate::sys::StdinValues;
+use crate::{Fail, Outcome, Status};
+
+/// How far `verify` and `resync` look for a phone's clock: ±24 h, the largest offset_secs the
+/// plugin accepts.
+pub const SEARCH_STEPS: i64 = MAX_OFFSET_SECS / STEP_SECS;
+
+pub fn code(args: CodeArgs, now: i64) -> Outcome {
+    let mut stdin = StdinValues::new();
+    let secret = stdin.resolve(&args.secret, "secret")?;
+    let pin = stdin.resolve(&args.pin, "PIN")?;
+    if !args.watch {
+        let at = args.at.unwrap_or(now);
+        println!("{}", code_at_time(&secret, &pin, at).to_hex());
+        return Ok(Status::Ok);
+    }
+    let tty = std::io::stdout().is_terminal();
+    let started = std::time::Instant::now();
+    let mut out = std::io::stdout().lock();
+    loop {
+        // Re-read the clock every time (the hidden --now only fixes the first reading).
+        let t = now + started.elapsed().as_secs() as i64;
+        let left = STEP_SECS - t.rem_euclid(STEP_SECS);
+        let code = code_at_time(&secret, &pin, t).to_hex();
+        let line = format!("{code}  next in {left:>2} s");
+        let written = if tty {
+            write!(out, "\r{line}").and_then(|_| out.flush())
+        } else {
+            writeln!(out, "{line}")
+        };
+        written.map_err(|e| format!("cannot write to standard output: {e}"))?;
+        if args
+            .watch_for
+            .is_some_and(|limit| started.elapsed().as_secs() + 1 > limit)
+        {
+            if tty {
+                let _ = writeln!(out);
+            }
+            return Ok(Status::Ok);
+        }
+        // Sleep to the next whole second of elapsed time.
+        let elapsed = started.elapsed();
+        let next = Duration::from_secs(elapsed.as_secs() + 1);
+        std::thread::sleep(next.saturating_sub(elapsed));
+    }
+}
+
+/// Parses a code as typed, or says what is wrong with it.
+fn parse_code(text: &str, what: &str) -> Result<Code, Fail> {
+    Code::parse(text.trim().as_bytes()).ok_or_else(|| {
+        Fail(format!(
+            "{what} must be the 6 hex characters the phone shows (0-9, a-f), e.g. 6ed4e4; \
+             got {} characters",
+            text.trim().chars().count()
+        ))
+    })
+}
+
+/// "5 h 30 min", "40 s": a clock difference for people.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.unsigned_abs();
+    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
+    let mut parts = Vec::new();
+    if h > 0 {
+        parts.push(format!("{h} h"));
+    }
+    if m > 0 {
+        parts.push(format!("{m} min"));
+    }
+    if sec > 0 || parts.is_empty() {
+        parts.push(format!("{sec} s"));
+    }
+    parts.join(" ")
+}
+
+/// "10 s ahead of the server", "5 h 30 min behind the server", "in step with the server".
+fn relative(secs: i64) -> String {
+    match secs.signum() {
+        0 => "in step with the server".to_owned(),
+        1 => format!("{} ahead of the server", human_duration(secs)),
+        _ => format!("{} behind the server", human_duration(secs)),
+    }
+}
+
+/// The secret and PIN of one user, as written in the file (for diagnostics only).
+fn raw_secret_and_pin(path: &Path, user: &str) -> Option<(String, String)> {
+    let (text, _) = edit::read_text(path).ok()?;
+    let doc: DocumentMut = text.parse().ok()?;
+    let entry = doc.get("users")?.get(user)?;
+    Some((
+        entry.get("secret")?.as_str()?.to_owned(),
+        entry.get("pin")?.as_str()?.to_owned(),
+    ))
+}
+
+pub fn verify(args: VerifyArgs, now: i64) -> Outcome {
+    let path = &args.config.config;
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let code = parse_code(&args.code, "CODE")?;
+    let name = &args.user;
+    let Some(user) = config.users.get(name) else {
+        println!("invalid: no user `{name}` in {}", path.display());
+        return Ok(Status::Warn);
+    };
+    let radius = config.policy.window_steps();
+    let window = radius * STEP_SECS;
+    let center = step_of(now.saturating_add(user.offset_secs));
+    let offset_note = if user.offset_secs == 0 {
+        String::new()
+    } else {
+        format!("; offset_secs = {}", user.offset_secs)
+    };
+
+    if let Some(m) = find_step(code, &user.key, center, radius) {
+        let phone = m.step_offset * STEP_SECS;
+        let verdict = format!(
+            "matches step {:+} (phone {}{offset_note})",
+            m.step_offset,
+            relative(phone + user.offset_secs),
+        );
+        if user.disabled {
+            println!(
+                "invalid: user `{name}` is disabled (`disabled = true`; `motpctl enable {name}`); \
+                 the code itself {verdict}"
+            );
+            return Ok(Status::Warn);
+        }
+        println!("valid: {verdict}");
+        println!(
+            "(nothing was recorded: the code can still be used once; replay and lockout state \
+             were not checked)"
+        );
+        return Ok(Status::Ok);
+    }
+
+    if user.disabled {
+        println!("invalid: user `{name}` is disabled (`disabled = true`; `motpctl enable {name}`)");
+        return Ok(Status::Warn);
+    }
+    let server_step = step_of(now);
+    if let Some(m) = find_step(code, &user.key, server_step, SEARCH_STEPS) {
+        let phone = m.step_offset * STEP_SECS;
+        println!(
+            "invalid: not within the window of ±{window} s{}. The code matches the \
+             phone's clock being {} (offset_secs = {phone} would fit). Set the phone's \
+             clock to network time, or run `motpctl resync {name} CODE1 CODE2` with two \
+             consecutive codes (a single code matches somewhere in ±24 h by chance about once \
+             in a thousand tries).",
+            if user.offset_secs == 0 {
+                String::new()
+            } else {
+                format!(" (offset_secs = {})", user.offset_secs)
+            },
+            relative(phone)
+        );
+        return Ok(Status::Warn);
+    }
+    // Not even within a day: look for the usual mistake, a secret whose letters differ in case
+    // from what the phone hashes.
+    if let Some((secret, pin)) = raw_secret_and_pin(path, name) {
+        for (variant, what) in [
+            (secret.to_ascii_lowercase(), "lowercase"),
+            (secret.to_ascii_uppercase(), "uppercase"),
+        ] {
+            if variant == secret {
+                continue;
+            }
+            let key = [variant.as_bytes(), pin.as_bytes()].concat();
+            if find_step(code, &key, server_step, SEARCH_STEPS).is_some() {
+                println!(
+                    "invalid: the code matches the user's secret written in {what}: the phone \
+                     app hashes it in {what} (Aegis lowercases secrets). Write the secret in \
+                     {what} in {}.",
+                    path.display()
+                );
+                return Ok(Status::Warn);
+            }
+        }
+    }
+    println!(
+        "invalid: the code does not match `{name}`'s secret and PIN anywhere within ±24 h: check \
+         the PIN typed into the phone app and the secret it holds"
+    );
+    Ok(Status::Warn)
+}
+
+pub fn resync(args: ResyncArgs, now: i64) -> Outcome {
+    let path = &args.config.config;
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let code1 = parse_code(&args.code1, "CODE1")?;
+    let code2 = parse_code(&args.code2, "CODE2")?;
+    let name = &args.user;
+    let user = config
+        .users
+        .get(name)
+        .ok_or_else(|| format!("no user `{name}` in {}", path.display()))?;
+
+    // One hash per step from -24 h to +24 h (and one more), then look for the pair.
+    let server_step = step_of(now);
+    let first = server_step - SEARCH_STEPS;
+    let codes: Vec<Code> = (first..=server_step + SEARCH_STEPS + 1)
+        .map(|s| code_at_step(s.max(0), &user.key))
+        .collect();
+    let matches: Vec<i64> = codes
+        .windows(2)
+        .enumerate()
+        .filter(|(_, pair)| pair[0] == code1 && pair[1] == code2)
+        .map(|(i, _)| first + i as i64)
+        .collect();
+    let step = match matches.as_slice() {
+        [] => {
+            let hint = if codes.contains(&code1) && codes.contains(&code2) {
+                " Both codes match on their own, but not as neighbours: give the older code \
+                 first, and the one that followed it right after."
+            } else {
+                " Check that both codes come from this user's phone, the older first, and that \
+                 the phone app has the right PIN."
+            };
+            return Err(Fail(format!(
+                "CODE1 and CODE2 are not two consecutive codes of `{name}` anywhere within ±24 h \
+                 of the server's clock; nothing was changed.{hint}"
+            )));
+        }
+        [s] => *s,
+        many => {
+            return Err(Fail(format!(
+                "the two codes fit {} places within ±24 h; nothing was changed. Try again with \
+                 two fresh consecutive codes.",
+                many.len()
+            )))
+        }
+    };
+    // CODE2 is what the phone shows now, so its step is the phone's current step.
+    let offset = (step + 1 - server_step) * STEP_SECS;
+    if offset.unsigned_abs() > MAX_OFFSET_SECS as u64 {
+        return Err(Fail(format!(
+            "the phone's clock is {}, more than the ±{MAX_OFFSET_SECS} s offset_secs \
+             allows; set the phone's clock instead",
+            relative(offset)
+        )));
+    }
+    let old = user.offset_secs;
+    let description = relative(offset);
+    if offset == old {
+        println!(
+            "{name}: offset_secs is already {offset} (phone {description}); \
+             nothing changed"
+        );
+        return Ok(Status::Ok);
+    }
+    let mut file = ConfigFile::open(path)?;
+    set_value(file.user_mut(name)?, "offset_secs", offset.into());
+    file.save()?;
+    println!("{name}: offset_secs {old} → {offset} (phone {description})");
+    println!("run `motpctl check-config` and reload OpenVPN (SIGHUP) for the plugin to use it");
+    Ok(Status::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(-19800), "5 h 30 min");
+        assert_eq!(human_duration(10), "10 s");
+        assert_eq!(human_duration(0), "0 s");
+        assert_eq!(human_duration(3610), "1 h 10 s");
+        assert_eq!(relative(-10), "10 s behind the server");
+        assert_eq!(relative(20), "20 s ahead of the server");
+    }
+}
