@@ -254,12 +254,13 @@ fn table_at_mut<'a>(doc: &'a mut DocumentMut, path: &[String]) -> Option<&'a mut
     Some(t)
 }
 
-/// The position of the last `[users.*]` section, or of the last table if there is none.
+/// The position of the last `[users]` or `[users.*]` section, or of the last table if there is
+/// none.
 fn last_user_position(doc: &DocumentMut) -> Option<usize> {
     let all = table_positions(doc);
     let users = all
         .iter()
-        .filter(|(_, p)| p.first().map(String::as_str) == Some("users") && p.len() >= 2)
+        .filter(|(_, p)| p.first().map(String::as_str) == Some("users"))
         .filter_map(|(pos, _)| *pos)
         .max();
     users.or_else(|| all.iter().filter_map(|(pos, _)| *pos).max())

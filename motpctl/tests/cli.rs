@@ -1201,3 +1201,91 @@ fn import_openvpn_otp_line_shapes() {
         b"0123456789abcdef1234"
     );
 }
+
+#[test]
+fn add_user_reads_the_secret_from_stdin() {
+    let dir = TempDir::new("add-stdin");
+    let path = dir.config(CLEAN, 0o600);
+    let r = run_with_stdin(
+        &[
+            "add-user",
+            "carol",
+            "--secret",
+            "-",
+            "--pin",
+            "-",
+            "-c",
+            s(&path),
+        ],
+        "00112233445566778899aabbccddeeff\n8642\n",
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        !r.all().contains("00112233445566778899aabbccddeeff"),
+        "{r:?}"
+    );
+    assert!(!r.all().contains("8642"), "{r:?}");
+    let config = Config::load(&path).unwrap();
+    assert_eq!(
+        &config.users.get("carol").unwrap().key[..],
+        b"00112233445566778899aabbccddeeff8642"
+    );
+}
+
+#[test]
+fn edits_work_on_inline_and_dotted_user_tables() {
+    let dir = TempDir::new("edit-forms");
+    let path = dir.config(
+        "users = { alice = { secret = \"0123456789abcdef\", pin = \"1\" } }\n",
+        0o600,
+    );
+    let p = s(&path);
+    let r = run(&[
+        "add-user",
+        "bob",
+        "--secret",
+        "fedcba9876543210",
+        "--pin",
+        "2",
+        "-c",
+        p,
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = run(&["disable", "alice", "-c", p]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let config = Config::load(&path).unwrap();
+    assert!(config.users.get("alice").unwrap().disabled);
+    assert!(config.users.get("bob").is_some());
+
+    let path = dir.config(
+        "[users]\nalice.secret = \"0123456789abcdef\"\nalice.pin = \"1\"\n\n\
+         [state]\nbackend = \"memory\"\n",
+        0o600,
+    );
+    let p = s(&path);
+    let r = run(&[
+        "add-user",
+        "bob",
+        "--secret",
+        "fedcba9876543210",
+        "--pin",
+        "2",
+        "-c",
+        p,
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let c1 = code_at("0123456789abcdef", "1", NOW + 50);
+    let c2 = code_at("0123456789abcdef", "1", NOW + 60);
+    let r = run(&["resync", "alice", &c1, &c2, "-c", p, NOW_ARG]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.contains("alice.offset_secs = 60\n"), "{text}");
+    assert!(
+        text.find("[users.bob]").unwrap() < text.find("[state]").unwrap(),
+        "{text}"
+    );
+    let r = run(&["remove-user", "alice", "-c", p]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let config = Config::load(&path).unwrap();
+    assert_eq!(config.users.names().collect::<Vec<_>>(), ["bob"]);
+}
