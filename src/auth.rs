@@ -113,20 +113,18 @@ impl Authenticator<'_> {
             decision = match code {
                 None => Decision::MalformedPassword(Malformed::NotACode),
                 Some(Err(why)) => Decision::MalformedPassword(why),
-                Some(Ok(code)) => {
-                    match engine::find_step(code, &user.key, center, radius) {
-                        None => Decision::BadCode,
-                        Some(m) if state.last_step.is_some_and(|last| m.step <= last) => {
-                            Decision::Replay
-                        }
-                        Some(m) => {
-                            state.last_step = Some(m.step);
-                            Decision::Accepted {
-                                step_offset: m.step_offset,
-                            }
+                Some(Ok(code)) => match engine::find_step(code, &user.key, center, radius) {
+                    None => Decision::BadCode,
+                    Some(m) if state.may_have_been_used(m.step, user.offset_secs, radius) => {
+                        Decision::Replay
+                    }
+                    Some(m) => {
+                        state.last_step = Some(m.step);
+                        Decision::Accepted {
+                            step_offset: m.step_offset,
                         }
                     }
-                }
+                },
             };
             if decision.is_accepted() {
                 state.failures = 0;

@@ -1,0 +1,1351 @@
+//! Durable state: one SQLite database, `motp-state.db`, in the state directory.
+//!
+//! # Transactions and sharing
+//! Every decision is one `BEGIN IMMEDIATE` transaction: it takes SQLite's write lock before it
+//! reads the user's row, so two OpenVPN processes sharing the directory (a UDP and a TCP
+//! instance) serialise on it and can never both accept the same code. A process waits up to
+//! [`BUSY_TIMEOUT`] for the lock. The directory must be on a local filesystem (SQLite's WAL
+//! needs shared memory between the processes; network filesystems do not provide it).
+//!
+//! # Durability: WAL with `synchronous = NORMAL`
+//! A commit appends to the write-ahead log with `write()` but does not `fsync` it; the log is
+//! synced at checkpoints (about every thousand pages). So:
+//! - a crash of OpenVPN (or of the plugin) loses nothing: the data is in the kernel already;
+//! - a power loss or kernel crash can lose the last commits before it, i.e. the last accepted
+//!   steps and failure counts. A lost accepted step would let its code be replayed after the
+//!   reboot. To close that gap the store remembers the kernel's boot id: on the first open
+//!   after a reboot, if the previous boot left its log behind (it is deleted when the last
+//!   process closes the database cleanly, e.g. when OpenVPN stops at shutdown), it treats the
+//!   history as lost at the boot time (see [`UserState::history_lost_at`]): codes the window
+//!   could have reached before the boot are refused. After a clean shutdown nothing changes.
+//!
+//! `synchronous = FULL` would `fsync` on every login instead, during which OpenVPN's single
+//! event loop serves no one: measured on this project's machine (ext4 on a virtual disk,
+//! release build) about 4 ms per decision with FULL against about 20 µs with NORMAL
+//! (`decision_timing` below prints the numbers). With the boot check NORMAL gives the same
+//! replay guarantee without that cost.
+//!
+//! # A corrupt or unreadable database
+//! A file that SQLite rejects, that fails `quick_check`, that has another schema, that this
+//! process cannot write, or a directory, symlink or device in place of the file, is renamed to
+//! `motp-state.db.corrupt-<unix time>` (with its `-wal`/`-shm`), never deleted. A fresh
+//! database starts, an error is logged, and the history counts as lost at the load time, so no
+//! replay window opens: for one window length codes are refused as replays and users wait for
+//! a later code. The same happens when the database file is removed or replaced while in use,
+//! and when an existing file is empty. A missing file at start-up is a first start: no
+//! quarantine.
+//!
+//! # Pruning
+//! A row with no failures and no lock only remembers the last accepted step, which matters
+//! while that step can still be inside someone's window. Such rows untouched for
+//! [`PRUNE_AFTER_SECS`] are deleted at open and every [`PRUNE_EVERY`] decisions.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rusqlite::ffi::ErrorCode;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use tracing::{error, info, warn};
+
+use super::{StateError, StateStore, UserState};
+use crate::config::{MAX_OFFSET_SECS, MAX_WINDOW_SECS};
+use crate::engine::STEP_SECS;
+
+pub const DB_FILE_NAME: &str = "motp-state.db";
+const SCHEMA_VERSION: i64 = 1;
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an idle row (no failures, no lock) is kept: two of the widest windows plus the
+/// widest clock offset, with a margin. Long past the point where its step could matter.
+pub const PRUNE_AFTER_SECS: i64 = 2 * MAX_WINDOW_SECS as i64 + MAX_OFFSET_SECS + 2 * STEP_SECS;
+/// After this long a lost-history mark cannot match any code in any allowed window.
+const LOST_HISTORY_RELEVANT_SECS: i64 = 2 * MAX_WINDOW_SECS as i64 + 2 * STEP_SECS;
+pub const PRUNE_EVERY: u32 = 1000;
+
+const SCHEMA: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value);
+CREATE TABLE users (
+    username TEXT PRIMARY KEY NOT NULL,
+    last_step INTEGER,
+    failures INTEGER NOT NULL DEFAULT 0,
+    locked_until INTEGER NOT NULL DEFAULT 0,
+    updated_at INTEGER NOT NULL
+);
+";
+const USERS_COLUMNS: [&str; 5] = [
+    "username",
+    "last_step",
+    "failures",
+    "locked_until",
+    "updated_at",
+];
+const META_COLUMNS: [&str; 2] = ["key", "value"];
+
+const SELECT_USER: &str = "SELECT last_step, failures, locked_until FROM users WHERE username = ?1";
+const SELECT_LOST: &str = "SELECT value FROM meta WHERE key = 'history_lost_at'";
+const UPSERT_USER: &str =
+    "INSERT INTO users (username, last_step, failures, locked_until, updated_at)
+     VALUES (?1, ?2, ?3, ?4, ?5)
+     ON CONFLICT (username) DO UPDATE SET last_step = excluded.last_step,
+         failures = excluded.failures, locked_until = excluded.locked_until,
+         updated_at = excluded.updated_at";
+const PRUNE: &str =
+    "DELETE FROM users WHERE failures = 0 AND locked_until <= ?1 AND updated_at < ?2";
+
+/// A source of Unix seconds.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// What the store needs from the machine: the clock and which boot this is. The plugin uses
+/// [`Host::current`]; tests pass fakes.
+#[derive(Clone)]
+pub struct Host {
+    pub now: Clock,
+    pub boot: Option<Boot>,
+}
+
+/// The kernel's boot id and the boot time (Unix seconds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Boot {
+    pub id: String,
+    pub time: i64,
+}
+
+impl Host {
+    /// The plugin's clock, and the boot from `/proc` (none where `/proc` does not tell it: then
+    /// a power loss can cost the last few accepted steps, see the module doc).
+    pub fn current() -> Host {
+        Host {
+            now: Arc::new(crate::clock::now),
+            boot: Boot::current(),
+        }
+    }
+}
+
+impl Boot {
+    fn current() -> Option<Boot> {
+        let id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let stat = fs::read_to_string("/proc/stat").ok()?;
+        let time = stat
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(Boot {
+            id: id.trim().to_owned(),
+            time,
+        })
+    }
+}
+
+/// The state database of one state directory, shared safely with other processes.
+pub struct SqliteStore {
+    path: PathBuf,
+    host: Host,
+    inner: Mutex<Inner>,
+    decisions: AtomicU32,
+}
+
+struct Inner {
+    conn: Connection,
+    /// The file the connection has open, to notice it being replaced under us.
+    file: FileId,
+    /// A query reported corruption: check the file again before the next decision.
+    suspect: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    fn of(meta: &fs::Metadata) -> FileId {
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+}
+
+/// Why opening the database file failed.
+enum Failure {
+    /// The file is unusable (corrupt, other schema, unwritable): move it aside.
+    Unusable(String),
+    /// Anything else: the plugin cannot run.
+    Fatal(String),
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the state in `dir` with the real clock and boot.
+    pub fn open(dir: &Path) -> Result<SqliteStore, StateError> {
+        SqliteStore::open_with(dir, Host::current())
+    }
+
+    /// Prepares `dir` (created 0700 when missing; must be writable), then opens the database,
+    /// moving a corrupt one aside. Errors name the directory, the user and the fix.
+    pub fn open_with(dir: &Path, host: Host) -> Result<SqliteStore, StateError> {
+        prepare_dir(dir)?;
+        let path = dir.join(DB_FILE_NAME);
+        let inner = open_db(&path, &host, None)?;
+        let store = SqliteStore {
+            path,
+            host,
+            inner: Mutex::new(inner),
+            decisions: AtomicU32::new(0),
+        };
+        store.prune();
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Deletes rows that no longer protect anything (see the module doc). Failures are logged.
+    pub fn prune(&self) {
+        let now = (self.host.now)();
+        let inner = self.inner.lock();
+        if let Err(e) = prune(&inner.conn, now) {
+            warn!(
+                "state database {}: pruning old rows failed: {e}",
+                self.path.display()
+            );
+        }
+    }
+
+    /// Reopens the database if its file was replaced or removed since we opened it, or a query
+    /// reported corruption.
+    fn ensure_current(&self, inner: &mut Inner, now: i64) -> Result<(), StateError> {
+        let same = match fs::symlink_metadata(&self.path) {
+            Ok(m) => FileId::of(&m) == inner.file,
+            Err(_) => false,
+        };
+        if same && !inner.suspect {
+            return Ok(());
+        }
+        let lost = if same {
+            None
+        } else {
+            error!(
+                "state database {} was removed or replaced while in use; reopened it; codes \
+                 that may have been used before are refused for one window length (users wait \
+                 for a later code)",
+                self.path.display()
+            );
+            Some(now)
+        };
+        *inner = open_db(&self.path, &self.host, lost)?;
+        Ok(())
+    }
+}
+
+impl StateStore for SqliteStore {
+    fn update(
+        &self,
+        username: &str,
+        decide: &mut dyn FnMut(&mut UserState),
+    ) -> Result<(), StateError> {
+        let now = (self.host.now)();
+        let mut inner = self.inner.lock();
+        self.ensure_current(&mut inner, now)?;
+        let result = decide_in_transaction(&mut inner.conn, username, now, decide);
+        if let Err(e) = &result {
+            if is_corruption(e) {
+                inner.suspect = true;
+            }
+            error!(
+                "state database {}: {e}; the login is refused",
+                self.path.display()
+            );
+        }
+        let count = self.decisions.fetch_add(1, Ordering::Relaxed);
+        if count % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            if let Err(e) = prune(&inner.conn, now) {
+                warn!(
+                    "state database {}: pruning old rows failed: {e}",
+                    self.path.display()
+                );
+            }
+        }
+        result.map_err(|e| StateError(format!("state database {}: {e}", self.path.display())))
+    }
+}
+
+/// Reads the user's row, runs `decide`, writes back what changed: one IMMEDIATE transaction.
+fn decide_in_transaction(
+    conn: &mut Connection,
+    username: &str,
+    now: i64,
+    decide: &mut dyn FnMut(&mut UserState),
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let row: Option<(Option<i64>, i64, i64)> = tx
+        .prepare_cached(SELECT_USER)?
+        .query_row([username], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let history_lost_at: Option<i64> = tx
+        .prepare_cached(SELECT_LOST)?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    let mut state = match row {
+        Some((last_step, failures, locked_until)) => UserState {
+            last_step,
+            failures: u32::try_from(failures.max(0)).unwrap_or(u32::MAX),
+            locked_until,
+            history_lost_at,
+        },
+        None => UserState {
+            history_lost_at,
+            ..UserState::default()
+        },
+    };
+    let before = state.persisted();
+    decide(&mut state);
+    let after = state.persisted();
+    let changed = match row {
+        Some(_) => after != before,
+        None => after != UserState::default().persisted(),
+    };
+    if changed {
+        let (last_step, failures, locked_until) = after;
+        tx.prepare_cached(UPSERT_USER)?.execute(params![
+            username,
+            last_step,
+            failures,
+            locked_until,
+            now
+        ])?;
+    }
+    tx.commit()
+}
+
+fn prune(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(PRUNE)?
+        .execute(params![now, now.saturating_sub(PRUNE_AFTER_SECS)])
+}
+
+fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+    )
+}
+
+/// Opens the database at `path`, moving unusable files aside until a usable one opens.
+/// `lost` is a time at which the caller knows history was lost (the file was replaced).
+fn open_db(path: &Path, host: &Host, mut lost: Option<i64>) -> Result<Inner, StateError> {
+    let now = (host.now)();
+    let wal_left_behind = fs::symlink_metadata(with_suffix(path, "-wal")).is_ok();
+    for _ in 0..5 {
+        let existing = match fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_file() => Some(m),
+            Ok(m) => {
+                move_aside(
+                    path,
+                    &m,
+                    now,
+                    "is not a regular file (a directory or symlink?)",
+                )?;
+                lost = Some(now);
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(StateError(format!(
+                    "cannot examine the state database {}: {e}",
+                    path.display()
+                )))
+            }
+        };
+        let opened = try_open(path, existing.is_some(), host, lost, wal_left_behind);
+        match (opened, existing) {
+            (Ok(conn), existing) => {
+                let meta = fs::symlink_metadata(path).map_err(|e| {
+                    StateError(format!("state database {} vanished: {e}", path.display()))
+                })?;
+                if existing.is_none() {
+                    protect_new_files(path, &meta);
+                }
+                return Ok(Inner {
+                    conn,
+                    file: FileId::of(&meta),
+                    suspect: false,
+                });
+            }
+            (Err(Failure::Unusable(why)), Some(m)) => {
+                move_aside(path, &m, now, &why)?;
+                lost = Some(now);
+            }
+            (Err(Failure::Unusable(why)), None) | (Err(Failure::Fatal(why)), _) => {
+                return Err(StateError(format!(
+                    "cannot open the state database {}: {why}",
+                    path.display()
+                )))
+            }
+        }
+    }
+    Err(StateError(format!(
+        "cannot open the state database {}: it kept changing while being opened",
+        path.display()
+    )))
+}
+
+/// Opens one file and brings it to a known state in one IMMEDIATE transaction: the schema
+/// checked (or created in an empty file), the boot and any lost history recorded.
+fn try_open(
+    path: &Path,
+    existed: bool,
+    host: &Host,
+    lost: Option<i64>,
+    wal_left_behind: bool,
+) -> Result<Connection, Failure> {
+    let now = (host.now)();
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NOFOLLOW
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if !existed {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let mut conn = Connection::open_with_flags(path, flags).map_err(classify)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(classify)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(classify)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        warn!(
+            "state database {}: SQLite could not switch to WAL mode (journal mode is {mode}); \
+             is the state directory on a network filesystem? Logins still work, more slowly",
+            path.display()
+        );
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(classify)?;
+
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(classify)?;
+    let tables: i64 = tx
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+        .map_err(classify)?;
+    let mut lost_at = lost;
+    if tables == 0 {
+        tx.execute_batch(SCHEMA).map_err(classify)?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1), ('created_at', ?2)",
+            params![SCHEMA_VERSION, now],
+        )
+        .map_err(classify)?;
+        if existed {
+            error!(
+                "state database {} was empty (truncated?); started it afresh; codes that may \
+                 have been used before are refused for one window length (users wait for a \
+                 later code)",
+                path.display()
+            );
+            lost_at = Some(now);
+        } else {
+            info!("created the state database {}", path.display());
+        }
+    } else {
+        check_schema(&tx)?;
+    }
+    if let Some(boot) = &host.boot {
+        let stored: Option<String> = tx
+            .query_row("SELECT value FROM meta WHERE key = 'boot_id'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(classify)?;
+        let rebooted = stored.as_deref().is_some_and(|s| s != boot.id);
+        if rebooted && wal_left_behind {
+            warn!(
+                "state database {}: the machine rebooted without the database being closed \
+                 (power loss or crash?); its last writes may be lost, so codes the window \
+                 could reach before the boot are refused (users wait for a later code)",
+                path.display()
+            );
+            lost_at = lost_at.max(Some(boot.time.min(now)));
+        }
+        if stored.as_deref() != Some(boot.id.as_str()) {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('boot_id', ?1)",
+                [&boot.id],
+            )
+            .map_err(classify)?;
+        }
+    }
+    if let Some(at) = lost_at {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('history_lost_at', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+            [at],
+        )
+        .map_err(classify)?;
+    }
+    tx.execute(
+        "DELETE FROM meta WHERE key = 'history_lost_at' AND value < ?1",
+        [now.saturating_sub(LOST_HISTORY_RELEVANT_SECS)],
+    )
+    .map_err(classify)?;
+    tx.commit().map_err(classify)?;
+    Ok(conn)
+}
+
+/// Refuses a database that is not exactly ours: damaged pages, other tables, other version.
+fn check_schema(tx: &rusqlite::Transaction) -> Result<(), Failure> {
+    let check: String = tx
+        .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+        .map_err(classify)?;
+    if check != "ok" {
+        return Err(Failure::Unusable(format!(
+            "fails SQLite's integrity check ({})",
+            crate::log::sanitize(&check.chars().take(200).collect::<String>())
+        )));
+    }
+    for (table, expected) in [("users", &USERS_COLUMNS[..]), ("meta", &META_COLUMNS[..])] {
+        let mut stmt = tx
+            .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
+            .map_err(classify)?;
+        let columns = stmt
+            .query_map([table], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(classify)?;
+        if columns != expected {
+            return Err(Failure::Unusable(format!(
+                "is not a motp state database (table `{table}` is missing or has other columns)"
+            )));
+        }
+    }
+    let version: Option<i64> = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(classify)?;
+    if version != Some(SCHEMA_VERSION) {
+        return Err(Failure::Unusable(format!(
+            "has schema version {}, this plugin uses {SCHEMA_VERSION}",
+            version.map_or("(none)".to_owned(), |v| v.to_string())
+        )));
+    }
+    Ok(())
+}
+
+fn classify(e: rusqlite::Error) -> Failure {
+    match e.sqlite_error_code() {
+        Some(
+            ErrorCode::DatabaseCorrupt
+            | ErrorCode::NotADatabase
+            | ErrorCode::ReadOnly
+            | ErrorCode::PermissionDenied
+            | ErrorCode::CannotOpen
+            | ErrorCode::TypeMismatch,
+        ) => Failure::Unusable(e.to_string()),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Failure::Fatal(format!(
+            "another process has held it locked for more than {} s ({e})",
+            BUSY_TIMEOUT.as_secs()
+        )),
+        _ => match e {
+            rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..) => Failure::Unusable(e.to_string()),
+            _ => Failure::Fatal(e.to_string()),
+        },
+    }
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Renames an unusable database (and its `-wal`/`-shm`) to `<name>.corrupt-<now>`, unless some
+/// other process already did. Never deletes anything.
+fn move_aside(path: &Path, seen: &fs::Metadata, now: i64, why: &str) -> Result<(), StateError> {
+    let mut target = with_suffix(path, &format!(".corrupt-{now}"));
+    let mut n = 1;
+    while fs::symlink_metadata(&target).is_ok() {
+        target = with_suffix(path, &format!(".corrupt-{now}.{n}"));
+        n += 1;
+    }
+    match fs::symlink_metadata(path) {
+        Ok(m) if FileId::of(&m) == FileId::of(seen) => {}
+        // Gone or replaced: another process moved it aside first.
+        _ => return Ok(()),
+    }
+    fs::rename(path, &target).map_err(|e| {
+        StateError(format!(
+            "state database {} {why}, and it cannot be moved aside to {}: {e}",
+            path.display(),
+            target.display()
+        ))
+    })?;
+    for suffix in ["-wal", "-shm"] {
+        let from = with_suffix(path, suffix);
+        if fs::symlink_metadata(&from).is_ok() {
+            if let Err(e) = fs::rename(&from, with_suffix(&target, suffix)) {
+                warn!("cannot move {} aside: {e}", from.display());
+            }
+        }
+    }
+    error!(
+        "state database {} {why}; moved it aside to {} (kept for inspection) and started a \
+         fresh one; codes that may have been used before are refused for one window length \
+         (users wait for a later code)",
+        path.display(),
+        target.display()
+    );
+    Ok(())
+}
+
+/// A database we just created: mode 0600 (with its `-wal`/`-shm`), and when we run as root,
+/// owned by the directory's owner so that OpenVPN can reopen it after dropping privileges.
+fn protect_new_files(path: &Path, meta: &fs::Metadata) {
+    let dir_owner = path
+        .parent()
+        .and_then(|d| fs::metadata(d).ok())
+        .map(|d| (d.uid(), d.gid()));
+    for file in [
+        path.to_owned(),
+        with_suffix(path, "-wal"),
+        with_suffix(path, "-shm"),
+    ] {
+        if fs::symlink_metadata(&file).is_err() {
+            continue;
+        }
+        if let Err(e) = fs::set_permissions(&file, fs::Permissions::from_mode(0o600)) {
+            warn!("cannot set mode 0600 on {}: {e}", file.display());
+        }
+        if let Some((uid, gid)) = dir_owner {
+            if meta.uid() == 0 && uid != 0 {
+                if let Err(e) = std::os::unix::fs::chown(&file, Some(uid), Some(gid)) {
+                    warn!("cannot give {} to uid {uid}: {e}", file.display());
+                }
+            }
+        }
+    }
+}
+
+/// Makes sure `dir` exists (creating it with mode 0700) and that this process can create files
+/// in it. The error says which directory, which user we run as, and what to run.
+fn prepare_dir(dir: &Path) -> Result<(), StateError> {
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(dir_error(dir, "exists but is not a directory".to_owned())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::DirBuilder::new().mode(0o700).create(dir).map_err(|e| {
+                dir_error(dir, format!("does not exist and cannot be created: {e}"))
+            })?;
+            let me = Identity::current();
+            info!("created the state directory {} (mode 0700)", dir.display());
+            if me.uid == 0 {
+                warn!(
+                    "the state directory {} was created owned by root; if OpenVPN drops \
+                     privileges (`user`/`group`), it cannot reopen the state after a SIGHUP: run \
+                     `install -d -m 0700 -o nobody -g nogroup {}` with OpenVPN's user and group",
+                    dir.display(),
+                    dir.display()
+                );
+            }
+        }
+        Err(e) => return Err(dir_error(dir, format!("cannot be examined: {e}"))),
+    }
+    let probe = dir.join(format!(".motp-write-test-{}", std::process::id()));
+    let created = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&probe);
+    match created {
+        Ok(_) => {
+            let _ = fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(dir_error(dir, format!("is not writable: {e}"))),
+    }
+}
+
+fn dir_error(dir: &Path, problem: String) -> StateError {
+    StateError(dir_error_text(dir, &problem, &Identity::current()))
+}
+
+fn dir_error_text(dir: &Path, problem: &str, me: &Identity) -> String {
+    let user = me.user.clone().unwrap_or_else(|| me.uid.to_string());
+    let group = me.group.clone().unwrap_or_else(|| me.gid.to_string());
+    format!(
+        "state directory {dir} {problem}; the plugin runs as user {user} (uid {uid}), group \
+         {group} (gid {gid}); OpenVPN reopens it as that user after a SIGHUP once it has \
+         dropped privileges. Fix: run `install -d -m 0700 -o {user} -g {group} {dir}` as root, \
+         or set `dir` in the [state] table of motp.toml to a directory that user can write",
+        dir = dir.display(),
+        uid = me.uid,
+        gid = me.gid,
+    )
+}
+
+/// Who this process is, for error messages: effective ids from `/proc/self/status`, names from
+/// `/etc/passwd` and `/etc/group`.
+struct Identity {
+    uid: u32,
+    gid: u32,
+    user: Option<String>,
+    group: Option<String>,
+}
+
+impl Identity {
+    fn current() -> Identity {
+        let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let effective = |field: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|rest| rest.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u32>().ok())
+        };
+        // Without /proc, the owner of a file we create is our effective uid/gid.
+        let (uid, gid) = match (effective("Uid:"), effective("Gid:")) {
+            (Some(u), Some(g)) => (u, g),
+            _ => fs::metadata("/proc/self")
+                .map(|m| (m.uid(), m.gid()))
+                .unwrap_or((u32::MAX, u32::MAX)),
+        };
+        Identity {
+            uid,
+            gid,
+            user: name_in("/etc/passwd", uid),
+            group: name_in("/etc/group", gid),
+        }
+    }
+}
+
+/// The name of `id` in a passwd-style file (`name:x:id:...`).
+fn name_in(file: &str, id: u32) -> Option<String> {
+    let text = fs::read_to_string(file).ok()?;
+    text.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id_field = fields.nth(1)?;
+        (id_field.parse::<u32>().ok() == Some(id) && !name.is_empty()).then(|| name.to_owned())
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::auth::{Authenticator, Decision, LoginRequest};
+    use crate::config::Config;
+    use crate::engine::code_at_time;
+    use std::sync::atomic::AtomicI64;
+    use tracing::Level;
+
+    pub(crate) const T0: i64 = 1_700_000_000;
+    const CONFIG: &str = r#"
+max_failures = 3
+lockout_secs = 300
+[users.alice]
+secret = "0123456789abcdef"
+pin = "1234"
+[users.bob]
+secret = "fedcba9876543210"
+pin = "4321"
+"#;
+
+    /// A directory under the system temp dir, removed (with its contents) on drop.
+    pub(crate) struct TempDir(pub PathBuf);
+
+    impl TempDir {
+        pub(crate) fn new(name: &str) -> TempDir {
+            static COUNTER: AtomicU32 = AtomicU32::new(0);
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = std::env::temp_dir()
+                .join(format!("motp-state-test-{name}-{}-{n}", std::process::id()));
+            let _ = fs::remove_dir_all(&path);
+            fs::create_dir_all(&path).unwrap();
+            TempDir(path)
+        }
+        fn db(&self) -> PathBuf {
+            self.0.join(DB_FILE_NAME)
+        }
+        fn aside_files(&self) -> Vec<PathBuf> {
+            let mut found: Vec<PathBuf> = fs::read_dir(&self.0)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| {
+                    let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                    name.starts_with("motp-state.db.corrupt-")
+                        && !name.ends_with("-wal")
+                        && !name.ends_with("-shm")
+                })
+                .collect();
+            found.sort();
+            found
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(0o700));
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A settable clock and a fixed boot.
+    #[derive(Clone)]
+    struct FakeHost {
+        now: Arc<AtomicI64>,
+        boot: Option<Boot>,
+    }
+
+    impl FakeHost {
+        fn at(now: i64) -> FakeHost {
+            FakeHost {
+                now: Arc::new(AtomicI64::new(now)),
+                boot: Some(Boot {
+                    id: "boot-a".into(),
+                    time: T0 - 86_400,
+                }),
+            }
+        }
+        fn set(&self, now: i64) {
+            self.now.store(now, Ordering::SeqCst);
+        }
+        fn host(&self) -> Host {
+            let now = self.now.clone();
+            Host {
+                now: Arc::new(move || now.load(Ordering::SeqCst)),
+                boot: self.boot.clone(),
+            }
+        }
+        fn open(&self, dir: &TempDir) -> SqliteStore {
+            SqliteStore::open_with(&dir.0, self.host()).unwrap()
+        }
+    }
+
+    fn config(text: &str) -> Config {
+        Config::parse(Path::new("t.toml"), text).unwrap()
+    }
+
+    fn login(
+        config: &Config,
+        store: &dyn StateStore,
+        user: &str,
+        code: &str,
+        now: i64,
+    ) -> Decision {
+        let auth = Authenticator {
+            policy: &config.policy,
+            users: &config.users,
+            store,
+        };
+        let request = LoginRequest {
+            username: Some(user.as_bytes()),
+            password: Some(code.as_bytes()),
+            common_name: Some(user.as_bytes()),
+        };
+        auth.decide(&request, now)
+    }
+
+    fn alice(at: i64) -> String {
+        code_at_time("0123456789abcdef", "1234", at).to_hex()
+    }
+
+    /// Runs `f` with log events captured.
+    pub(crate) fn capture<R>(f: impl FnOnce() -> R) -> (R, Vec<(Level, String)>) {
+        let lines = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let seen = lines.clone();
+        let dispatch = crate::log::dispatch(
+            Arc::new(move |level, line: &str| seen.lock().push((level, line.to_owned()))),
+            Level::INFO,
+        );
+        let result = tracing::dispatcher::with_default(&dispatch, f);
+        let lines = lines.lock().clone();
+        (result, lines)
+    }
+
+    fn count_rows(dir: &TempDir) -> i64 {
+        let conn = Connection::open(dir.db()).unwrap();
+        conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn replay_is_rejected_after_reopen() {
+        let dir = TempDir::new("reopen");
+        let cfg = config(CONFIG);
+        let host = FakeHost::at(T0);
+        let store = host.open(&dir);
+        assert_eq!(
+            login(&cfg, &store, "alice", &alice(T0), T0),
+            Decision::Accepted { step_offset: 0 }
+        );
+        drop(store);
+        let db_mode = fs::metadata(dir.db()).unwrap().mode() & 0o777;
+        assert_eq!(db_mode, 0o600);
+
+        let store = host.open(&dir);
+        assert_eq!(
+            login(&cfg, &store, "alice", &alice(T0), T0 + 1),
+            Decision::Replay
+        );
+        assert_eq!(
+            login(&cfg, &store, "alice", &alice(T0 + 10), T0 + 2),
+            Decision::Accepted { step_offset: 1 }
+        );
+        assert!(dir.aside_files().is_empty());
+    }
+
+    #[test]
+    fn lock_survives_reopen_and_ends_after_the_period() {
+        let dir = TempDir::new("lock");
+        let cfg = config(CONFIG);
+        let host = FakeHost::at(T0);
+        let store = host.open(&dir);
+        for _ in 0..3 {
+            assert_eq!(
+                login(&cfg, &store, "alice", "000000", T0),
+                Decision::BadCode
+            );
+        }
+        drop(store);
+        host.set(T0 + 100);
+        let store = host.open(&dir);
+        assert_eq!(
+            login(&cfg, &store, "alice", &alice(T0 + 100), T0 + 100),
+            Decision::Locked { until: T0 + 300 }
+        );
+        // bob was never touched.
+        let bob = code_at_time("fedcba9876543210", "4321", T0 + 100).to_hex();
+        assert!(login(&cfg, &store, "bob", &bob, T0 + 100).is_accepted());
+        drop(store);
+        host.set(T0 + 300);
+        let store = host.open(&dir);
+        assert!(login(&cfg, &store, "alice", &alice(T0 + 300), T0 + 300).is_accepted());
+    }
+
+    #[test]
+    fn two_stores_on_one_dir_accept_a_code_exactly_once() {
+        let dir = TempDir::new("race");
+        // Replays count as failures; keep the lock out of this test.
+        let cfg = config(&CONFIG.replace("max_failures = 3", "max_failures = 1000000"));
+        let host = FakeHost::at(T0);
+        let stores = [host.open(&dir), host.open(&dir)];
+        const THREADS: usize = 8;
+        for round in 0..25 {
+            let now = T0 + round * 10;
+            host.set(now);
+            let code = alice(now);
+            let barrier = std::sync::Barrier::new(THREADS);
+            let accepted = AtomicU32::new(0);
+            std::thread::scope(|s| {
+                for t in 0..THREADS {
+                    let (store, code, barrier, accepted, cfg) =
+                        (&stores[t % 2], &code, &barrier, &accepted, &cfg);
+                    s.spawn(move || {
+                        barrier.wait();
+                        match login(cfg, store, "alice", code, now) {
+                            Decision::Accepted { .. } => {
+                                accepted.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Decision::Replay => {}
+                            other => panic!("unexpected {other:?}"),
+                        }
+                    });
+                }
+            });
+            assert_eq!(accepted.load(Ordering::SeqCst), 1, "round {round}");
+        }
+    }
+
+    /// Puts something bad at the database path, opens, and checks the recovery: the store
+    /// opens, the old file is kept aside, codes from before the load are refused as replays,
+    /// codes after one window length are accepted.
+    fn recovers_from(name: &str, expect_aside: bool, make: impl FnOnce(&TempDir)) -> TempDir {
+        let dir = TempDir::new(name);
+        make(&dir);
+        let host = FakeHost::at(T0);
+        let (store, logs) = capture(|| host.open(&dir));
+        assert!(
+            logs.iter()
+                .any(|(l, m)| *l == Level::ERROR && m.contains("refused")),
+            "{name}: {logs:?}"
+        );
+        assert_eq!(dir.aside_files().len(), usize::from(expect_aside), "{name}");
+        let cfg = config(CONFIG);
+        assert_eq!(
+            login(&cfg, &store, "alice", &alice(T0), T0),
+            Decision::Replay,
+            "{name}"
+        );
+        assert_eq!(
+            login(&cfg, &store, "alice", &alice(T0 + 180), T0 + 190),
+            Decision::Replay,
+            "{name}"
+        );
+        assert_eq!(
+            login(&cfg, &store, "alice", &alice(T0 + 190), T0 + 190),
+            Decision::Accepted { step_offset: 0 },
+            "{name}"
+        );
+        drop(store);
+        // The fresh database is fine: reopening moves nothing more aside.
+        let (_store, logs) = capture(|| host.open(&dir));
+        assert!(
+            logs.iter().all(|(l, _)| *l != Level::ERROR),
+            "{name}: {logs:?}"
+        );
+        assert_eq!(dir.aside_files().len(), usize::from(expect_aside), "{name}");
+        dir
+    }
+
+    fn noise(len: usize) -> Vec<u8> {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn random_bytes_are_moved_aside() {
+        let bytes = noise(10_000);
+        let dir = recovers_from("random", true, |d| fs::write(d.db(), &bytes).unwrap());
+        let aside = &dir.aside_files()[0];
+        assert_eq!(
+            aside.file_name().unwrap().to_string_lossy(),
+            format!("motp-state.db.corrupt-{T0}")
+        );
+        assert_eq!(fs::read(aside).unwrap(), bytes, "kept byte for byte");
+    }
+
+    /// A real database with enough rows to span several pages.
+    fn populated(dir: &TempDir) -> Vec<u8> {
+        let host = FakeHost::at(T0 - 10_000);
+        let store = host.open(dir);
+        for i in 0..400 {
+            store
+                .update(&format!("user-{i:04}-with-a-longish-name"), &mut |s| {
+                    s.failures = 1
+                })
+                .unwrap();
+        }
+        drop(store);
+        fs::read(dir.db()).unwrap()
+    }
+
+    #[test]
+    fn truncated_database_is_moved_aside() {
+        for keep in [0.5, 0.1] {
+            let dir = recovers_from("truncated", true, |d| {
+                let full = populated(d);
+                assert!(full.len() > 8192, "{}", full.len());
+                let cut = (full.len() as f64 * keep) as usize;
+                fs::write(d.db(), &full[..cut]).unwrap();
+            });
+            assert!(fs::metadata(&dir.aside_files()[0]).unwrap().len() > 0);
+        }
+        recovers_from("truncated-header", true, |d| {
+            let full = populated(d);
+            fs::write(d.db(), &full[..60]).unwrap();
+        });
+    }
+
+    #[test]
+    fn empty_database_file_counts_as_lost_history() {
+        recovers_from("empty", false, |d| fs::write(d.db(), b"").unwrap());
+    }
+
+    #[test]
+    fn other_schemas_are_moved_aside() {
+        recovers_from("foreign-schema", true, |d| {
+            let conn = Connection::open(d.db()).unwrap();
+            conn.execute_batch("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('x');")
+                .unwrap();
+        });
+        recovers_from("future-version", true, |d| {
+            populated(d);
+            let conn = Connection::open(d.db()).unwrap();
+            conn.execute(
+                "UPDATE meta SET value = 99 WHERE key = 'schema_version'",
+                [],
+            )
+            .unwrap();
+        });
+        recovers_from("bad-row", true, |d| {
+            populated(d);
+            let conn = Connection::open(d.db()).unwrap();
+            conn.execute("DROP TABLE meta", []).unwrap();
+        });
+    }
+
+    #[test]
+    fn a_directory_or_symlink_in_place_of_the_file_is_moved_aside() {
+        let dir = recovers_from("directory", true, |d| {
+            fs::create_dir(d.db()).unwrap();
+            fs::write(d.db().join("inside"), b"x").unwrap();
+        });
+        assert!(dir.aside_files()[0].join("inside").exists());
+
+        let elsewhere = TempDir::new("symlink-target");
+        let target_bytes = populated(&elsewhere);
+        let dir = recovers_from("symlink", true, |d| {
+            std::os::unix::fs::symlink(elsewhere.db(), d.db()).unwrap();
+        });
+        let aside = &dir.aside_files()[0];
+        assert!(fs::symlink_metadata(aside)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(
+            fs::read(elsewhere.db()).unwrap(),
+            target_bytes,
+            "target untouched"
+        );
+    }
+
+    #[test]
+    fn a_file_replaced_while_in_use_is_noticed() {
+        let dir = TempDir::new("replaced");
+        let cfg = config(CONFIG);
+        let host = FakeHost::at(T0);
+        let store = host.open(&dir);
+        assert!(login(&cfg, &store, "alice", &alice(T0), T0).is_accepted());
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = fs::remove_file(with_suffix(&dir.db(), suffix));
+        }
+        host.set(T0 + 10);
+        let (decision, logs) = capture(|| login(&cfg, &store, "alice", &alice(T0), T0 + 10));
+        assert_eq!(decision, Decision::Replay);
+        assert!(
+            logs.iter().any(|(_, m)| m.contains("removed or replaced")),
+            "{logs:?}"
+        );
+        assert!(dir.db().exists());
+        assert_eq!(
+            login(&cfg, &store, "alice", &alice(T0 + 20), T0 + 20),
+            Decision::Replay,
+            "the window could have reached it before the loss"
+        );
+        host.set(T0 + 200);
+        assert!(login(&cfg, &store, "alice", &alice(T0 + 200), T0 + 200).is_accepted());
+    }
+
+    #[test]
+    fn unclean_reboot_refuses_codes_from_before_the_boot() {
+        let cfg = config(CONFIG);
+        let boot_b = |time| Boot {
+            id: "boot-b".into(),
+            time,
+        };
+        // The machine lost power while the store was open: its log is left behind.
+        let dir = TempDir::new("power-loss");
+        let host = FakeHost::at(T0);
+        let store = host.open(&dir);
+        assert!(login(&cfg, &store, "alice", &alice(T0), T0).is_accepted());
+        std::mem::forget(store);
+        assert!(with_suffix(&dir.db(), "-wal").exists());
+        let rebooted = FakeHost {
+            boot: Some(boot_b(T0 + 40)),
+            ..host.clone()
+        };
+        rebooted.set(T0 + 60);
+        let (store, logs) = capture(|| rebooted.open(&dir));
+        assert!(logs.iter().any(|(_, m)| m.contains("rebooted")), "{logs:?}");
+        assert_eq!(
+            login(&cfg, &store, "alice", &alice(T0 + 60), T0 + 60),
+            Decision::Replay
+        );
+        assert!(login(&cfg, &store, "alice", &alice(T0 + 230), T0 + 230).is_accepted());
+
+        // A clean stop before the reboot: nothing is refused.
+        let dir = TempDir::new("clean-reboot");
+        let store = host.open(&dir);
+        assert!(login(&cfg, &store, "alice", &alice(T0), T0).is_accepted());
+        drop(store);
+        let (store, logs) = capture(|| rebooted.open(&dir));
+        assert!(
+            logs.iter().all(|(_, m)| !m.contains("rebooted")),
+            "{logs:?}"
+        );
+        assert!(login(&cfg, &store, "alice", &alice(T0 + 60), T0 + 60).is_accepted());
+    }
+
+    #[test]
+    fn idle_rows_are_pruned_and_others_kept() {
+        let dir = TempDir::new("prune");
+        let host = FakeHost::at(T0);
+        let store = host.open(&dir);
+        let set = |user: &str, f: &dyn Fn(&mut UserState)| {
+            store.update(user, &mut |s| f(s)).unwrap();
+        };
+        set("accepted", &|s| s.last_step = Some(1));
+        set("failing", &|s| s.failures = 2);
+        set("locked-long", &|s| s.locked_until = T0 + 30 * 86_400);
+        set("lock-over", &|s| s.locked_until = T0 + 300);
+        host.set(T0 + PRUNE_AFTER_SECS - 1);
+        set("recent", &|s| s.last_step = Some(2));
+        store.prune();
+        assert_eq!(count_rows(&dir), 5, "nothing old enough yet");
+
+        host.set(T0 + PRUNE_AFTER_SECS + 1);
+        store.prune();
+        let conn = Connection::open(dir.db()).unwrap();
+        let mut left: Vec<String> = conn
+            .prepare("SELECT username FROM users")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        left.sort();
+        assert_eq!(left, ["failing", "locked-long", "recent"]);
+
+        // Pruning also runs by itself every PRUNE_EVERY decisions.
+        host.set(T0 + 2 * PRUNE_AFTER_SECS + 10);
+        for _ in 0..PRUNE_EVERY {
+            store.update("failing", &mut |_| {}).unwrap();
+        }
+        assert_eq!(count_rows(&dir), 2, "recent has become old");
+    }
+
+    #[test]
+    fn a_missing_dir_is_created_with_mode_0700() {
+        let parent = TempDir::new("create");
+        let dir = parent.0.join("state");
+        let host = FakeHost::at(T0);
+        let (store, _logs) = capture(|| SqliteStore::open_with(&dir, host.host()));
+        store.unwrap();
+        assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        assert!(dir.join(DB_FILE_NAME).exists());
+    }
+
+    #[test]
+    fn an_unusable_dir_is_a_clear_error() {
+        let parent = TempDir::new("unusable");
+        let file = parent.0.join("a-file");
+        fs::write(&file, b"x").unwrap();
+        let host = FakeHost::at(T0);
+        for dir in [file.clone(), file.join("state")] {
+            let e = SqliteStore::open_with(&dir, host.host())
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                e.contains(&format!("state directory {}", dir.display())),
+                "{e}"
+            );
+            assert!(e.contains("runs as user"), "{e}");
+            assert!(e.contains("install -d -m 0700 -o"), "{e}");
+        }
+        let me = Identity::current();
+        if me.uid != 0 {
+            let dir = parent.0.join("read-only");
+            fs::create_dir(&dir).unwrap();
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o500)).unwrap();
+            let e = SqliteStore::open_with(&dir, host.host())
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(e.contains("is not writable"), "{e}");
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        let nobody = Identity {
+            uid: 65534,
+            gid: 65534,
+            user: Some("nobody".into()),
+            group: Some("nogroup".into()),
+        };
+        let text = dir_error_text(
+            Path::new("/var/lib/openvpn-motp"),
+            "is not writable: Permission denied (os error 13)",
+            &nobody,
+        );
+        assert!(
+            text.contains("state directory /var/lib/openvpn-motp is not writable"),
+            "{text}"
+        );
+        assert!(
+            text.contains("user nobody (uid 65534), group nogroup (gid 65534)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("`install -d -m 0700 -o nobody -g nogroup /var/lib/openvpn-motp`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn identity_reads_passwd_style_files() {
+        let me = Identity::current();
+        if Path::new("/proc/self/status").exists() {
+            let owner = fs::metadata("/proc/self").unwrap().uid();
+            assert_eq!(me.uid, owner);
+        }
+        if me.uid == 0 && Path::new("/etc/passwd").exists() {
+            assert_eq!(me.user.as_deref(), Some("root"));
+        }
+    }
+
+    /// Not a pass/fail test: prints what one decision costs with the durable store.
+    /// `cargo test --release --lib decision_timing -- --nocapture` for the real numbers.
+    #[test]
+    fn decision_timing() {
+        use std::time::Instant;
+        let dir = TempDir::new("timing");
+        let cfg = config(&CONFIG.replace("max_failures = 3", "max_failures = 4000000000"));
+        let host = FakeHost::at(T0);
+        let store = host.open(&dir);
+        let median = |mut v: Vec<Duration>| {
+            v.sort();
+            v[v.len() / 2]
+        };
+        const N: i64 = 300;
+        let (mut accept, mut reject, mut store_only) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..N {
+            let now = T0 + 10 * i;
+            host.set(now);
+            let code = alice(now);
+            let t = Instant::now();
+            assert!(login(&cfg, &store, "alice", &code, now).is_accepted());
+            accept.push(t.elapsed());
+            let t = Instant::now();
+            assert_eq!(
+                login(&cfg, &store, "alice", "000000", now),
+                Decision::BadCode
+            );
+            reject.push(t.elapsed());
+            let t = Instant::now();
+            store.update("bob", &mut |s| s.failures += 1).unwrap();
+            store_only.push(t.elapsed());
+        }
+        let memory = crate::state::MemoryStore::new();
+        let mut in_memory = Vec::new();
+        for i in 0..N {
+            let now = T0 + 10 * i;
+            let t = Instant::now();
+            assert!(login(&cfg, &memory, "alice", &alice(now), now).is_accepted());
+            in_memory.push(t.elapsed());
+        }
+        println!(
+            "decision medians over {N}: accept {:?}, reject (bad code) {:?}, store update alone \
+             {:?}; accept with the memory store {:?} (debug builds are much slower than release)",
+            median(accept),
+            median(reject),
+            median(store_only),
+            median(in_memory)
+        );
+    }
+}
