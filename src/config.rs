@@ -54,12 +54,24 @@ impl Default for Policy {
     }
 }
 
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/openvpn-motp";
+
 /// Where replay and lockout state lives (`[state]`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StateConfig {
+    /// `backend = "local"` (the default): an SQLite database in `dir`, shared by every OpenVPN
+    /// process on this host that names the same directory, kept across SIGHUP and restarts.
+    Local { dir: PathBuf },
     /// In this process only: lost when OpenVPN reloads the plugin (SIGHUP).
-    #[default]
     Memory,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig::Local {
+            dir: PathBuf::from(DEFAULT_STATE_DIR),
+        }
+    }
 }
 
 /// One user's entry. `key` is `secret ‖ pin`, the bytes that follow the step in the hash.
@@ -265,6 +277,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawState {
     backend: Option<Spanned<String>>,
+    dir: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -409,18 +422,9 @@ impl RawConfig {
                 .unwrap_or(defaults.require_common_name),
         };
 
-        let state = match self.state.and_then(|s| s.backend) {
-            None => StateConfig::Memory,
-            Some(b) => match b.get_ref().as_str() {
-                "memory" => StateConfig::Memory,
-                other => {
-                    return Err(check.error(
-                        b.span().start,
-                        "state.backend",
-                        format!("unknown backend \"{other}\"; this version supports \"memory\""),
-                    ))
-                }
-            },
+        let state = match self.state {
+            None => StateConfig::default(),
+            Some(raw) => raw.validate(&check)?,
         };
 
         let mut users = HashMap::with_capacity(self.users.len());
@@ -435,6 +439,58 @@ impl RawConfig {
             policy,
             state,
             users: UserTable { users },
+        })
+    }
+}
+
+impl RawState {
+    fn validate(self, check: &Checker) -> Result<StateConfig, ConfigError> {
+        let local = match &self.backend {
+            None => true,
+            Some(b) => match b.get_ref().as_str() {
+                "local" => true,
+                "memory" => false,
+                other => {
+                    return Err(check.error(
+                        b.span().start,
+                        "state.backend",
+                        format!(
+                            "unknown backend \"{}\"; this version supports \"local\" (the \
+                             default) and \"memory\"",
+                            printable(other)
+                        ),
+                    ))
+                }
+            },
+        };
+        let Some(dir) = self.dir else {
+            return Ok(if local {
+                StateConfig::default()
+            } else {
+                StateConfig::Memory
+            });
+        };
+        let at = dir.span().start;
+        if !local {
+            return Err(check.error(
+                at,
+                "state.dir",
+                "only applies to backend = \"local\"; remove it, or remove backend = \"memory\"",
+            ));
+        }
+        let dir = dir.into_inner();
+        if dir.chars().any(char::is_control) || !dir.starts_with('/') || dir.trim() == "/" {
+            return Err(check.error(
+                at,
+                "state.dir",
+                format!(
+                    "must be an absolute path to a directory without control characters, e.g. \
+                     \"{DEFAULT_STATE_DIR}\" (OpenVPN may change its working directory)"
+                ),
+            ));
+        }
+        Ok(StateConfig::Local {
+            dir: PathBuf::from(dir),
         })
     }
 }
@@ -703,6 +759,49 @@ disabled = true
             &refused("[state]\nbackend = \"floppy\"\n"),
             2,
             "state.backend",
+        );
+    }
+
+    #[test]
+    fn state_defaults_to_local_in_var_lib() {
+        let local = |dir: &str| StateConfig::Local { dir: dir.into() };
+        assert_eq!(parse("").unwrap().state, local(DEFAULT_STATE_DIR));
+        assert_eq!(parse("[state]\n").unwrap().state, local(DEFAULT_STATE_DIR));
+        assert_eq!(
+            parse("[state]\nbackend = \"local\"\n").unwrap().state,
+            local(DEFAULT_STATE_DIR)
+        );
+        assert_eq!(
+            parse("[state]\nbackend = \"local\"\ndir = \"/srv/motp\"\n")
+                .unwrap()
+                .state,
+            local("/srv/motp")
+        );
+        assert_eq!(
+            parse("[state]\ndir = \"/srv/motp\"\n").unwrap().state,
+            local("/srv/motp")
+        );
+        assert_eq!(
+            parse("[state]\nbackend = \"memory\"\n").unwrap().state,
+            StateConfig::Memory
+        );
+    }
+
+    #[test]
+    fn bad_state_dir_is_refused() {
+        for dir in ["relative/dir", "", "/", "/var/lib/\\u0007x"] {
+            let e = refused(&format!("[state]\ndir = \"{dir}\"\n"));
+            assert_names(&e, 2, "state.dir");
+            assert!(e.message.contains("absolute path"), "{e}");
+        }
+        let e = refused("[state]\nbackend = \"memory\"\n\ndir = \"/srv/motp\"\n");
+        assert_names(&e, 4, "state.dir");
+        assert!(e.message.contains("only applies"), "{e}");
+        assert_names(&refused("[state]\nbackend = 3\n"), 2, "state.backend");
+        assert_names(
+            &refused("[state]\ndirectory = \"/x\"\n"),
+            2,
+            "state.directory",
         );
     }
 
