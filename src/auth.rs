@@ -326,7 +326,9 @@ disabled = true
         for _ in 0..10 {
             assert_eq!(f.login("alice", "000000", "bob", NOW), Decision::CnMismatch);
         }
-        assert!(f.login("alice", &alice_code(NOW), "alice", NOW).is_accepted());
+        assert!(f
+            .login("alice", &alice_code(NOW), "alice", NOW)
+            .is_accepted());
     }
 
     #[test]

@@ -38,13 +38,20 @@ pub struct IpLimiter {
 
 impl IpLimiter {
     pub fn new(policy: IpPolicy, capacity: usize) -> IpLimiter {
-        IpLimiter { policy, capacity: capacity.max(1), table: Mutex::new(HashMap::new()) }
+        IpLimiter {
+            policy,
+            capacity: capacity.max(1),
+            table: Mutex::new(HashMap::new()),
+        }
     }
 
     /// `Some(until)` if this address is refused right now.
     pub fn locked_until(&self, ip: IpAddr, now: i64) -> Option<i64> {
         let table = self.table.lock();
-        table.get(&ip).map(|e| e.locked_until).filter(|&until| until > now)
+        table
+            .get(&ip)
+            .map(|e| e.locked_until)
+            .filter(|&until| until > now)
     }
 
     /// Counts one failed login from `ip`; returns `Some(until)` if this failure locked it.
@@ -54,7 +61,11 @@ impl IpLimiter {
         if !table.contains_key(&ip) && table.len() >= self.capacity {
             evict(&mut table, self.capacity, now, window);
         }
-        let entry = table.entry(ip).or_insert(Entry { failures: 0, last_failure: now, locked_until: 0 });
+        let entry = table.entry(ip).or_insert(Entry {
+            failures: 0,
+            last_failure: now,
+            locked_until: 0,
+        });
         if now.saturating_sub(entry.last_failure) > window {
             entry.failures = 0;
         }
@@ -84,8 +95,11 @@ fn evict(table: &mut HashMap<IpAddr, Entry>, capacity: usize, now: i64, window: 
     if table.len() <= target {
         return;
     }
-    let mut unlocked: Vec<(i64, IpAddr)> =
-        table.iter().filter(|(_, e)| e.locked_until <= now).map(|(ip, e)| (e.last_failure, *ip)).collect();
+    let mut unlocked: Vec<(i64, IpAddr)> = table
+        .iter()
+        .filter(|(_, e)| e.locked_until <= now)
+        .map(|(ip, e)| (e.last_failure, *ip))
+        .collect();
     let excess = (table.len() - target).min(unlocked.len());
     if excess > 0 {
         unlocked.select_nth_unstable(excess - 1);
@@ -95,7 +109,8 @@ fn evict(table: &mut HashMap<IpAddr, Entry>, capacity: usize, now: i64, window: 
     }
     // Still full means every entry is a live lock: drop the ones expiring soonest.
     if table.len() >= capacity {
-        let mut locked: Vec<(i64, IpAddr)> = table.iter().map(|(ip, e)| (e.locked_until, *ip)).collect();
+        let mut locked: Vec<(i64, IpAddr)> =
+            table.iter().map(|(ip, e)| (e.locked_until, *ip)).collect();
         let excess = table.len() - target;
         locked.select_nth_unstable(excess - 1);
         for (_, ip) in &locked[..excess] {
@@ -120,7 +135,13 @@ mod tests {
     }
 
     fn limiter(capacity: usize) -> IpLimiter {
-        IpLimiter::new(IpPolicy { max_failures: 3, lockout_secs: 600 }, capacity)
+        IpLimiter::new(
+            IpPolicy {
+                max_failures: 3,
+                lockout_secs: 600,
+            },
+            capacity,
+        )
     }
 
     #[test]
