@@ -47,7 +47,10 @@ impl Setup {
         let dir = TempDir::new("e2e");
         let pki = Pki::create(dir.path(), &["alice", "bob", "carol", "mallory"]);
         let config = dir.path().join("motp.toml");
-        write_motp_config(&config, &format!("{global}\n{USERS}"));
+        write_motp_config(
+            &config,
+            &format!("{global}\n{}\n{USERS}", state_section(dir.path())),
+        );
         let skew_file = dir.path().join("clock-skew");
         std::fs::write(&skew_file, "0").unwrap();
         let mut spec = ServerSpec::new(&pki, motp_harness::plugin_path(), config);
@@ -388,26 +391,197 @@ fn bad_config_stops_the_server_and_names_file_line_and_key() {
     );
 }
 
+/// `[state]` with a state dir of this test's own (never the system's /var/lib/openvpn-motp).
+fn state_section(dir: &std::path::Path) -> String {
+    format!("[state]\ndir = \"{}\"\n", dir.join("state").display())
+}
+
+fn file_login<'a>(username: &'a str, password: &'a str) -> Credentials<'a> {
+    Credentials::File { username, password }
+}
+
 #[test]
-fn udp_and_tcp_servers_both_work() {
+fn udp_and_tcp_servers_share_state() {
     require_tools();
-    let dir = TempDir::new("e2e-tcp");
-    let pki = Pki::create(dir.path(), &["alice"]);
+    let dir = TempDir::new("e2e-shared");
+    let pki = Pki::create(dir.path(), &["alice", "bob"]);
     let config = dir.path().join("motp.toml");
-    write_motp_config(&config, USERS);
-    let mut spec = ServerSpec::new(&pki, motp_harness::plugin_path(), config);
-    spec.proto = Proto::Tcp;
-    let server = Server::start(dir.path(), &spec)
-        .unwrap_or_else(|log| panic!("tcp server did not start:\n{log}"));
-    let code = alice_code(unix_now());
-    let outcome = login(
-        &server,
-        &pki,
-        "alice",
-        &Credentials::File {
-            username: "alice",
-            password: &code,
-        },
+    write_motp_config(
+        &config,
+        &format!("max_failures = 3\n{}\n{USERS}", state_section(dir.path())),
     );
-    assert_accepted(&outcome, "login over TCP");
+    let udp_spec = ServerSpec::new(&pki, motp_harness::plugin_path(), config.clone());
+    let udp =
+        Server::start(dir.path(), &udp_spec).unwrap_or_else(|log| panic!("udp server:\n{log}"));
+    let mut tcp_spec = ServerSpec::new(&pki, motp_harness::plugin_path(), config);
+    tcp_spec.proto = Proto::Tcp;
+    let tcp =
+        Server::start(dir.path(), &tcp_spec).unwrap_or_else(|log| panic!("tcp server:\n{log}"));
+
+    let now = unix_now();
+    let code = alice_code(now);
+    assert_accepted(
+        &login(&udp, &pki, "alice", &file_login("alice", &code)),
+        "alice over UDP",
+    );
+    assert_rejected(
+        &login(&tcp, &pki, "alice", &file_login("alice", &code)),
+        "the same code over TCP",
+    );
+    assert!(last_decision(&tcp, "alice").contains("reason=replay"));
+    let next = alice_code(now + 10);
+    assert_accepted(
+        &login(&tcp, &pki, "alice", &file_login("alice", &next)),
+        "a later code over TCP",
+    );
+
+    // Failures on both servers add up to one lock.
+    let wrong = wrong_code(BOB_SECRET, BOB_PIN, now, 400);
+    assert_rejected(
+        &login(&udp, &pki, "bob", &file_login("bob", &wrong)),
+        "bob wrong 1 (udp)",
+    );
+    assert_rejected(
+        &login(&tcp, &pki, "bob", &file_login("bob", &wrong)),
+        "bob wrong 2 (tcp)",
+    );
+    assert_rejected(
+        &login(&udp, &pki, "bob", &file_login("bob", &wrong)),
+        "bob wrong 3 (udp)",
+    );
+    assert_rejected(
+        &login(&tcp, &pki, "bob", &file_login("bob", &bob_code(now))),
+        "bob locked on tcp",
+    );
+    assert!(last_decision(&tcp, "bob").contains("reason=locked"));
+}
+
+#[test]
+fn state_survives_sighup_after_dropping_privileges() {
+    require_tools();
+    let dir = TempDir::new("e2e-sighup");
+    let pki = Pki::create(dir.path(), &["alice"]);
+    // As the setup guide says: motp.toml 0640 root:nogroup, state dir owned by nobody.
+    let config = dir.path().join("motp.toml");
+    write_motp_config(&config, &format!("{}\n{USERS}", state_section(dir.path())));
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .status()
+            .unwrap();
+        assert!(status.success(), "{args:?}");
+    };
+    run(&["chown", "root:nogroup", &config.display().to_string()]);
+    // A SIGHUP re-reads the server's keys too, as nobody.
+    for key in ["server.key", "tls-crypt.key"] {
+        run(&["chgrp", "nogroup", &pki.file(key)]);
+        run(&["chmod", "0640", &pki.file(key)]);
+    }
+    let state = dir.path().join("state").display().to_string();
+    run(&[
+        "install", "-d", "-m", "0700", "-o", "nobody", "-g", "nogroup", &state,
+    ]);
+    // Debian's /dev/net/tun is 0666; some sandboxes make it 0600, which stops any unprivileged
+    // reopen of the (persistent, nobody-owned) tun device after SIGHUP.
+    run(&["chmod", "0666", "/dev/net/tun"]);
+    let mut spec = ServerSpec::new(&pki, motp_harness::plugin_path(), config);
+    spec.tun_owner = Some(("nobody".into(), "nogroup".into()));
+    spec.extra = ["user nobody", "group nogroup", "persist-key"]
+        .map(String::from)
+        .to_vec();
+    let mut server =
+        Server::start(dir.path(), &spec).unwrap_or_else(|log| panic!("server:\n{log}"));
+
+    let now = unix_now();
+    let code = alice_code(now);
+    assert_accepted(
+        &login(&server, &pki, "alice", &file_login("alice", &code)),
+        "before SIGHUP",
+    );
+    server.sighup();
+    let log = server.log();
+    assert!(
+        log.contains("PLUGIN_CLOSE"),
+        "SIGHUP must have unloaded the plugin:\n{log}"
+    );
+    assert_rejected(
+        &login(&server, &pki, "alice", &file_login("alice", &code)),
+        "same code after SIGHUP",
+    );
+    assert!(last_decision(&server, "alice").contains("reason=replay"));
+    let next = alice_code(now + 10);
+    assert_accepted(
+        &login(&server, &pki, "alice", &file_login("alice", &next)),
+        "new code after SIGHUP",
+    );
+}
+
+#[test]
+fn user_table_reloads_without_sighup() {
+    require_tools();
+    let dir = TempDir::new("e2e-reload");
+    let pki = Pki::create(dir.path(), &["alice", "dora"]);
+    let config = dir.path().join("motp.toml");
+    let base = format!("{}\n{USERS}", state_section(dir.path()));
+    write_motp_config(&config, &base);
+    let spec = ServerSpec::new(&pki, motp_harness::plugin_path(), config.clone());
+    let server = Server::start(dir.path(), &spec).unwrap_or_else(|log| panic!("server:\n{log}"));
+    let now = unix_now();
+    let dora_code = code_at_time("d0d0d0d0d0d0d0d0", "2468", now).to_hex();
+    assert_rejected(
+        &login(&server, &pki, "dora", &file_login("dora", &dora_code)),
+        "dora before she is added",
+    );
+
+    // Add dora while the server runs.
+    write_motp_config(
+        &config,
+        &format!("{base}\n[users.dora]\nsecret = \"d0d0d0d0d0d0d0d0\"\npin = \"2468\"\n"),
+    );
+    assert_accepted(
+        &login(&server, &pki, "dora", &file_login("dora", &dora_code)),
+        "dora after she is added",
+    );
+
+    // Break the file: existing users keep working, and the log names the problem.
+    write_motp_config(
+        &config,
+        &format!("{base}\n[users.dora]\nsecret = \"d0d0\"\npin = \"2468\"\n"),
+    );
+    assert_accepted(
+        &login(
+            &server,
+            &pki,
+            "alice",
+            &file_login("alice", &alice_code(now)),
+        ),
+        "alice, file broken",
+    );
+    let errors: Vec<String> = server
+        .plugin_lines()
+        .into_iter()
+        .filter(|l| l.contains("users.dora.secret"))
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "one error naming the key, logged once: {errors:#?}"
+    );
+    assert!(
+        errors[0].contains(&config.display().to_string()),
+        "{}",
+        errors[0]
+    );
+    let line = config_line_of(&server, &config);
+    assert!(
+        errors[0].contains(&format!("line {line}")),
+        "{} (expected line {line})",
+        errors[0]
+    );
+}
+
+/// The line of `secret = "d0d0"` in the broken config.
+fn config_line_of(_server: &Server, config: &std::path::Path) -> usize {
+    let text = std::fs::read_to_string(config).unwrap();
+    text.lines().position(|l| l.contains("\"d0d0\"")).unwrap() + 1
 }

@@ -60,7 +60,10 @@ fn freed_secrets(body: impl FnOnce()) -> (usize, usize) {
     ARMED.store(true, Ordering::SeqCst);
     body();
     ARMED.store(false, Ordering::SeqCst);
-    (FREED_WITH_SECRET.load(Ordering::SeqCst), FREED_WITH_PIN.load(Ordering::SeqCst))
+    (
+        FREED_WITH_SECRET.load(Ordering::SeqCst),
+        FREED_WITH_PIN.load(Ordering::SeqCst),
+    )
 }
 
 // One test function: the allocator is global, so phases must not run in parallel.
@@ -83,7 +86,11 @@ fn secrets_and_pins_are_wiped_when_dropped() {
         assert_eq!(config.users.len(), 1);
         drop(config);
     });
-    assert_eq!((s, p), (0, 0), "config load/drop freed blocks holding the secret / the PIN");
+    assert_eq!(
+        (s, p),
+        (0, 0),
+        "config load/drop freed blocks holding the secret / the PIN"
+    );
 
     // A whole plugin instance deciding logins, including an SCRV1 password, then closed.
     let (s, p) = freed_secrets(|| {
@@ -104,7 +111,11 @@ fn secrets_and_pins_are_wiped_when_dropped() {
         assert_eq!(plugin.authenticate(&env), motp::plugin::Verdict::Accept);
         drop(plugin);
     });
-    assert_eq!((s, p), (0, 0), "plugin open/auth/close freed blocks holding the secret / the PIN");
+    assert_eq!(
+        (s, p),
+        (0, 0),
+        "plugin open/auth/close freed blocks holding the secret / the PIN"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

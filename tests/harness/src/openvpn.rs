@@ -276,6 +276,10 @@ pub struct ServerSpec<'a> {
     pub extra: Vec<String>,
     /// Environment for the server process (e.g. the plugin's debug clock hook).
     pub env: Vec<(String, String)>,
+    /// Pre-create the tun device as a persistent one owned by this `(user, group)`, so a server
+    /// that dropped privileges can reopen it after SIGHUP without CAP_NET_ADMIN. Removed when
+    /// the server is dropped.
+    pub tun_owner: Option<(String, String)>,
 }
 
 impl<'a> ServerSpec<'a> {
@@ -287,6 +291,7 @@ impl<'a> ServerSpec<'a> {
             proto: Proto::Udp,
             extra: Vec::new(),
             env: Vec::new(),
+            tun_owner: None,
         }
     }
 }
@@ -298,6 +303,31 @@ pub struct Server {
     pub log_path: PathBuf,
     pub dir: PathBuf,
     proc: Proc,
+    _tun: Option<PersistentTun>,
+}
+
+/// A persistent tun device, deleted on drop (after the server using it was killed).
+struct PersistentTun {
+    name: String,
+}
+
+impl PersistentTun {
+    fn create(name: &str, user: &str, group: &str) -> PersistentTun {
+        run(Command::new("ip").args([
+            "tuntap", "add", "dev", name, "mode", "tun", "user", user, "group", group,
+        ]));
+        PersistentTun {
+            name: name.to_owned(),
+        }
+    }
+}
+
+impl Drop for PersistentTun {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.name])
+            .status();
+    }
 }
 
 static SUBNET: AtomicU32 = AtomicU32::new(0);
@@ -307,6 +337,14 @@ impl Server {
     /// error log if it stopped instead.
     pub fn start(dir: &Path, spec: &ServerSpec) -> Result<Server, String> {
         let port = free_port();
+        // OpenVPN writes its per-login temp files here, also after dropping privileges.
+        let tmp = dir.join(format!("tmp-{port}"));
+        fs::create_dir_all(&tmp).expect("create tmp-dir");
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777)).expect("chmod tmp-dir");
+        let tun = spec
+            .tun_owner
+            .as_ref()
+            .map(|(user, group)| PersistentTun::create(&format!("e2e{port}"), user, group));
         let subnet = 10 + SUBNET.fetch_add(1, Ordering::Relaxed) % 200;
         let pki = spec.pki;
         let mut conf = String::new();
@@ -325,7 +363,7 @@ impl Server {
             cert = pki.file("server.crt"),
             key = pki.file("server.key"),
             tc = pki.file("tls-crypt.key"),
-            dir = dir.display(),
+            dir = tmp.display(),
             so = spec.plugin.display(),
             cfg = spec.motp_config.display(),
         );
@@ -357,6 +395,7 @@ impl Server {
             log_path,
             dir: dir.to_owned(),
             proc,
+            _tun: tun,
         })
     }
 

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use motp::engine::code_at_time;
 use motp_harness::openvpn::{
-    login, require_tools, unix_now, write_motp_config, Credentials, Outcome, Pki, Server, ServerSpec, TempDir,
+    login, require_tools, unix_now, write_motp_config, Credentials, Outcome, Pki, Server,
+    ServerSpec, TempDir,
 };
 
 const SECRET: &str = "0123456789abcdef";
@@ -17,18 +18,25 @@ fn main() -> ExitCode {
     require_tools();
     let plugin = motp_harness::plugin_path();
     if !plugin.exists() {
-        eprintln!("{} is missing; run `cargo build --release` first (or use ./demo.sh)", plugin.display());
+        eprintln!(
+            "{} is missing; run `cargo build --release` first (or use ./demo.sh)",
+            plugin.display()
+        );
         return ExitCode::from(2);
     }
     let dir = TempDir::new("demo");
-    println!("openvpn-motp demo: throw-away PKI and configs in {}", dir.path().display());
+    println!(
+        "openvpn-motp demo: throw-away PKI and configs in {}",
+        dir.path().display()
+    );
     let pki = Pki::create(dir.path(), &["alice", "bob"]);
     let config = dir.path().join("motp.toml");
     write_motp_config(
         &config,
         &format!(
             "# demo: alice's phone app holds this secret; she types this PIN into it\n\
-             [state]\nbackend = \"memory\"\n\n[users.alice]\nsecret = \"{SECRET}\"\npin = \"{PIN}\"\n"
+             [state]\ndir = \"{state}\"\n\n[users.alice]\nsecret = \"{SECRET}\"\npin = \"{PIN}\"\n",
+            state = dir.path().join("state").display(),
         ),
     );
     let spec = ServerSpec::new(&pki, plugin.clone(), config);
@@ -39,7 +47,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("server: openvpn on 127.0.0.1:{} (udp) with `plugin {} motp.toml`\n", server.port, plugin.display());
+    println!(
+        "server: openvpn on 127.0.0.1:{} (udp) with `plugin {} motp.toml`\n",
+        server.port,
+        plugin.display()
+    );
 
     let now = unix_now();
     let code = code_at_time(SECRET, PIN, now).to_hex();
@@ -50,12 +62,26 @@ fn main() -> ExitCode {
         ("alice logs in with the current code", "alice", &code, true),
         ("the same code again", "alice", &code, false),
         ("a wrong code", "alice", wrong, false),
-        ("bob's certificate, alice's username, a valid code", "bob", &next_code, false),
+        (
+            "bob's certificate, alice's username, a valid code",
+            "bob",
+            &next_code,
+            false,
+        ),
     ];
     let mut all_as_expected = true;
     for (i, (what, cert, password, should_accept)) in steps.into_iter().enumerate() {
-        let outcome = login(&server, &pki, cert, &Credentials::File { username: "alice", password });
-        let as_expected = outcome.accepted == should_accept && (should_accept || outcome.rejected());
+        let outcome = login(
+            &server,
+            &pki,
+            cert,
+            &Credentials::File {
+                username: "alice",
+                password,
+            },
+        );
+        let as_expected =
+            outcome.accepted == should_accept && (should_accept || outcome.rejected());
         all_as_expected &= as_expected;
         println!(
             "{} step {}: {what}: OpenVPN {} | plugin: {}",
@@ -77,8 +103,14 @@ fn main() -> ExitCode {
 
 /// A code that matches no step of the ±180 s window, so step 3 is wrong for certain.
 fn code_valid_nowhere(now: i64) -> String {
-    let valid: Vec<String> = (-200..=200).step_by(10).map(|d| code_at_time(SECRET, PIN, now + d).to_hex()).collect();
-    (0u32..).map(|n| format!("{n:06x}")).find(|c| !valid.contains(c)).expect("a wrong code exists")
+    let valid: Vec<String> = (-200..=200)
+        .step_by(10)
+        .map(|d| code_at_time(SECRET, PIN, now + d).to_hex())
+        .collect();
+    (0u32..)
+        .map(|n| format!("{n:06x}"))
+        .find(|c| !valid.contains(c))
+        .expect("a wrong code exists")
 }
 
 fn answer(outcome: &Outcome) -> String {
