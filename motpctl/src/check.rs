@@ -6,7 +6,8 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use motp::config::Config;
+use motp::config::{Config, StateConfig};
+use motp::state::DB_FILE_NAME;
 use toml_edit::DocumentMut;
 
 use crate::cli::{CheckArgs, DEFAULT_CONFIG};
@@ -84,8 +85,8 @@ pub fn check_config(args: CheckArgs) -> Outcome {
             if let Ok((text, meta)) = crate::edit::read_text(&path) {
                 if let Ok(doc) = text.parse::<DocumentMut>() {
                     check_users(&doc, &mut report);
-                    check_state(&doc, &path, account.as_ref(), &mut report);
                 }
+                check_state(&config.state, account.as_ref(), &mut report);
                 check_permissions(&path, &meta, account.as_ref(), &mut report);
             }
         }
@@ -217,68 +218,99 @@ fn check_permissions(path: &Path, meta: &fs::Metadata, account: Option<&Account>
     }
 }
 
-/// The state backend: memory is lost at every reload; a directory must be writable by the
-/// runtime user. Read from the file as written, so that backends this motpctl does not know
-/// are still checked for their directory.
-fn check_state(doc: &DocumentMut, config_path: &Path, account: Option<&Account>, r: &mut Report) {
-    let state = doc.get("state");
-    let backend = state
-        .and_then(|s| s.get("backend"))
-        .and_then(|b| b.as_str())
-        .unwrap_or("memory");
-    let dir = state.and_then(|s| s.get("dir")).and_then(|d| d.as_str());
-    if backend == "memory" {
-        r.note(
-            "state backend \"memory\": lockouts and replay protection are lost whenever OpenVPN \
-             reloads the plugin (SIGHUP, e.g. at log rotation)",
-        );
-        return;
-    }
-    let Some(dir) = dir else {
-        r.note(format!(
-            "state backend \"{backend}\" with its default directory: not checked"
-        ));
-        return;
+/// The state backend: memory is lost at every SIGHUP; the local store's directory must exist
+/// and be writable by the runtime user, or the plugin cannot open it (at start as root it
+/// creates it 0700 for root, which the runtime user cannot reopen after a SIGHUP).
+fn check_state(state: &StateConfig, account: Option<&Account>, r: &mut Report) {
+    let dir = match state {
+        StateConfig::Memory => {
+            r.note(
+                "state backend \"memory\": lockouts and replay protection are lost whenever \
+                 OpenVPN reloads the plugin (SIGHUP) or restarts, and motpctl status/unlock \
+                 cannot reach them",
+            );
+            return;
+        }
+        StateConfig::Local { dir } => dir,
     };
-    let dir = match Path::new(dir) {
-        p if p.is_absolute() => p.to_owned(),
-        p => config_path.parent().unwrap_or(Path::new(".")).join(p),
-    };
-    let meta = match fs::metadata(&dir) {
+    let meta = match fs::metadata(dir) {
         Ok(m) if m.is_dir() => m,
         Ok(_) => {
-            r.warning(format!("state.dir {} is not a directory", dir.display()));
+            r.error(format!(
+                "the state directory {} is not a directory: the plugin will not start",
+                dir.display()
+            ));
+            return;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match account.filter(|a| a.uid != 0) {
+                Some(a) => r.warning(format!(
+                    "the state directory {} does not exist: OpenVPN, starting as root, would \
+                     create it for root, and as {} it could not reopen it after a SIGHUP. \
+                     Create it: `install -d -m 0700 -o {} {}`",
+                    dir.display(),
+                    a.name,
+                    a.name,
+                    dir.display()
+                )),
+                None => r.note(format!(
+                    "the state directory {} does not exist yet; the plugin creates it (mode \
+                     0700) for the user OpenVPN starts as; pass --runtime-user to check more",
+                    dir.display()
+                )),
+            }
             return;
         }
         Err(e) => {
-            r.warning(format!("state.dir {}: {e}", dir.display()));
+            r.warning(format!("the state directory {}: {e}", dir.display()));
             return;
         }
     };
     let Some(account) = account else {
         r.note(format!(
-            "state.dir {} exists; pass --runtime-user to check that OpenVPN can write it",
+            "state directory {} exists; pass --runtime-user to check that OpenVPN can write it",
             dir.display()
         ));
         return;
     };
     let mode = meta.mode() & 0o7777;
-    if account.may(meta.uid(), meta.gid(), mode, 0o3) {
-        r.ok(format!(
-            "state.dir {} is writable by {}",
-            dir.display(),
-            account.name
-        ));
-    } else {
+    if !account.may(meta.uid(), meta.gid(), mode, 0o3) {
         r.warning(format!(
             "the runtime user {} cannot write the state directory {} (owner {}, group {}, mode \
-             {mode:04o}); run `chown {} {}`",
+             {mode:04o}): the plugin cannot open its state after a SIGHUP; run `chown {} {}`",
             account.name,
             dir.display(),
             sys::user_name(meta.uid()),
             sys::group_name(meta.gid()),
             account.name,
             dir.display()
+        ));
+        return;
+    }
+    let mut files_ok = true;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = dir.join(format!("{DB_FILE_NAME}{suffix}"));
+        let Ok(m) = fs::symlink_metadata(&file) else {
+            continue;
+        };
+        if !account.may(m.uid(), m.gid(), m.mode() & 0o7777, 0o6) {
+            files_ok = false;
+            r.warning(format!(
+                "the runtime user {} cannot read and write {} (owner {}): the plugin would set \
+                 it aside as unusable and lose the replay history; run `chown {} {}`",
+                account.name,
+                file.display(),
+                sys::user_name(m.uid()),
+                account.name,
+                file.display()
+            ));
+        }
+    }
+    if files_ok {
+        r.ok(format!(
+            "the state directory {} is writable by {}",
+            dir.display(),
+            account.name
         ));
     }
 }

@@ -23,10 +23,14 @@ const LONG_ABOUT: &str = "\
 motpctl manages the users and settings of the openvpn-motp plugin (motp.so), which checks a \
 certificate plus a mobile OTP (mOTP) code at every OpenVPN login.
 
-The plugin reads motp.toml (default /etc/openvpn/motp.toml) when OpenVPN starts and at every \
-SIGHUP. Commands that change the file keep its comments, order, owner and mode, check the result \
-the same way the plugin does, and replace the file atomically. Run `motpctl check-config` before \
-every reload: a config the plugin refuses at SIGHUP stops the OpenVPN server.
+The plugin reads motp.toml (default /etc/openvpn/motp.toml) when OpenVPN starts, and again at \
+the first login after the file changes: users and policy take effect without a reload (the \
+[state] table only at a SIGHUP or restart). A changed file the plugin refuses is ignored, the \
+old user table keeps serving, but the same file at a SIGHUP or restart stops OpenVPN.
+
+Commands that change the file keep its comments, order, owner and mode, check the result the \
+same way the plugin does, and replace the file atomically, so the plugin never sees a \
+half-written or invalid config. After editing the file by hand, run `motpctl check-config`.
 
 Secrets and PINs are never printed, except a secret or PIN that `add-user` generates.";
 
@@ -65,12 +69,12 @@ pub enum Cmd {
     /// Deletes the user's [users.NAME] section, with the comment lines directly above its
     /// header (a comment block separated from it by a blank line is kept). The file keeps its
     /// other comments, order, owner and mode; it is replaced atomically, and only if the plugin
-    /// would accept the result. Reload OpenVPN afterwards.
+    /// would accept the result. The plugin reads the change at the next login.
     RemoveUser(UserArgs),
     /// Refuse a user's logins, keeping the entry (sets `disabled = true`).
     ///
     /// The user is refused until `motpctl enable NAME`. The file keeps its comments, order,
-    /// owner and mode; it is replaced atomically. Reload OpenVPN afterwards.
+    /// owner and mode; it is replaced atomically. The plugin reads the change at the next login.
     Disable(UserArgs),
     /// Let a disabled user log in again (removes `disabled = true`).
     ///
@@ -80,12 +84,13 @@ pub enum Cmd {
     Verify(VerifyArgs),
     Resync(ResyncArgs),
     Status(StatusArgs),
-    /// Clear a user's lockout (needs a durable state store).
+    /// Clear a user's lockout and failed-login count.
     ///
-    /// The plugin's state (failed logins, lockouts) lives where `[state]` in motp.toml says.
-    /// This build only has the in-memory store inside the OpenVPN process, which motpctl cannot
-    /// reach: this command reports that and exits 2. A lockout ends by itself after
-    /// lockout_secs.
+    /// Works on the plugin's durable state (`[state] backend = "local"`, the default) while
+    /// OpenVPN runs; the user can log in again at once. The record of the last accepted code is
+    /// kept, so unlocking never allows a replay. Run it as root or as the user that owns the
+    /// database. With `backend = "memory"` the state lives inside the OpenVPN process and cannot
+    /// be changed (exit 2): the lockout ends by itself after lockout_secs.
     Unlock(UserArgs),
     Import(ImportArgs),
     Completions(CompletionsArgs),
@@ -141,14 +146,15 @@ pub struct CodeArgs {
 
 /// Check motp.toml as the plugin would, plus what the plugin tolerates but should not.
 ///
-/// Errors are everything the plugin refuses (it would not start, and a reload would stop the
-/// server). Warnings are things that work but will hurt: a secret with uppercase letters (hashed
+/// Errors are everything the plugin refuses (OpenVPN would not start, a SIGHUP would stop it,
+/// and a live change is ignored). Warnings are things that work but will hurt: a secret with uppercase letters (hashed
 /// as written, but phone apps such as Aegis lowercase it), an odd-length secret, a 4-digit PIN
 /// shared by several users, a config the runtime user cannot read or that another group can read,
 /// a state directory the runtime user cannot write, and a system clock that is not synchronised
 /// (mOTP codes depend on the server's clock).
 ///
-/// Run it before every `systemctl reload openvpn-server@NAME` or SIGHUP.
+/// Run it after editing motp.toml by hand, and before every `systemctl reload
+/// openvpn-server@NAME` or SIGHUP.
 #[derive(Args, Debug)]
 #[command(after_help = "\
 Exit status:
@@ -191,7 +197,7 @@ pub struct CheckArgs {
 /// default).
 ///
 /// The file keeps its comments, order, owner and mode; it is replaced atomically, and only if
-/// the plugin would accept the result. Reload OpenVPN afterwards.
+/// the plugin would accept the result. The plugin reads the change at the next login.
 #[derive(Args, Debug)]
 #[command(after_help = EXIT_CODES)]
 pub struct AddUserArgs {
@@ -286,7 +292,7 @@ pub struct VerifyArgs {
 /// than one place, nothing is written.
 ///
 /// Better still, set the phone's clock right (automatic network time) and leave offset_secs
-/// at 0. Reload OpenVPN afterwards.
+/// at 0. The plugin reads the change at the next login.
 #[derive(Args, Debug)]
 #[command(after_help = "\
 Exit status:
@@ -309,13 +315,21 @@ pub struct ResyncArgs {
     pub config: ConfigArg,
 }
 
-/// Show lockout and replay state (needs a durable state store).
+/// Show each user's lockout and failed-login count.
 ///
-/// The plugin's state (failed logins, lockouts, the last code each user used) lives where
-/// `[state]` in motp.toml says. This build only has the in-memory store inside the OpenVPN
-/// process, which motpctl cannot reach: this command reports that and exits 2.
+/// Reads the plugin's durable state (`[state] backend = "local"`, the default: an SQLite
+/// database in the state directory, /var/lib/openvpn-motp unless `dir` says otherwise), safely
+/// while OpenVPN runs. Changes nothing. Run it as root or as the user that owns the database.
+///
+/// Per user: locked or not (and for how long), failed logins since the last success, and when
+/// the last code was accepted. With `backend = "memory"` the state lives inside the OpenVPN
+/// process and cannot be shown (exit 2).
 #[derive(Args, Debug)]
-#[command(after_help = EXIT_CODES)]
+#[command(after_help = "\
+Exit status:
+  0  shown; no user is locked
+  1  shown; at least one user is locked
+  2  error: the config or the state cannot be read (or backend = \"memory\")")]
 pub struct StatusArgs {
     /// Only this user
     #[arg(value_name = "USER")]

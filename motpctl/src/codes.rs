@@ -264,7 +264,7 @@ pub fn resync(args: ResyncArgs, now: i64) -> Outcome {
     set_value(file.user_mut(name)?, "offset_secs", offset.into());
     file.save()?;
     println!("{name}: offset_secs {old} → {offset} (phone {description})");
-    println!("run `motpctl check-config` and reload OpenVPN (SIGHUP) for the plugin to use it");
+    println!("the plugin reads the change at the next login (no reload needed)");
     Ok(Status::Ok)
 }
 

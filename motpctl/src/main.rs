@@ -9,6 +9,7 @@ mod cli;
 mod codes;
 mod edit;
 mod import;
+mod state;
 mod sys;
 mod users;
 
@@ -54,8 +55,8 @@ fn main() -> ExitCode {
         Cmd::Enable(args) => users::set_disabled(args, false),
         Cmd::Verify(args) => codes::verify(args, now),
         Cmd::Resync(args) => codes::resync(args, now),
-        Cmd::Status(args) => users::status(args),
-        Cmd::Unlock(args) => users::unlock(args),
+        Cmd::Status(args) => state::status(args, now),
+        Cmd::Unlock(args) => state::unlock(args, now),
         Cmd::Import(args) => match args.format {
             ImportFormat::PamMotp(a) => import::pam_motp(a),
             ImportFormat::OpenvpnOtp(a) => import::openvpn_otp(a),

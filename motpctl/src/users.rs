@@ -5,13 +5,12 @@ use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
 use toml_edit::Value;
 
-use crate::cli::{AddUserArgs, StatusArgs, UserArgs};
+use crate::cli::{AddUserArgs, UserArgs};
 use crate::edit::{set_value, ConfigFile};
 use crate::sys::{self, StdinValues};
 use crate::{Fail, Outcome, Status};
 
-const RELOAD_HINT: &str =
-    "run `motpctl check-config` and reload OpenVPN (SIGHUP) for the plugin to use it";
+const RELOAD_HINT: &str = "the plugin reads the change at the next login (no reload needed)";
 
 pub fn check_username(name: &str) -> Result<(), Fail> {
     if name.is_empty() || name.len() > MAX_USERNAME_LEN || name.chars().any(char::is_control) {
@@ -154,34 +153,4 @@ pub fn set_disabled(args: UserArgs, disabled: bool) -> Outcome {
     );
     println!("{RELOAD_HINT}");
     Ok(Status::Ok)
-}
-
-/// The plugin's state lives where `[state]` says. The in-memory store is inside the OpenVPN
-/// process; no durable store that another process could open exists in this build.
-fn state_unavailable(config: &std::path::Path) -> Fail {
-    let backend = crate::edit::read_text(config)
-        .ok()
-        .and_then(|(text, _)| text.parse::<toml_edit::DocumentMut>().ok())
-        .and_then(|doc| {
-            doc.get("state")
-                .and_then(|s| s.get("backend"))
-                .and_then(|b| b.as_str())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| "memory".to_owned());
-    Fail(format!(
-        "not available with this build: the plugin keeps lockout and replay state in memory \
-         inside the OpenVPN process ([state] backend = \"{backend}\"), where motpctl cannot \
-         reach it. A lockout ends by itself after lockout_secs; restarting OpenVPN clears all \
-         of them."
-    ))
-}
-
-pub fn status(args: StatusArgs) -> Outcome {
-    Err(state_unavailable(&args.config.config))
-}
-
-pub fn unlock(args: UserArgs) -> Outcome {
-    check_username(&args.name)?;
-    Err(state_unavailable(&args.config.config))
 }

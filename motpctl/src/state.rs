@@ -1,0 +1,194 @@
+//! status and unlock: the plugin's lockout and replay state, read and cleared through the same
+//! store the plugin uses (`motp::state::SqliteStore`, shared safely with running OpenVPNs).
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use motp::config::{Config, StateConfig};
+use motp::state::{Host, SqliteStore, StateStore, UserState, DB_FILE_NAME};
+
+use crate::cli::{StatusArgs, UserArgs};
+use crate::codes::human_duration;
+use crate::sys;
+use crate::{Fail, Outcome, Status};
+
+/// The store of this config, or `None` when nothing was ever recorded (no database yet).
+fn open_store(config: &Config, now: i64) -> Result<Option<SqliteStore>, Fail> {
+    let dir = match &config.state {
+        StateConfig::Memory => {
+            return Err(Fail(format!(
+                "not available with `backend = \"memory\"` in the [state] table of {}: that \
+                 state lives inside the OpenVPN process, where motpctl cannot reach it. A lockout \
+                 ends by itself after lockout_secs; restarting OpenVPN clears them all. Use \
+                 backend = \"local\" (the default) to manage it with motpctl",
+                config.path.display()
+            )))
+        }
+        StateConfig::Local { dir } => dir,
+    };
+    let db = dir.join(DB_FILE_NAME);
+    let meta = match fs::symlink_metadata(&db) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Fail(format!("cannot examine {}: {e}", db.display()))),
+    };
+    // Only the plugin's own user (or root, for whom SQLite keeps the owner of the files it
+    // creates) may open the database: the store moves aside a file it cannot write, which
+    // must never happen because someone ran motpctl as the wrong user.
+    let me = effective_uid();
+    if me != 0 && me != meta.uid() {
+        let owner = sys::user_name(meta.uid());
+        return Err(Fail(format!(
+            "{} belongs to {owner}: run this as root, or as that user (`sudo -u {owner} \
+             motpctl ...`)",
+            db.display()
+        )));
+    }
+    let host = Host {
+        now: Arc::new(move || now),
+        boot: Host::current().boot,
+    };
+    let sink: motp::log::Sink = Arc::new(|level, line: &str| eprintln!("{level}: {line}"));
+    let dispatch = motp::log::dispatch(sink, tracing::Level::WARN);
+    tracing::dispatcher::with_default(&dispatch, || SqliteStore::open_with(dir, host))
+        .map(Some)
+        .map_err(|e| Fail(e.to_string()))
+}
+
+/// The user's state, read in a transaction that changes nothing.
+fn read(store: &SqliteStore, name: &str) -> Result<UserState, Fail> {
+    let mut seen = UserState::default();
+    store
+        .update(name, &mut |s| seen = *s)
+        .map_err(|e| Fail(e.to_string()))?;
+    Ok(seen)
+}
+
+fn describe(config: &Config, name: &str, state: &UserState, now: i64) -> String {
+    let mut parts = Vec::new();
+    if state.locked_until > now {
+        parts.push(format!(
+            "LOCKED for another {} (until Unix time {}; `motpctl unlock {name}`)",
+            human_duration(state.locked_until - now),
+            state.locked_until
+        ));
+    } else {
+        parts.push("not locked".to_owned());
+    }
+    parts.push(match state.failures {
+        0 => "no failed logins".to_owned(),
+        n => format!(
+            "{n} failed login{} (locks at {})",
+            if n == 1 { "" } else { "s" },
+            config.policy.max_failures
+        ),
+    });
+    if let Some(step) = state.last_step {
+        let offset = config.users.get(name).map_or(0, |u| u.offset_secs);
+        let age = now.saturating_add(offset) - step * motp::engine::STEP_SECS;
+        parts.push(if age >= 0 {
+            format!("last code accepted about {} ago", human_duration(age))
+        } else {
+            "last code accepted is ahead of the clock".to_owned()
+        });
+    }
+    format!("{name}: {}", parts.join(", "))
+}
+
+fn load(path: &Path) -> Result<Config, Fail> {
+    Config::load(path).map_err(|e| Fail(e.to_string()))
+}
+
+pub fn status(args: StatusArgs, now: i64) -> Outcome {
+    let config = load(&args.config.config)?;
+    let mut names: Vec<&str> = match &args.user {
+        Some(u) if config.users.get(u).is_none() => {
+            return Err(Fail(format!(
+                "no user `{u}` in {}",
+                args.config.config.display()
+            )))
+        }
+        Some(u) => vec![u.as_str()],
+        None => config.users.names().collect(),
+    };
+    names.sort_unstable();
+    let Some(store) = open_store(&config, now)? else {
+        println!("no state recorded yet (no state database): no user is locked");
+        return Ok(Status::Ok);
+    };
+    let mut locked = 0;
+    let mut lost = None;
+    for name in names {
+        let state = read(&store, name)?;
+        if state.locked_until > now {
+            locked += 1;
+        }
+        lost = lost.or(state.history_lost_at);
+        println!("{}", describe(&config, name, &state, now));
+    }
+    if let Some(at) = lost {
+        println!(
+            "note: the state store lost its history {} ago (a damaged database, or a crash \
+             before a reboot); codes that may have been used before then are refused as replays",
+            human_duration(now - at)
+        );
+    }
+    Ok(if locked > 0 { Status::Warn } else { Status::Ok })
+}
+
+pub fn unlock(args: UserArgs, now: i64) -> Outcome {
+    let config = load(&args.config.config)?;
+    let name = &args.name;
+    if config.users.get(name).is_none() {
+        return Err(Fail(format!(
+            "no user `{name}` in {}",
+            args.config.config.display()
+        )));
+    }
+    let Some(store) = open_store(&config, now)? else {
+        println!("{name}: not locked (no state recorded yet); nothing changed");
+        return Ok(Status::Ok);
+    };
+    let mut before = UserState::default();
+    store
+        .update(name, &mut |s| {
+            before = *s;
+            s.failures = 0;
+            s.locked_until = 0;
+        })
+        .map_err(|e| Fail(e.to_string()))?;
+    let failures = match before.failures {
+        0 => String::new(),
+        n => format!(
+            "; {n} failed login{} forgotten",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
+    if before.locked_until > now {
+        println!(
+            "{name}: unlocked (it was locked for another {}){failures}",
+            human_duration(before.locked_until - now)
+        );
+    } else if before.failures > 0 {
+        println!("{name}: was not locked{failures}");
+    } else {
+        println!("{name}: not locked, no failed logins; nothing changed");
+    }
+    Ok(Status::Ok)
+}
+
+/// This process's effective uid (from /proc; the owner of /proc/self otherwise).
+fn effective_uid() -> u32 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|rest| rest.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .or_else(|| fs::metadata("/proc/self").ok().map(|m| m.uid()))
+        .unwrap_or(u32::MAX)
+}
