@@ -5,6 +5,7 @@ use std::fmt;
 
 use crate::config::{Policy, UserTable};
 use crate::engine::{self, Code};
+use crate::ip_limit::IpLimiter;
 use crate::password::{self, Malformed};
 use crate::state::{StateError, StateStore};
 
@@ -32,10 +33,18 @@ impl fmt::Debug for LoginRequest<'_> {
 /// The outcome, with the reason that goes to the server log (never to the client).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Accepted { step_offset: i64 },
+    Accepted {
+        step_offset: i64,
+    },
     BadCode,
     Replay,
-    Locked { until: i64 },
+    Locked {
+        until: i64,
+    },
+    /// Too many failures from this source address, whichever usernames they named.
+    AddressLocked {
+        until: i64,
+    },
     CnMismatch,
     UnknownUser,
     Disabled,
@@ -56,6 +65,7 @@ impl Decision {
             Decision::BadCode => "bad code",
             Decision::Replay => "replay",
             Decision::Locked { .. } => "locked",
+            Decision::AddressLocked { .. } => "address locked",
             Decision::CnMismatch => "CN mismatch",
             Decision::UnknownUser => "unknown user",
             Decision::Disabled => "disabled",
@@ -74,6 +84,30 @@ pub struct Authenticator<'a> {
 }
 
 impl Authenticator<'_> {
+    /// [`decide`](Self::decide), behind the per-address limit: a locked address is refused
+    /// whatever it sends, and every other rejection counts against the address.
+    pub fn decide_from(
+        &self,
+        request: &LoginRequest,
+        client: Option<std::net::IpAddr>,
+        addresses: &IpLimiter,
+        now: i64,
+    ) -> Decision {
+        if let Some(until) = client.and_then(|ip| addresses.locked_until(ip, now)) {
+            burn(
+                request.password.map(password::parse),
+                now,
+                self.policy.window_steps(),
+            );
+            return Decision::AddressLocked { until };
+        }
+        let decision = self.decide(request, now);
+        if let (false, Some(ip)) = (decision.is_accepted(), client) {
+            addresses.record_failure(ip, now, self.policy.ip_policy());
+        }
+        decision
+    }
+
     /// `now` is the server's clock in Unix seconds.
     pub fn decide(&self, request: &LoginRequest, now: i64) -> Decision {
         let radius = self.policy.window_steps();
@@ -329,6 +363,50 @@ disabled = true
         assert!(f
             .login("alice", &alice_code(NOW), "alice", NOW)
             .is_accepted());
+    }
+
+    #[test]
+    fn an_address_with_too_many_failures_is_refused_for_every_username() {
+        let f = Fixture::new(&format!(
+            "max_failures_per_ip = 4\nip_lockout_secs = 600\n{CONFIG}"
+        ));
+        let auth = Authenticator {
+            policy: &f.config.policy,
+            users: &f.config.users,
+            store: &f.store,
+        };
+        let limiter = IpLimiter::new(100);
+        let attacker = Some("192.0.2.66".parse().unwrap());
+        let neighbour = Some("192.0.2.67".parse().unwrap());
+        let req = |user: &'static str, pw: &'static str| LoginRequest {
+            username: Some(user.as_bytes()),
+            password: Some(pw.as_bytes()),
+            common_name: Some(user.as_bytes()),
+        };
+        // Spraying: unknown users and wrong codes for several users all count.
+        for user in ["nobody1", "nobody2", "alice", "carol"] {
+            assert!(!auth
+                .decide_from(&req(user, "000000"), attacker, &limiter, NOW)
+                .is_accepted());
+        }
+        let code = alice_code(NOW);
+        let good = LoginRequest {
+            username: Some(b"alice"),
+            password: Some(code.as_bytes()),
+            common_name: Some(b"alice"),
+        };
+        assert_eq!(
+            auth.decide_from(&good, attacker, &limiter, NOW + 1),
+            Decision::AddressLocked { until: NOW + 600 }
+        );
+        // Another address is unaffected, and its success does not unlock the attacker.
+        assert!(auth
+            .decide_from(&good, neighbour, &limiter, NOW + 2)
+            .is_accepted());
+        assert!(matches!(
+            auth.decide_from(&req("alice", "000000"), attacker, &limiter, NOW + 3),
+            Decision::AddressLocked { .. }
+        ));
     }
 
     #[test]

@@ -34,12 +34,22 @@ pub struct Policy {
     pub max_failures: u32,
     pub lockout_secs: u64,
     pub require_common_name: bool,
+    /// Failed logins from one source address, across all usernames, that lock the address.
+    pub max_failures_per_ip: u32,
+    pub ip_lockout_secs: u64,
 }
 
 impl Policy {
     /// Steps searched each side of the expected one (180 s → 18, i.e. 37 codes in all).
     pub fn window_steps(&self) -> i64 {
         i64::from(self.window_secs) / crate::engine::STEP_SECS
+    }
+
+    pub fn ip_policy(&self) -> crate::ip_limit::IpPolicy {
+        crate::ip_limit::IpPolicy {
+            max_failures: self.max_failures_per_ip,
+            lockout_secs: self.ip_lockout_secs,
+        }
     }
 }
 
@@ -50,6 +60,8 @@ impl Default for Policy {
             max_failures: 5,
             lockout_secs: 300,
             require_common_name: true,
+            max_failures_per_ip: 20,
+            ip_lockout_secs: 600,
         }
     }
 }
@@ -267,6 +279,8 @@ struct RawConfig {
     window_secs: Option<Spanned<u32>>,
     max_failures: Option<Spanned<u32>>,
     lockout_secs: Option<Spanned<u64>>,
+    max_failures_per_ip: Option<Spanned<u32>>,
+    ip_lockout_secs: Option<Spanned<u64>>,
     require_common_name: Option<bool>,
     state: Option<RawState>,
     #[serde(default)]
@@ -413,10 +427,34 @@ impl RawConfig {
             Some(l) => l.into_inner(),
             None => defaults.lockout_secs,
         };
+        let max_failures_per_ip = match self.max_failures_per_ip {
+            Some(m) if *m.get_ref() == 0 => {
+                return Err(check.error(
+                    m.span().start,
+                    "max_failures_per_ip",
+                    "must be at least 1 (failed logins from one address that lock the address)",
+                ))
+            }
+            Some(m) => m.into_inner(),
+            None => defaults.max_failures_per_ip,
+        };
+        let ip_lockout_secs = match self.ip_lockout_secs {
+            Some(l) if *l.get_ref() > MAX_LOCKOUT_SECS => {
+                return Err(check.error(
+                    l.span().start,
+                    "ip_lockout_secs",
+                    format!("must be at most {MAX_LOCKOUT_SECS} (30 days)"),
+                ))
+            }
+            Some(l) => l.into_inner(),
+            None => defaults.ip_lockout_secs,
+        };
         let policy = Policy {
             window_secs,
             max_failures,
             lockout_secs,
+            max_failures_per_ip,
+            ip_lockout_secs,
             require_common_name: self
                 .require_common_name
                 .unwrap_or(defaults.require_common_name),
@@ -625,7 +663,9 @@ disabled = true
                 window_secs: 120,
                 max_failures: 3,
                 lockout_secs: 300,
-                require_common_name: true
+                require_common_name: true,
+                max_failures_per_ip: 20,
+                ip_lockout_secs: 600
             }
         );
         let alice = c.users.get("alice").unwrap();
@@ -730,6 +770,17 @@ disabled = true
     fn negative_and_huge_numbers_are_refused() {
         assert_names(&refused("window_secs = -5\n"), 1, "window_secs");
         assert_names(&refused("max_failures = 0\n"), 1, "max_failures");
+        assert_names(
+            &refused("max_failures_per_ip = 0\n"),
+            1,
+            "max_failures_per_ip",
+        );
+        assert_names(
+            &refused("ip_lockout_secs = 99999999999\n"),
+            1,
+            "ip_lockout_secs",
+        );
+        assert_names(&refused("ip_lockout_secs = -1\n"), 1, "ip_lockout_secs");
         assert_names(&refused("lockout_secs = 99999999999\n"), 1, "lockout_secs");
         assert_names(
             &refused("max_failures = 99999999999999\n"),

@@ -31,15 +31,13 @@ struct Entry {
 }
 
 pub struct IpLimiter {
-    policy: IpPolicy,
     capacity: usize,
     table: Mutex<HashMap<IpAddr, Entry>>,
 }
 
 impl IpLimiter {
-    pub fn new(policy: IpPolicy, capacity: usize) -> IpLimiter {
+    pub fn new(capacity: usize) -> IpLimiter {
         IpLimiter {
-            policy,
             capacity: capacity.max(1),
             table: Mutex::new(HashMap::new()),
         }
@@ -55,8 +53,8 @@ impl IpLimiter {
     }
 
     /// Counts one failed login from `ip`; returns `Some(until)` if this failure locked it.
-    pub fn record_failure(&self, ip: IpAddr, now: i64) -> Option<i64> {
-        let window = i64::try_from(self.policy.lockout_secs).unwrap_or(i64::MAX);
+    pub fn record_failure(&self, ip: IpAddr, now: i64, policy: IpPolicy) -> Option<i64> {
+        let window = i64::try_from(policy.lockout_secs).unwrap_or(i64::MAX);
         let mut table = self.table.lock();
         if !table.contains_key(&ip) && table.len() >= self.capacity {
             evict(&mut table, self.capacity, now, window);
@@ -71,7 +69,7 @@ impl IpLimiter {
         }
         entry.failures = entry.failures.saturating_add(1);
         entry.last_failure = now;
-        if entry.failures >= self.policy.max_failures {
+        if entry.failures >= policy.max_failures {
             entry.failures = 0;
             entry.locked_until = now.saturating_add(window);
             return Some(entry.locked_until);
@@ -134,22 +132,21 @@ mod tests {
         IpAddr::from(std::net::Ipv4Addr::from(n))
     }
 
+    const POLICY: IpPolicy = IpPolicy {
+        max_failures: 3,
+        lockout_secs: 600,
+    };
+
     fn limiter(capacity: usize) -> IpLimiter {
-        IpLimiter::new(
-            IpPolicy {
-                max_failures: 3,
-                lockout_secs: 600,
-            },
-            capacity,
-        )
+        IpLimiter::new(capacity)
     }
 
     #[test]
     fn locks_after_max_failures_and_unlocks_after_the_period() {
         let l = limiter(100);
-        assert_eq!(l.record_failure(ip(1), NOW), None);
-        assert_eq!(l.record_failure(ip(1), NOW + 1), None);
-        assert_eq!(l.record_failure(ip(1), NOW + 2), Some(NOW + 602));
+        assert_eq!(l.record_failure(ip(1), NOW, POLICY), None);
+        assert_eq!(l.record_failure(ip(1), NOW + 1, POLICY), None);
+        assert_eq!(l.record_failure(ip(1), NOW + 2, POLICY), Some(NOW + 602));
         assert_eq!(l.locked_until(ip(1), NOW + 601), Some(NOW + 602));
         assert_eq!(l.locked_until(ip(2), NOW + 601), None);
         assert_eq!(l.locked_until(ip(1), NOW + 602), None);
@@ -158,19 +155,19 @@ mod tests {
     #[test]
     fn old_failures_stop_counting() {
         let l = limiter(100);
-        l.record_failure(ip(1), NOW);
-        l.record_failure(ip(1), NOW + 1);
-        assert_eq!(l.record_failure(ip(1), NOW + 700), None);
+        l.record_failure(ip(1), NOW, POLICY);
+        l.record_failure(ip(1), NOW + 1, POLICY);
+        assert_eq!(l.record_failure(ip(1), NOW + 700, POLICY), None);
     }
 
     #[test]
     fn a_flood_of_addresses_stays_within_capacity_and_keeps_locks() {
         let l = limiter(1000);
         for _ in 0..3 {
-            l.record_failure(ip(7), NOW);
+            l.record_failure(ip(7), NOW, POLICY);
         }
         for n in 100..20_000 {
-            l.record_failure(ip(n), NOW + 1);
+            l.record_failure(ip(n), NOW + 1, POLICY);
             assert!(l.len() <= 1000);
         }
         assert_eq!(l.locked_until(ip(7), NOW + 2), Some(NOW + 600));

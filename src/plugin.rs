@@ -17,6 +17,7 @@ use crate::auth::{Authenticator, Decision, LoginRequest};
 use crate::clock;
 use crate::config::{Config, StateConfig};
 use crate::env::AuthEnv;
+use crate::ip_limit::{self, IpLimiter};
 use crate::log::{self, Sink};
 use crate::state::{MemoryStore, SqliteStore, StateStore};
 
@@ -36,6 +37,8 @@ pub struct Plugin {
     /// The `[state]` the store was opened with; a reload cannot change it.
     state: StateConfig,
     store: Box<dyn StateStore>,
+    /// Failures per source address: in this process only, bounded in size.
+    addresses: IpLimiter,
     dispatch: tracing::Dispatch,
 }
 
@@ -103,6 +106,7 @@ impl Plugin {
                 config: RwLock::new(Arc::new(config)),
                 seen: Mutex::new(seen),
                 store,
+                addresses: IpLimiter::new(ip_limit::DEFAULT_CAPACITY),
                 dispatch: dispatch.clone(),
             })
         })
@@ -128,7 +132,11 @@ impl Plugin {
                 users: &config.users,
                 store: &*self.store,
             };
-            let decision = auth.decide(&request, now);
+            let client = env
+                .untrusted_ip
+                .or(env.untrusted_ip6)
+                .and_then(ip_limit::parse_ip);
+            let decision = auth.decide_from(&request, client, &self.addresses, now);
             log_decision(env, &decision);
             if decision.is_accepted() {
                 return Verdict::Accept;
@@ -223,7 +231,7 @@ fn log_decision(env: &AuthEnv, decision: &Decision) {
         Decision::MalformedPassword(why) => {
             warn!(user = %user, ip = %ip, reason = decision.reason(), detail = %why, "login rejected")
         }
-        Decision::Locked { until } => {
+        Decision::Locked { until } | Decision::AddressLocked { until } => {
             warn!(user = %user, ip = %ip, reason = decision.reason(), until = until, "login rejected")
         }
         Decision::StateUnavailable => {
@@ -235,7 +243,7 @@ fn log_decision(env: &AuthEnv, decision: &Decision) {
 
 fn client_reason(decision: &Decision, now: i64) -> String {
     match decision {
-        Decision::Locked { until } => {
+        Decision::Locked { until } | Decision::AddressLocked { until } => {
             let wait = until.saturating_sub(now).max(1);
             format!("TEMP[backoff {wait}]: too many failed logins, try again later")
         }
