@@ -255,7 +255,9 @@ pub struct UserArgs {
 ///
 /// Checks the code the way the plugin does (the user's secret, PIN and offset_secs, the window
 /// around the server's clock) but changes nothing: the code is not used up and no failure is
-/// counted. Replay and lockout state are not consulted.
+/// counted. A right code is also checked against the plugin's state, when motpctl can read it
+/// (backend "local", run as root or the database's owner): a locked user, or a code already
+/// used (a replay), is reported as not valid now. The certificate CN is not checked.
 ///
 /// A valid code is reported with its step offset: "+1" means the phone is about 10 seconds ahead
 /// of where the server expects it. A code outside the window is searched for within ±24 hours;
@@ -264,7 +266,8 @@ pub struct UserArgs {
 #[command(after_help = "\
 Exit status:
   0  the code is valid now
-  1  the code is not valid (unknown user, disabled user, or no match in the window)
+  1  the code is not valid now (unknown or disabled user, no match in the window,
+     user locked, code already used)
   2  error: the config cannot be read, or CODE is not 6 hex characters")]
 pub struct VerifyArgs {
     /// The username

@@ -137,11 +137,32 @@ pub fn verify(args: VerifyArgs, now: i64) -> Outcome {
             );
             return Ok(Status::Warn);
         }
-        println!("valid: {verdict}");
-        println!(
-            "(nothing was recorded: the code can still be used once; replay and lockout state \
-             were not checked)"
-        );
+        // The code is right; would the plugin take it now? Read (never change) the state.
+        match crate::state::peek(&config, name, now) {
+            Ok(Some(state)) if state.locked_until > now => {
+                println!(
+                    "invalid now: the code {verdict}, but `{name}` is locked for another {} \
+                     (`motpctl unlock {name}`)",
+                    human_duration(state.locked_until - now)
+                );
+                return Ok(Status::Warn);
+            }
+            Ok(Some(state)) if state.may_have_been_used(m.step, user.offset_secs, radius) => {
+                println!(
+                    "invalid now: the code {verdict}, but it (or a later one) was already used, \
+                     so the plugin refuses it as a replay; wait for the phone's next code"
+                );
+                return Ok(Status::Warn);
+            }
+            Ok(_) => {
+                println!("valid: {verdict}");
+                println!("(not locked, not used yet; nothing was recorded)");
+            }
+            Err(why) => {
+                println!("valid: {verdict}");
+                println!("(nothing was recorded; replay and lockout state not checked: {why})");
+            }
+        }
         return Ok(Status::Ok);
     }
 

@@ -57,6 +57,16 @@ fn open_store(config: &Config, now: i64) -> Result<Option<SqliteStore>, Fail> {
         .map_err(|e| Fail(e.to_string()))
 }
 
+/// What the store says about `name` for `verify`: `Ok(None)` when nothing is recorded, `Err`
+/// with the reason when the state cannot be read (memory backend, not our database, ...).
+pub fn peek(config: &Config, name: &str, now: i64) -> Result<Option<UserState>, String> {
+    match open_store(config, now) {
+        Ok(Some(store)) => read(&store, name).map(Some).map_err(|Fail(e)| e),
+        Ok(None) => Ok(None),
+        Err(Fail(e)) => Err(e),
+    }
+}
+
 /// The user's state, read in a transaction that changes nothing.
 fn read(store: &SqliteStore, name: &str) -> Result<UserState, Fail> {
     let mut seen = UserState::default();

@@ -1428,3 +1428,45 @@ fn edits_work_on_inline_and_dotted_user_tables() {
     let config = Config::load(&path).unwrap();
     assert_eq!(config.users.names().collect::<Vec<_>>(), ["bob"]);
 }
+
+#[test]
+fn verify_consults_the_local_store_without_changing_it() {
+    use motp::state::StateStore;
+    let dir = TempDir::new("verify-state");
+    let (path, state) = local_state_config(&dir);
+    let p = s(&path);
+    let now_code = code_at("0123456789abcdef", "1234", NOW);
+    let next_code = code_at("0123456789abcdef", "1234", NOW + 10);
+
+    // No database yet: valid, and still no database afterwards.
+    let r = run(&["verify", "alice", &now_code, "-c", p, NOW_ARG]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("not locked, not used yet"), "{r:?}");
+    assert!(!state.exists());
+
+    // The current code was accepted by the plugin: a replay now; the next one is fine.
+    store(&state)
+        .update("alice", &mut |s| {
+            s.last_step = Some(motp::engine::step_of(NOW))
+        })
+        .unwrap();
+    let r = run(&["verify", "alice", &now_code, "-c", p, NOW_ARG]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("already used"), "{r:?}");
+    let r = run(&["verify", "alice", &next_code, "-c", p, NOW_ARG]);
+    assert_eq!(r.code, 0, "{r:?}");
+
+    // Locked: the right code is still refused.
+    store(&state)
+        .update("alice", &mut |s| s.locked_until = NOW + 60)
+        .unwrap();
+    let r = run(&["verify", "alice", &next_code, "-c", p, NOW_ARG]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("is locked for another 1 min"), "{r:?}");
+
+    // verify changed nothing.
+    let mut seen = motp::state::UserState::default();
+    store(&state).update("alice", &mut |s| seen = *s).unwrap();
+    assert_eq!(seen.last_step, Some(motp::engine::step_of(NOW)));
+    assert_eq!((seen.failures, seen.locked_until), (0, NOW + 60));
+}
