@@ -1,5 +1,7 @@
 //! add-user, remove-user, disable, enable; status and unlock.
 
+use std::io::IsTerminal;
+
 use motp::config::MAX_USERNAME_LEN;
 use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
@@ -95,7 +97,17 @@ pub fn add_user(args: AddUserArgs) -> Outcome {
                         .light_color(Dense1x2::Dark)
                         .quiet_zone(true)
                         .build();
-                    println!("{art}");
+                    // Drawn light-on-dark (light quiet zone and light modules as blocks). On
+                    // a terminal, the colours are set explicitly so that the code is not
+                    // inverted on a light theme (many scanners cannot read an inverted code).
+                    let tty = std::io::stdout().is_terminal();
+                    for line in art.lines() {
+                        if tty {
+                            println!("\x1b[97;40m{line}\x1b[0m");
+                        } else {
+                            println!("{line}");
+                        }
+                    }
                 }
                 Err(e) => {
                     eprintln!("warning: cannot make a QR code for the URI: {e}");
