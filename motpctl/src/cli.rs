@@ -457,7 +457,8 @@ pub struct ManArgs {
     pub out: PathBuf,
 }
 
-/// Writes `motpctl.1` and `motpctl-<subcommand>.1` (and `motpctl-import-<format>.1`) into `dir`.
+/// Writes `motpctl.1`, `motpctl-<subcommand>.1` (and `motpctl-import-<format>.1`) and
+/// `motp.toml.5` into `dir`.
 pub fn write_man_pages(dir: &Path) -> Outcome {
     fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut cmd = Cli::command();
@@ -484,6 +485,10 @@ pub fn write_man_pages(dir: &Path) -> Outcome {
             )?;
         }
     }
+    let config_page = dir.join("motp.toml.5");
+    fs::write(&config_page, crate::man5::page())
+        .map_err(|e| format!("cannot write {}: {e}", config_page.display()))?;
+    written.push(config_page);
     for page in written {
         println!("{}", page.display());
     }

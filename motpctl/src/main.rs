@@ -9,6 +9,7 @@ mod cli;
 mod codes;
 mod edit;
 mod import;
+mod man5;
 mod state;
 mod sys;
 mod users;

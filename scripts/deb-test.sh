@@ -1,0 +1,35 @@
+#!/bin/sh
+# Builds the .deb, installs it with dpkg, checks what it installed, and removes it cleanly.
+# Refuses to run where openvpn-motp is already installed (it would replace the admin's package).
+set -eu
+cd "$(dirname "$0")/.."
+if dpkg-query -W -f='${Status}' openvpn-motp 2>/dev/null | grep -q "install ok installed"; then
+    echo "deb-test: openvpn-motp is installed on this machine; not touching it" >&2
+    exit 2
+fi
+scripts/build-deb.sh
+deb="$(ls -t target/debian/openvpn-motp_*.deb | head -n1)"
+fail() { echo "deb-test: $*" >&2; dpkg -P openvpn-motp >/dev/null 2>&1 || true; exit 1; }
+
+dpkg -i "$deb" >/dev/null
+motpctl --version | grep -q '^motpctl ' || fail "motpctl --version"
+[ -f /usr/lib/x86_64-linux-gnu/openvpn/plugins/motp.so ] || fail "plugin not installed"
+[ "$(readlink /usr/lib/openvpn/motp.so)" = /usr/lib/x86_64-linux-gnu/openvpn/plugins/motp.so ] || fail "/usr/lib/openvpn/motp.so link"
+[ "$(stat -c %a:%G /etc/openvpn/motp.toml)" = "640:nogroup" ] || fail "motp.toml mode/group: $(stat -c %a:%G /etc/openvpn/motp.toml)"
+[ "$(stat -c %a:%U /var/lib/openvpn-motp)" = "700:nobody" ] || fail "state dir: $(stat -c %a:%U /var/lib/openvpn-motp)"
+[ -f /usr/share/man/man1/motpctl.1.gz ] || [ -f /usr/share/man/man1/motpctl.1 ] || fail "motpctl(1)"
+[ -f /usr/share/man/man5/motp.toml.5.gz ] || [ -f /usr/share/man/man5/motp.toml.5 ] || fail "motp.toml(5)"
+[ -f /usr/share/bash-completion/completions/motpctl ] || fail "bash completion"
+dpkg-query -W -f='${Conffiles}' openvpn-motp | grep -q /etc/openvpn/motp.toml || fail "motp.toml is not a conffile"
+# The shipped config must pass the tool's check (exit 0 or 1 = warnings only, e.g. no NTP here).
+rc=0; motpctl check-config /etc/openvpn/motp.toml --no-clock-check >/dev/null || rc=$?
+[ "$rc" -le 1 ] || fail "check-config exit $rc"
+
+dpkg -r openvpn-motp >/dev/null
+[ ! -e /usr/bin/motpctl ] || fail "motpctl left after remove"
+[ ! -e /usr/lib/openvpn/motp.so ] || fail "plugin link left after remove"
+[ -f /etc/openvpn/motp.toml ] || fail "remove must keep the conffile"
+dpkg -P openvpn-motp >/dev/null
+[ ! -e /etc/openvpn/motp.toml ] || fail "purge must remove the conffile"
+[ ! -e /var/lib/openvpn-motp ] || fail "purge must remove the state dir"
+echo "deb-test: $deb installs, checks, removes and purges cleanly"
