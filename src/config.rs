@@ -76,6 +76,61 @@ pub enum StateConfig {
     Local { dir: PathBuf },
     /// In this process only: lost when OpenVPN reloads the plugin (SIGHUP).
     Memory,
+    /// `backend = "redis"`: one Redis (or Valkey) shared by several OpenVPN servers, so a code
+    /// accepted on one is refused on the others and a lock holds on all of them.
+    Redis(RedisConfig),
+}
+
+pub const DEFAULT_REDIS_KEY_PREFIX: &str = "motp:";
+pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 500;
+/// A decision must come well within OpenVPN's `hand-window` (60 s by default).
+pub const MAX_REDIS_TIMEOUT_MS: u64 = 10_000;
+
+/// `[state] backend = "redis"`. The URL may carry a password, so it is wiped on drop and never
+/// printed by `Debug`; [`RedisConfig::describe`] gives a printable form without credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://` or `rediss://` (TLS) URL, checked to parse at load time.
+    pub url: Zeroizing<String>,
+    /// A file holding the password (first line), read when the store is opened.
+    pub password_file: Option<PathBuf>,
+    pub key_prefix: String,
+    pub timeout_ms: u64,
+    /// `fallback = "local"`: the SQLite store in this directory decides while Redis is down.
+    /// `None` (`fallback = "none"`, the default): logins fail closed during an outage.
+    pub fallback_dir: Option<PathBuf>,
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.describe())
+            .field("password_file", &self.password_file)
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("fallback_dir", &self.fallback_dir)
+            .finish()
+    }
+}
+
+impl RedisConfig {
+    /// `scheme://host:port/db`, without user name or password, for log lines.
+    pub fn describe(&self) -> String {
+        use redis::IntoConnectionInfo;
+        let tls = self.url.starts_with("rediss://");
+        match self.url.as_str().into_connection_info() {
+            Ok(info) => {
+                let addr = match &info.addr {
+                    redis::ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
+                    redis::ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port}"),
+                    redis::ConnectionAddr::Unix(path) => path.display().to_string(),
+                };
+                let scheme = if tls { "rediss" } else { "redis" };
+                printable(&format!("{scheme}://{addr}/{}", info.redis.db))
+            }
+            Err(_) => "(unparsable URL)".to_owned(),
+        }
+    }
 }
 
 impl Default for StateConfig {
@@ -137,6 +192,9 @@ pub struct Config {
     pub path: PathBuf,
     pub policy: Policy,
     pub state: StateConfig,
+    /// `crtext_prompt = true`: clients that announce `IV_SSO=crtext` and send no code are asked
+    /// for it (OpenVPN 2.6 pending auth, `CR_TEXT`). Only read when the plugin is opened.
+    pub crtext_prompt: bool,
     pub users: UserTable,
 }
 
@@ -282,6 +340,7 @@ struct RawConfig {
     max_failures_per_ip: Option<Spanned<u32>>,
     ip_lockout_secs: Option<Spanned<u64>>,
     require_common_name: Option<bool>,
+    crtext_prompt: Option<bool>,
     state: Option<RawState>,
     #[serde(default)]
     users: HashMap<Spanned<String>, RawUser>,
@@ -292,6 +351,11 @@ struct RawConfig {
 struct RawState {
     backend: Option<Spanned<String>>,
     dir: Option<Spanned<String>>,
+    url: Option<Spanned<SecretText>>,
+    password_file: Option<Spanned<String>>,
+    key_prefix: Option<Spanned<String>>,
+    timeout_ms: Option<Spanned<u64>>,
+    fallback: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -476,61 +540,217 @@ impl RawConfig {
             path: path.to_owned(),
             policy,
             state,
+            crtext_prompt: self.crtext_prompt.unwrap_or(false),
             users: UserTable { users },
         })
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Local,
+    Memory,
+    Redis,
+}
+
 impl RawState {
     fn validate(self, check: &Checker) -> Result<StateConfig, ConfigError> {
-        let local = match &self.backend {
-            None => true,
+        let backend = match &self.backend {
+            None => Backend::Local,
             Some(b) => match b.get_ref().as_str() {
-                "local" => true,
-                "memory" => false,
+                "local" => Backend::Local,
+                "memory" => Backend::Memory,
+                "redis" => Backend::Redis,
                 other => {
                     return Err(check.error(
                         b.span().start,
                         "state.backend",
                         format!(
                             "unknown backend \"{}\"; this version supports \"local\" (the \
-                             default) and \"memory\"",
+                             default), \"memory\" and \"redis\"",
                             printable(other)
                         ),
                     ))
                 }
             },
         };
-        let Some(dir) = self.dir else {
-            return Ok(if local {
-                StateConfig::default()
-            } else {
-                StateConfig::Memory
-            });
-        };
-        let at = dir.span().start;
-        if !local {
-            return Err(check.error(
-                at,
-                "state.dir",
-                "only applies to backend = \"local\"; remove it, or remove backend = \"memory\"",
-            ));
-        }
-        let dir = dir.into_inner();
-        if dir.chars().any(char::is_control) || !dir.starts_with('/') || dir.trim() == "/" {
-            return Err(check.error(
-                at,
-                "state.dir",
-                format!(
-                    "must be an absolute path to a directory without control characters, e.g. \
-                     \"{DEFAULT_STATE_DIR}\" (OpenVPN may change its working directory)"
+        if backend != Backend::Redis {
+            let stray = [
+                ("state.url", self.url.as_ref().map(|v| v.span().start)),
+                (
+                    "state.password_file",
+                    self.password_file.as_ref().map(|v| v.span().start),
                 ),
-            ));
+                (
+                    "state.key_prefix",
+                    self.key_prefix.as_ref().map(|v| v.span().start),
+                ),
+                (
+                    "state.timeout_ms",
+                    self.timeout_ms.as_ref().map(|v| v.span().start),
+                ),
+                (
+                    "state.fallback",
+                    self.fallback.as_ref().map(|v| v.span().start),
+                ),
+            ];
+            if let Some((key, Some(at))) = stray.into_iter().find(|(_, at)| at.is_some()) {
+                return Err(check.error(
+                    at,
+                    key,
+                    "only applies to backend = \"redis\"; remove it, or set backend = \"redis\"",
+                ));
+            }
         }
-        Ok(StateConfig::Local {
-            dir: PathBuf::from(dir),
-        })
+        match backend {
+            Backend::Memory => match self.dir {
+                Some(dir) => Err(check.error(
+                    dir.span().start,
+                    "state.dir",
+                    "only applies to backend = \"local\" (or \"redis\" with fallback = \
+                     \"local\"); remove it, or remove backend = \"memory\"",
+                )),
+                None => Ok(StateConfig::Memory),
+            },
+            Backend::Local => Ok(StateConfig::Local {
+                dir: validate_dir(check, self.dir)?,
+            }),
+            Backend::Redis => validate_redis(check, self),
+        }
     }
+}
+
+fn validate_dir(check: &Checker, dir: Option<Spanned<String>>) -> Result<PathBuf, ConfigError> {
+    let Some(dir) = dir else {
+        return Ok(PathBuf::from(DEFAULT_STATE_DIR));
+    };
+    let at = dir.span().start;
+    let dir = dir.into_inner();
+    if dir.chars().any(char::is_control) || !dir.starts_with('/') || dir.trim() == "/" {
+        return Err(check.error(
+            at,
+            "state.dir",
+            format!(
+                "must be an absolute path to a directory without control characters, e.g. \
+                 \"{DEFAULT_STATE_DIR}\" (OpenVPN may change its working directory)"
+            ),
+        ));
+    }
+    Ok(PathBuf::from(dir))
+}
+
+fn validate_redis(check: &Checker, raw: RawState) -> Result<StateConfig, ConfigError> {
+    use redis::IntoConnectionInfo;
+    let backend_at = raw.backend.as_ref().map_or(0, |b| b.span().start);
+    let Some(url) = raw.url else {
+        return Err(check.error(
+            backend_at,
+            "state.url",
+            "backend = \"redis\" needs `url`, e.g. url = \"redis://127.0.0.1:6379/0\" (or \
+             rediss:// for TLS)",
+        ));
+    };
+    let url_at = url.span().start;
+    let url = url.into_inner().0;
+    // Never echo the URL: it may carry a password.
+    let scheme_ok = url.starts_with("redis://") || url.starts_with("rediss://");
+    if !scheme_ok || url.chars().any(char::is_control) {
+        return Err(check.error(
+            url_at,
+            "state.url",
+            "must start with redis:// or rediss:// (TLS), e.g. \"redis://127.0.0.1:6379/0\"",
+        ));
+    }
+    if url.as_str().into_connection_info().is_err() {
+        return Err(check.error(
+            url_at,
+            "state.url",
+            "is not a valid Redis URL; the form is redis://[user@]host[:port][/db] or \
+             rediss://... (put the password in password_file)",
+        ));
+    }
+    let password_file = match raw.password_file {
+        None => None,
+        Some(p) => {
+            let at = p.span().start;
+            let p = p.into_inner();
+            if p.chars().any(char::is_control) || !p.starts_with('/') {
+                return Err(check.error(
+                    at,
+                    "state.password_file",
+                    "must be an absolute path to a file holding the Redis password",
+                ));
+            }
+            Some(PathBuf::from(p))
+        }
+    };
+    let key_prefix = match raw.key_prefix {
+        None => DEFAULT_REDIS_KEY_PREFIX.to_owned(),
+        Some(k) => {
+            let at = k.span().start;
+            let k = k.into_inner();
+            if k.is_empty() || k.len() > 64 || k.chars().any(|c| c.is_control() || c == ' ') {
+                return Err(check.error(
+                    at,
+                    "state.key_prefix",
+                    "must be 1 to 64 characters without spaces or control characters, e.g. \
+                     \"motp:\"",
+                ));
+            }
+            k
+        }
+    };
+    let timeout_ms = match raw.timeout_ms {
+        None => DEFAULT_REDIS_TIMEOUT_MS,
+        Some(t) if *t.get_ref() == 0 || *t.get_ref() > MAX_REDIS_TIMEOUT_MS => {
+            return Err(check.error(
+                t.span().start,
+                "state.timeout_ms",
+                format!(
+                    "must be 1 to {MAX_REDIS_TIMEOUT_MS} milliseconds (a decision must come well \
+                     within OpenVPN's hand-window)"
+                ),
+            ))
+        }
+        Some(t) => t.into_inner(),
+    };
+    let fallback_local = match &raw.fallback {
+        None => false,
+        Some(f) => match f.get_ref().as_str() {
+            "none" => false,
+            "local" => true,
+            other => {
+                return Err(check.error(
+                    f.span().start,
+                    "state.fallback",
+                    format!(
+                        "unknown fallback \"{}\"; use \"none\" (the default: fail closed while \
+                         Redis is down) or \"local\"",
+                        printable(other)
+                    ),
+                ))
+            }
+        },
+    };
+    let fallback_dir = match (fallback_local, raw.dir) {
+        (true, dir) => Some(validate_dir(check, dir)?),
+        (false, Some(dir)) => {
+            return Err(check.error(
+                dir.span().start,
+                "state.dir",
+                "with backend = \"redis\" only applies to fallback = \"local\"; remove it, or \
+                 add fallback = \"local\"",
+            ))
+        }
+        (false, None) => None,
+    };
+    Ok(StateConfig::Redis(RedisConfig {
+        url,
+        password_file,
+        key_prefix,
+        timeout_ms,
+        fallback_dir,
+    }))
 }
 
 impl RawUser {
@@ -854,6 +1074,98 @@ disabled = true
             2,
             "state.directory",
         );
+    }
+
+    #[test]
+    fn redis_state_is_parsed_with_defaults() {
+        let c =
+            parse("[state]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379/2\"\n").unwrap();
+        let StateConfig::Redis(r) = &c.state else {
+            panic!("{:?}", c.state)
+        };
+        assert_eq!(r.key_prefix, DEFAULT_REDIS_KEY_PREFIX);
+        assert_eq!(r.timeout_ms, DEFAULT_REDIS_TIMEOUT_MS);
+        assert_eq!(r.fallback_dir, None);
+        assert_eq!(r.password_file, None);
+        assert_eq!(r.describe(), "redis://127.0.0.1:6379/2");
+        assert!(!c.crtext_prompt);
+
+        let c = parse(
+            "crtext_prompt = true\n[state]\nbackend = \"redis\"\n\
+             url = \"rediss://:hunter2@redis.example:6380/0\"\npassword_file = \"/etc/openvpn/redis.pw\"\n\
+             key_prefix = \"vpn1:\"\ntimeout_ms = 250\nfallback = \"local\"\ndir = \"/srv/motp\"\n",
+        )
+        .unwrap();
+        assert!(c.crtext_prompt);
+        let StateConfig::Redis(r) = &c.state else {
+            panic!()
+        };
+        assert_eq!(r.key_prefix, "vpn1:");
+        assert_eq!(r.timeout_ms, 250);
+        assert_eq!(r.fallback_dir.as_deref(), Some(Path::new("/srv/motp")));
+        assert_eq!(r.describe(), "rediss://redis.example:6380/0");
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+
+        let c = parse("[state]\nbackend = \"redis\"\nurl = \"redis://h\"\nfallback = \"local\"\n")
+            .unwrap();
+        let StateConfig::Redis(r) = &c.state else {
+            panic!()
+        };
+        assert_eq!(
+            r.fallback_dir.as_deref(),
+            Some(Path::new(DEFAULT_STATE_DIR))
+        );
+    }
+
+    #[test]
+    fn bad_redis_state_is_refused_without_showing_the_url() {
+        let r = "[state]\nbackend = \"redis\"\n";
+        assert_names(&refused(r), 2, "state.url");
+        for url in [
+            "http://:pw-secret@h/",
+            "redis//pw-secret",
+            "redis://:pw-secret@h:notaport/",
+        ] {
+            let e = refused(&format!("{r}url = \"{url}\"\n"));
+            assert_names(&e, 3, "state.url");
+            assert!(!e.to_string().contains("pw-secret"), "{e}");
+        }
+        let u = "url = \"redis://127.0.0.1\"\n";
+        assert_names(
+            &refused(&format!("{r}{u}timeout_ms = 0\n")),
+            4,
+            "state.timeout_ms",
+        );
+        assert_names(
+            &refused(&format!("{r}{u}timeout_ms = 60000\n")),
+            4,
+            "state.timeout_ms",
+        );
+        assert_names(
+            &refused(&format!("{r}{u}key_prefix = \"a b\"\n")),
+            4,
+            "state.key_prefix",
+        );
+        assert_names(
+            &refused(&format!("{r}{u}fallback = \"disk\"\n")),
+            4,
+            "state.fallback",
+        );
+        assert_names(
+            &refused(&format!("{r}{u}password_file = \"rel\"\n")),
+            4,
+            "state.password_file",
+        );
+        assert_names(&refused(&format!("{r}{u}dir = \"/srv\"\n")), 4, "state.dir");
+        assert_names(&refused(&format!("{r}{u}host = \"x\"\n")), 4, "state.host");
+        assert_names(
+            &refused("[state]\nbackend = \"local\"\nurl = \"redis://h\"\n"),
+            3,
+            "state.url",
+        );
+        assert_names(&refused("[state]\ntimeout_ms = 5\n"), 2, "state.timeout_ms");
+        assert_names(&refused("crtext_prompt = \"yes\"\n"), 1, "crtext_prompt");
     }
 
     #[test]

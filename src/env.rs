@@ -1,5 +1,8 @@
 //! The variables OpenVPN passes in `envp` that the plugin reads, picked out of `name=value`
-//! entries. Values stay borrowed: the password is never copied here.
+//! entries. Values stay borrowed; [`AuthEnv::to_owned_env`] copies them (the password into a
+//! buffer wiped on drop) when a decision is deferred to a worker thread.
+
+use zeroize::Zeroizing;
 
 /// The entries this plugin uses, each the first occurrence of its name.
 #[derive(Default, Clone, Copy)]
@@ -10,6 +13,14 @@ pub struct AuthEnv<'a> {
     pub untrusted_ip: Option<&'a [u8]>,
     pub untrusted_ip6: Option<&'a [u8]>,
     pub auth_failed_reason_file: Option<&'a [u8]>,
+    /// Deferred auth: where the decision goes (`1` or `0` as the first byte).
+    pub auth_control_file: Option<&'a [u8]>,
+    /// Pending auth (2.6+): where a `CR_TEXT` prompt goes.
+    pub auth_pending_file: Option<&'a [u8]>,
+    /// The client's `IV_SSO` peer info: the pending-auth methods it supports.
+    pub iv_sso: Option<&'a [u8]>,
+    /// `OPENVPN_PLUGIN_CLIENT_CRRESPONSE`: the client's answer to a `CR_TEXT` prompt, base64.
+    pub crresponse: Option<&'a [u8]>,
 }
 
 impl<'a> AuthEnv<'a> {
@@ -29,6 +40,10 @@ impl<'a> AuthEnv<'a> {
                 b"untrusted_ip" => &mut env.untrusted_ip,
                 b"untrusted_ip6" => &mut env.untrusted_ip6,
                 b"auth_failed_reason_file" => &mut env.auth_failed_reason_file,
+                b"auth_control_file" => &mut env.auth_control_file,
+                b"auth_pending_file" => &mut env.auth_pending_file,
+                b"IV_SSO" => &mut env.iv_sso,
+                b"crresponse" => &mut env.crresponse,
                 _ => continue,
             };
             if slot.is_none() {
@@ -38,11 +53,68 @@ impl<'a> AuthEnv<'a> {
         env
     }
 
+    /// Whether the client announced `crtext` in `IV_SSO` (a comma-separated list).
+    pub fn supports_crtext(&self) -> bool {
+        self.iv_sso
+            .is_some_and(|v| v.split(|&b| b == b',').any(|m| m == b"crtext"))
+    }
+
+    /// A copy that outlives OpenVPN's call (envp is only valid during it), for a worker
+    /// thread. The password and the cr-response are copied into buffers wiped on drop.
+    pub fn to_owned_env(&self) -> OwnedAuthEnv {
+        let copy = |v: Option<&[u8]>| v.map(<[u8]>::to_vec);
+        let secret = |v: Option<&[u8]>| v.map(|v| Zeroizing::new(v.to_vec()));
+        OwnedAuthEnv {
+            username: copy(self.username),
+            password: secret(self.password),
+            common_name: copy(self.common_name),
+            untrusted_ip: copy(self.untrusted_ip),
+            untrusted_ip6: copy(self.untrusted_ip6),
+            auth_failed_reason_file: copy(self.auth_failed_reason_file),
+            auth_control_file: copy(self.auth_control_file),
+            auth_pending_file: copy(self.auth_pending_file),
+            iv_sso: copy(self.iv_sso),
+            crresponse: secret(self.crresponse),
+        }
+    }
+
     /// The client's address for log lines (IPv4 or IPv6), or "unknown".
     pub fn client_address(&self) -> String {
         match self.untrusted_ip.or(self.untrusted_ip6) {
             Some(ip) => crate::log::sanitize(&String::from_utf8_lossy(&ip[..ip.len().min(64)])),
             None => "unknown".to_owned(),
+        }
+    }
+}
+
+/// [`AuthEnv`] copied out of OpenVPN's envp; secrets are wiped on drop.
+#[derive(Default)]
+pub struct OwnedAuthEnv {
+    pub username: Option<Vec<u8>>,
+    pub password: Option<Zeroizing<Vec<u8>>>,
+    pub common_name: Option<Vec<u8>>,
+    pub untrusted_ip: Option<Vec<u8>>,
+    pub untrusted_ip6: Option<Vec<u8>>,
+    pub auth_failed_reason_file: Option<Vec<u8>>,
+    pub auth_control_file: Option<Vec<u8>>,
+    pub auth_pending_file: Option<Vec<u8>>,
+    pub iv_sso: Option<Vec<u8>>,
+    pub crresponse: Option<Zeroizing<Vec<u8>>>,
+}
+
+impl OwnedAuthEnv {
+    pub fn borrow(&self) -> AuthEnv<'_> {
+        AuthEnv {
+            username: self.username.as_deref(),
+            password: self.password.as_deref().map(|v| &v[..]),
+            common_name: self.common_name.as_deref(),
+            untrusted_ip: self.untrusted_ip.as_deref(),
+            untrusted_ip6: self.untrusted_ip6.as_deref(),
+            auth_failed_reason_file: self.auth_failed_reason_file.as_deref(),
+            auth_control_file: self.auth_control_file.as_deref(),
+            auth_pending_file: self.auth_pending_file.as_deref(),
+            iv_sso: self.iv_sso.as_deref(),
+            crresponse: self.crresponse.as_deref().map(|v| &v[..]),
         }
     }
 }
@@ -72,5 +144,23 @@ mod tests {
     fn ipv6_address_is_used_when_there_is_no_ipv4() {
         let env = AuthEnv::parse([&b"untrusted_ip6=::1"[..]]);
         assert_eq!(env.client_address(), "::1");
+    }
+
+    #[test]
+    fn crtext_support_and_owned_copy() {
+        let entries: [&[u8]; 4] = [
+            b"IV_SSO=openurl,crtext",
+            b"username=alice",
+            b"password=123456",
+            b"auth_control_file=/tmp/acf",
+        ];
+        let env = AuthEnv::parse(entries);
+        assert!(env.supports_crtext());
+        let owned = env.to_owned_env();
+        let back = owned.borrow();
+        assert_eq!(back.password, Some(&b"123456"[..]));
+        assert_eq!(back.auth_control_file, Some(&b"/tmp/acf"[..]));
+        assert!(!AuthEnv::parse([&b"IV_SSO=crtextx,webauth"[..]]).supports_crtext());
+        assert!(!AuthEnv::default().supports_crtext());
     }
 }

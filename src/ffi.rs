@@ -15,7 +15,7 @@ use openvpn_plugin_sys as sys;
 
 use crate::config::DEFAULT_CONFIG_PATH;
 use crate::env::AuthEnv;
-use crate::plugin::{Plugin, Verdict};
+use crate::plugin::{Answer, Plugin};
 
 /// No sane host passes more environment entries than this; stop reading rather than run away.
 const MAX_ENV_ENTRIES: usize = 16 * 1024;
@@ -60,6 +60,10 @@ pub unsafe extern "C" fn openvpn_plugin_open_v3(
                 // SAFETY: retptr was checked non-NULL and is OpenVPN's struct to fill.
                 let ret = unsafe { &mut *retptr };
                 ret.type_mask = sys::openvpn_plugin_mask(sys::OPENVPN_PLUGIN_AUTH_USER_PASS_VERIFY);
+                if plugin.wants_crresponse() {
+                    ret.type_mask |=
+                        sys::openvpn_plugin_mask(sys::OPENVPN_PLUGIN_CLIENT_CRRESPONSE);
+                }
                 ret.handle = Box::into_raw(Box::new(plugin)).cast();
                 sys::OPENVPN_PLUGIN_FUNC_SUCCESS
             }
@@ -83,17 +87,30 @@ pub unsafe extern "C" fn openvpn_plugin_func_v3(
         }
         // SAFETY: checked non-NULL; valid for the duration of the call.
         let args = unsafe { &*arguments };
-        if args.handle.is_null() || args.type_ != sys::OPENVPN_PLUGIN_AUTH_USER_PASS_VERIFY {
+        if args.handle.is_null() {
             return sys::OPENVPN_PLUGIN_FUNC_ERROR;
         }
         // SAFETY: a non-NULL handle is the Box<Plugin> leaked by open_v3 and not yet closed.
         let plugin = unsafe { &*args.handle.cast::<Plugin>() };
-        // SAFETY: envp is OpenVPN's NULL-terminated env array for this call (or NULL).
+        let crresponse = args.type_ == sys::OPENVPN_PLUGIN_CLIENT_CRRESPONSE;
+        if args.type_ != sys::OPENVPN_PLUGIN_AUTH_USER_PASS_VERIFY
+            && !(crresponse && plugin.wants_crresponse())
+        {
+            return sys::OPENVPN_PLUGIN_FUNC_ERROR;
+        }
+        // SAFETY: envp is OpenVPN's NULL-terminated env array for this call (or NULL). The
+        // borrowed strings are used only during this call; a deferred decision works on a copy.
         let entries = unsafe { c_string_array(args.envp) };
         let env = AuthEnv::parse(entries.iter().map(|s| s.to_bytes()));
-        match plugin.authenticate(&env) {
-            Verdict::Accept => sys::OPENVPN_PLUGIN_FUNC_SUCCESS,
-            Verdict::Reject => sys::OPENVPN_PLUGIN_FUNC_ERROR,
+        if crresponse {
+            // OpenVPN ignores this call's result; the answer goes to auth_control_file.
+            plugin.cr_response(&env);
+            return sys::OPENVPN_PLUGIN_FUNC_SUCCESS;
+        }
+        match plugin.auth_user_pass_verify(&env) {
+            Answer::Accept => sys::OPENVPN_PLUGIN_FUNC_SUCCESS,
+            Answer::Reject => sys::OPENVPN_PLUGIN_FUNC_ERROR,
+            Answer::Deferred => sys::OPENVPN_PLUGIN_FUNC_DEFERRED,
         }
     })
 }
@@ -105,6 +122,7 @@ pub unsafe extern "C" fn openvpn_plugin_close_v1(handle: sys::openvpn_plugin_han
     panic_boundary((), || {
         if !handle.is_null() {
             // SAFETY: the handle is the Box<Plugin> leaked by open_v3; OpenVPN closes it once.
+            // Dropping it answers queued deferred logins and joins the worker threads.
             drop(unsafe { Box::from_raw(handle.cast::<Plugin>()) });
         }
     })

@@ -16,6 +16,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod deferred;
 pub mod engine;
 pub mod env;
 mod ffi;

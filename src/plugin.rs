@@ -4,22 +4,50 @@
 //! The user table and policy are reloaded live: every login stats motp.toml (one `stat`), and
 //! when its inode, size, mode or times changed it is read again. A valid file takes effect at
 //! once; an invalid one is logged once (file, line, key) and the previous table keeps serving.
-//! The `[state]` table is only read at open: the store stays the same until a SIGHUP.
+//! The `[state]` table and `crtext_prompt` are only read at open: they stay the same until a
+//! SIGHUP.
+//!
+//! **Deferred decisions.** With the Redis backend a decision waits on the network, which must
+//! never stall OpenVPN's one event loop. When OpenVPN offers an `auth_control_file`, the login
+//! is copied out of envp (the password into a buffer wiped on drop) and queued for a small pool
+//! of worker threads ([`crate::deferred`]); OpenVPN is told `DEFERRED`. The worker decides,
+//! writes `auth_failed_reason_file` and then `1`/`0` into `auth_control_file`. A full queue is
+//! a synchronous rejection (`TEMP[backoff N]`). Without an `auth_control_file` the decision is
+//! made in the call, with the store's timeouts bounding it.
+//!
+//! OpenVPN's `plugin_log` may only be called on OpenVPN's thread, so workers queue their log
+//! lines and the next call from OpenVPN (any login, or the close) writes them out.
+//!
+//! **crtext prompting** (`crtext_prompt = true`, OpenVPN 2.6+). A client that announces
+//! `IV_SSO=...crtext...` and sends a password that is not a code (empty, or a placeholder
+//! such as `-`: anything [`password::parse`] does not read as a code) is asked for the code:
+//! the plugin writes `auth_pending_file` (`<timeout>`, `crtext`, `CR_TEXT:E,R:<prompt>`) and
+//! returns `DEFERRED`. OpenVPN sends the prompt, and the client's answer arrives as
+//! `OPENVPN_PLUGIN_CLIENT_CRRESPONSE` with env `crresponse` (base64) in the same per-client env
+//! (username, common_name, addresses, and the `auth_control_file` of that login). The plugin
+//! decides it like a password and answers through that `auth_control_file`; OpenVPN ignores
+//! the return value of the CRRESPONSE call. A cr-response for a login that was not prompted is
+//! ignored. Every other client keeps the normal path.
 
+use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use tracing::{error, info, warn};
+use zeroize::Zeroizing;
 
 use crate::auth::{Authenticator, Decision, LoginRequest};
 use crate::clock;
 use crate::config::{Config, StateConfig};
-use crate::env::AuthEnv;
+use crate::deferred::{Job, WorkerPool};
+use crate::env::{AuthEnv, OwnedAuthEnv};
 use crate::ip_limit::{self, IpLimiter};
 use crate::log::{self, Sink};
-use crate::state::{MemoryStore, SqliteStore, StateStore};
+use crate::password;
+use crate::state::{MemoryStore, RedisStore, SqliteStore, StateStore};
 
 /// What OpenVPN is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +56,48 @@ pub enum Verdict {
     Reject,
 }
 
+/// What OpenVPN is told when the plugin may defer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Accept,
+    Reject,
+    /// The answer goes to `auth_control_file` later (or a `CR_TEXT` prompt was sent).
+    Deferred,
+}
+
+impl From<Verdict> for Answer {
+    fn from(v: Verdict) -> Answer {
+        match v {
+            Verdict::Accept => Answer::Accept,
+            Verdict::Reject => Answer::Reject,
+        }
+    }
+}
+
+/// Worker threads deciding deferred logins (Redis backend).
+pub const WORKER_THREADS: usize = 4;
+/// Logins waiting for a worker; one more is rejected at once with `TEMP[backoff N]`.
+pub const WORKER_QUEUE: usize = 256;
+/// Seconds the client is given to answer a `CR_TEXT` prompt (OpenVPN caps it by hand-window).
+pub const CRTEXT_TIMEOUT_SECS: u32 = 120;
+pub const CRTEXT_PROMPT: &str = "Enter your mOTP code";
+/// Prompts waiting for an answer that are remembered at most (older ones expire first).
+const MAX_PENDING_PROMPTS: usize = 4096;
+const PROMPT_EXPIRY: Duration = Duration::from_secs(600);
+/// Worker log lines kept for OpenVPN's thread at most; more are counted and dropped.
+const MAX_QUEUED_LOG_LINES: usize = 4096;
+
 pub struct Plugin {
+    core: Arc<Core>,
+    /// Present with the Redis backend: decisions run there, not on OpenVPN's thread.
+    pool: Option<WorkerPool>,
+    crtext: bool,
+    /// `auth_control_file` paths of logins that were sent a `CR_TEXT` prompt.
+    prompted: Mutex<HashMap<Vec<u8>, Instant>>,
+}
+
+/// What workers share with OpenVPN's thread.
+struct Core {
     path: PathBuf,
     config: RwLock<Arc<Config>>,
     /// The version of motp.toml last acted upon (loaded, or refused and logged); `None` when
@@ -39,7 +108,18 @@ pub struct Plugin {
     store: Box<dyn StateStore>,
     /// Failures per source address: in this process only, bounded in size.
     addresses: IpLimiter,
+    /// Logs straight to the host: OpenVPN's thread only.
     dispatch: tracing::Dispatch,
+    /// Logs into `queued`: worker threads.
+    worker_dispatch: tracing::Dispatch,
+    queued: Arc<Mutex<LogQueue>>,
+    sink: Sink,
+}
+
+#[derive(Default)]
+struct LogQueue {
+    lines: Vec<(tracing::Level, String)>,
+    dropped: usize,
 }
 
 /// What tells one version of the config file from another, from one `stat`.
@@ -74,7 +154,22 @@ impl Plugin {
     /// Loads the config and opens the state store. Every problem is logged through `sink` and
     /// returned, so OpenVPN refuses to start rather than run with a config the admin did not mean.
     pub fn open(config_path: &Path, sink: Sink) -> Result<Plugin, String> {
-        let dispatch = log::dispatch(sink, tracing::Level::INFO);
+        let dispatch = log::dispatch(sink.clone(), tracing::Level::INFO);
+        let queued: Arc<Mutex<LogQueue>> = Arc::default();
+        let worker_dispatch = {
+            let queued = queued.clone();
+            log::dispatch(
+                Arc::new(move |level, line: &str| {
+                    let mut q = queued.lock();
+                    if q.lines.len() < MAX_QUEUED_LOG_LINES {
+                        q.lines.push((level, line.to_owned()));
+                    } else {
+                        q.dropped += 1;
+                    }
+                }),
+                tracing::Level::INFO,
+            )
+        };
         tracing::dispatcher::with_default(&dispatch, || {
             let refuse = |message: String| {
                 let message = format!("cannot start: {message}");
@@ -83,15 +178,22 @@ impl Plugin {
             };
             let seen = FileVersion::of(config_path);
             let config = Config::load(config_path).map_err(|e| refuse(e.to_string()))?;
-            let store = open_store(&config.state).map_err(refuse)?;
+            let store = open_store(&config).map_err(refuse)?;
             if clock::test_hook_active() {
                 warn!(
                     "TEST BUILD: {} is set and shifts the plugin's clock",
                     clock::TEST_SKEW_ENV
                 );
             }
+            let pool = match &config.state {
+                StateConfig::Redis(_) => Some(
+                    WorkerPool::new(WORKER_THREADS, WORKER_QUEUE)
+                        .map_err(|e| refuse(format!("cannot start worker threads: {e}")))?,
+                ),
+                _ => None,
+            };
             info!(
-                "ready: {} users from {}, window ±{} s, lock after {} failures for {} s, CN binding {}, {}",
+                "ready: {} users from {}, window ±{} s, lock after {} failures for {} s, CN binding {}, {}{}",
                 config.users.len(),
                 config.path.display(),
                 config.policy.window_secs,
@@ -99,53 +201,252 @@ impl Plugin {
                 config.policy.lockout_secs,
                 if config.policy.require_common_name { "on" } else { "off" },
                 describe_state(&config.state),
+                if config.crtext_prompt { ", crtext prompting on" } else { "" },
             );
+            let crtext = config.crtext_prompt;
             Ok(Plugin {
-                path: config.path.clone(),
-                state: config.state.clone(),
-                config: RwLock::new(Arc::new(config)),
-                seen: Mutex::new(seen),
-                store,
-                addresses: IpLimiter::new(ip_limit::DEFAULT_CAPACITY),
-                dispatch: dispatch.clone(),
+                core: Arc::new(Core {
+                    path: config.path.clone(),
+                    state: config.state.clone(),
+                    config: RwLock::new(Arc::new(config)),
+                    seen: Mutex::new(seen),
+                    store,
+                    addresses: IpLimiter::new(ip_limit::DEFAULT_CAPACITY),
+                    dispatch: dispatch.clone(),
+                    worker_dispatch,
+                    queued,
+                    sink,
+                }),
+                pool,
+                crtext,
+                prompted: Mutex::new(HashMap::new()),
             })
         })
     }
 
     pub fn config_path(&self) -> &PathBuf {
-        &self.path
+        &self.core.path
     }
 
-    /// Decides one `AUTH_USER_PASS_VERIFY`, logs the decision once, and writes the client-facing
-    /// reason when OpenVPN offers `auth_failed_reason_file`.
+    /// Whether OpenVPN should call `OPENVPN_PLUGIN_CLIENT_CRRESPONSE` (`crtext_prompt = true`).
+    pub fn wants_crresponse(&self) -> bool {
+        self.crtext
+    }
+
+    /// Whether decisions are made on worker threads (the Redis backend).
+    pub fn defers(&self) -> bool {
+        self.pool.is_some()
+    }
+
+    /// Decides one `AUTH_USER_PASS_VERIFY` in the call, logs the decision once, and writes the
+    /// client-facing reason when OpenVPN offers `auth_failed_reason_file`.
     pub fn authenticate(&self, env: &AuthEnv) -> Verdict {
-        tracing::dispatcher::with_default(&self.dispatch, || {
-            let config = self.current_config();
-            let request = LoginRequest {
-                username: env.username,
-                password: env.password,
-                common_name: env.common_name,
-            };
-            let now = clock::now();
-            let auth = Authenticator {
-                policy: &config.policy,
-                users: &config.users,
-                store: &*self.store,
-            };
-            let client = env
-                .untrusted_ip
-                .or(env.untrusted_ip6)
-                .and_then(ip_limit::parse_ip);
-            let decision = auth.decide_from(&request, client, &self.addresses, now);
-            log_decision(env, &decision);
-            if decision.is_accepted() {
-                return Verdict::Accept;
+        self.flush_logs();
+        let verdict =
+            tracing::dispatcher::with_default(&self.core.dispatch, || self.core.decide(env));
+        self.flush_logs();
+        verdict
+    }
+
+    /// `AUTH_USER_PASS_VERIFY` as OpenVPN calls it: prompts a crtext client for its code,
+    /// defers to a worker with the Redis backend, else decides in the call.
+    pub fn auth_user_pass_verify(&self, env: &AuthEnv) -> Answer {
+        self.flush_logs();
+        let answer = tracing::dispatcher::with_default(&self.core.dispatch, || {
+            if self.should_prompt(env) && self.prompt(env) {
+                return Answer::Deferred;
             }
-            if let Some(path) = env.auth_failed_reason_file {
-                write_client_reason(path, &client_reason(&decision, now));
+            match (&self.pool, env.auth_control_file) {
+                (Some(pool), Some(_)) => self.defer(pool, env.to_owned_env()),
+                _ => self.core.decide(env).into(),
             }
-            Verdict::Reject
-        })
+        });
+        self.flush_logs();
+        answer
+    }
+
+    /// `OPENVPN_PLUGIN_CLIENT_CRRESPONSE`: the answer to a `CR_TEXT` prompt. Decides it as a
+    /// password and writes the result into the prompted login's `auth_control_file`.
+    pub fn cr_response(&self, env: &AuthEnv) {
+        self.flush_logs();
+        tracing::dispatcher::with_default(&self.core.dispatch, || {
+            let Some(acf) = env.auth_control_file else {
+                warn!(
+                    user = %log_user(env), ip = %env.client_address(),
+                    "cr-response without auth_control_file; ignored"
+                );
+                return;
+            };
+            let was_prompted = {
+                let mut prompted = self.prompted.lock();
+                prompted
+                    .remove(acf)
+                    .is_some_and(|at| at.elapsed() < PROMPT_EXPIRY)
+            };
+            if !was_prompted {
+                warn!(
+                    user = %log_user(env), ip = %env.client_address(),
+                    "cr-response for a login that was not prompted; ignored"
+                );
+                return;
+            }
+            let mut owned = env.to_owned_env();
+            owned.password = Some(decode_cr_response(env.crresponse));
+            owned.crresponse = None;
+            match &self.pool {
+                Some(pool) => {
+                    if self.defer(pool, owned) == Answer::Reject {
+                        write_control(acf, false);
+                    }
+                }
+                None => {
+                    let verdict = self.core.decide(&owned.borrow());
+                    write_control(acf, verdict == Verdict::Accept);
+                }
+            }
+        });
+        self.flush_logs();
+    }
+
+    /// Writes the lines workers logged since the last call. OpenVPN's thread only.
+    pub fn flush_logs(&self) {
+        let (lines, dropped) = {
+            let mut q = self.core.queued.lock();
+            (std::mem::take(&mut q.lines), std::mem::take(&mut q.dropped))
+        };
+        for (level, line) in lines {
+            (self.core.sink)(level, &line);
+        }
+        if dropped > 0 {
+            (self.core.sink)(
+                tracing::Level::WARN,
+                &format!("{dropped} log lines of worker threads were dropped (too many at once)"),
+            );
+        }
+    }
+
+    fn should_prompt(&self, env: &AuthEnv) -> bool {
+        self.crtext
+            && env.supports_crtext()
+            && env.auth_pending_file.is_some()
+            && env.auth_control_file.is_some()
+            && !matches!(env.password.map(password::parse), Some(Ok(_)))
+    }
+
+    /// Writes the `CR_TEXT` prompt; `false` (normal path) if it cannot be written or too many
+    /// prompts are waiting.
+    fn prompt(&self, env: &AuthEnv) -> bool {
+        let (Some(acf), Some(apf)) = (env.auth_control_file, env.auth_pending_file) else {
+            return false;
+        };
+        {
+            let mut prompted = self.prompted.lock();
+            prompted.retain(|_, at| at.elapsed() < PROMPT_EXPIRY);
+            if prompted.len() >= MAX_PENDING_PROMPTS {
+                warn!("{MAX_PENDING_PROMPTS} crtext prompts await an answer; not prompting");
+                return false;
+            }
+            prompted.insert(acf.to_vec(), Instant::now());
+        }
+        let text = format!("{CRTEXT_TIMEOUT_SECS}\ncrtext\nCR_TEXT:E,R:{CRTEXT_PROMPT}\n");
+        if let Err(e) = std::fs::write(path_of(apf), text) {
+            warn!(
+                "cannot write auth_pending_file {}: {e}",
+                path_of(apf).display()
+            );
+            self.prompted.lock().remove(acf);
+            return false;
+        }
+        info!(user = %log_user(env), ip = %env.client_address(), "asked for the code (crtext)");
+        true
+    }
+
+    /// Queues the decision for a worker; a full queue rejects now.
+    fn defer(&self, pool: &WorkerPool, login: OwnedAuthEnv) -> Answer {
+        let reason_file = login.auth_failed_reason_file.clone();
+        let core = self.core.clone();
+        let job: Job = Box::new(move |closing| core.decide_deferred(&login, closing));
+        match pool.submit(job) {
+            Ok(()) => Answer::Deferred,
+            Err(job) => {
+                drop(job);
+                warn!("{WORKER_QUEUE} logins are waiting for a decision; rejecting one");
+                if let Some(path) = reason_file {
+                    write_client_reason(&path, "TEMP[backoff 5]: server busy, try again shortly");
+                }
+                Answer::Reject
+            }
+        }
+    }
+}
+
+impl Drop for Plugin {
+    /// Answers queued logins `0`, waits for those being decided, joins the workers, and writes
+    /// what they logged: nothing of this instance runs after `openvpn_plugin_close_v1`.
+    fn drop(&mut self) {
+        if let Some(mut pool) = self.pool.take() {
+            pool.shutdown();
+        }
+        self.flush_logs();
+    }
+}
+
+impl Core {
+    /// Decides with the current config; writes the client reason on rejection.
+    fn decide(&self, env: &AuthEnv) -> Verdict {
+        let config = self.current_config();
+        let request = LoginRequest {
+            username: env.username,
+            password: env.password,
+            common_name: env.common_name,
+        };
+        let now = clock::now();
+        let auth = Authenticator {
+            policy: &config.policy,
+            users: &config.users,
+            store: &*self.store,
+        };
+        let client = env
+            .untrusted_ip
+            .or(env.untrusted_ip6)
+            .and_then(ip_limit::parse_ip);
+        let decision = auth.decide_from(&request, client, &self.addresses, now);
+        log_decision(env, &decision);
+        if decision.is_accepted() {
+            return Verdict::Accept;
+        }
+        if let Some(path) = env.auth_failed_reason_file {
+            write_client_reason(path, &client_reason(&decision, now));
+        }
+        Verdict::Reject
+    }
+
+    /// A worker's job: decide (or, when closing, refuse without deciding), then write the
+    /// reason and the control file, in that order. A panic still answers `0`.
+    fn decide_deferred(&self, login: &OwnedAuthEnv, closing: bool) {
+        tracing::dispatcher::with_default(&self.worker_dispatch, || {
+            let env = login.borrow();
+            let Some(acf) = env.auth_control_file else {
+                return;
+            };
+            let answer = AnswerOnDrop { acf, accept: false };
+            if closing {
+                if let Some(path) = env.auth_failed_reason_file {
+                    write_client_reason(
+                        path,
+                        "TEMP[backoff 5]: server restarting, try again shortly",
+                    );
+                }
+                warn!(
+                    user = %log_user(&env), ip = %env.client_address(),
+                    reason = "closing", "login rejected"
+                );
+                return;
+            }
+            let verdict = self.decide(&env);
+            let mut answer = answer;
+            answer.accept = verdict == Verdict::Accept;
+        });
     }
 
     /// The config to decide with: reloaded first if motp.toml changed since it was last looked
@@ -161,7 +462,6 @@ impl Plugin {
         }
         self.config.read().clone()
     }
-
     fn reload(&self) {
         match Config::load(&self.path) {
             Ok(new) => {
@@ -182,6 +482,7 @@ impl Plugin {
                     new.policy.lockout_secs,
                     if new.policy.require_common_name { "on" } else { "off" },
                 );
+                self.store.set_retention(retention_secs(&new));
                 *self.config.write() = Arc::new(new);
             }
             Err(e) => error!(
@@ -193,8 +494,8 @@ impl Plugin {
 }
 
 /// Opens the store `[state]` asks for. Errors say what to fix.
-fn open_store(state: &StateConfig) -> Result<Box<dyn StateStore>, String> {
-    match state {
+fn open_store(config: &Config) -> Result<Box<dyn StateStore>, String> {
+    match &config.state {
         StateConfig::Memory => {
             warn!(
                 "state backend is \"memory\": replay and lockout state is lost at every \
@@ -206,6 +507,80 @@ fn open_store(state: &StateConfig) -> Result<Box<dyn StateStore>, String> {
             Ok(store) => Ok(Box::new(store)),
             Err(e) => Err(e.to_string()),
         },
+        StateConfig::Redis(redis) => {
+            let fallback: Option<Box<dyn StateStore>> = match &redis.fallback_dir {
+                Some(dir) => {
+                    warn!(
+                        "redis fallback = \"local\": while Redis is unreachable this server \
+                         decides alone from {}; a code used on another server during the outage \
+                         can be accepted here once more",
+                        dir.display()
+                    );
+                    Some(Box::new(SqliteStore::open(dir).map_err(|e| e.to_string())?))
+                }
+                None => None,
+            };
+            let store = RedisStore::open(redis, retention_secs(config), fallback)?;
+            store.probe();
+            Ok(Box::new(store))
+        }
+    }
+}
+
+/// How long Redis keeps a user's entry at least: the acceptance span (a used step is outside
+/// every window after twice the window plus a step, with margin), and the lockout while
+/// failures count.
+fn retention_secs(config: &Config) -> u64 {
+    let span = 2 * u64::from(config.policy.window_secs) + 2 * crate::engine::STEP_SECS as u64 + 30;
+    span.max(config.policy.lockout_secs)
+}
+
+/// Writes `1` or `0` into `auth_control_file` when dropped: a worker that panics still answers.
+struct AnswerOnDrop<'a> {
+    acf: &'a [u8],
+    accept: bool,
+}
+
+impl Drop for AnswerOnDrop<'_> {
+    fn drop(&mut self) {
+        write_control(self.acf, self.accept);
+    }
+}
+
+fn path_of(raw: &[u8]) -> &Path {
+    use std::os::unix::ffi::OsStrExt;
+    Path::new(std::ffi::OsStr::from_bytes(raw))
+}
+
+/// The decision for OpenVPN's deferred auth: `1` or `0` as the file's first byte.
+fn write_control(acf: &[u8], accept: bool) {
+    let path = path_of(acf);
+    if let Err(e) = std::fs::write(path, if accept { b"1" } else { b"0" }) {
+        error!(
+            "cannot write auth_control_file {}: {e}; OpenVPN rejects the login at hand-window",
+            path.display()
+        );
+    }
+}
+
+/// The code out of a base64 cr-response (whitespace around it ignored), wiped on drop. Not
+/// base64: the raw bytes, which the decision then rejects as a malformed password.
+fn decode_cr_response(raw: Option<&[u8]>) -> Zeroizing<Vec<u8>> {
+    use base64::Engine;
+    let raw = raw.unwrap_or_default();
+    let mut out = Zeroizing::new(Vec::with_capacity(raw.len()));
+    match base64::engine::general_purpose::STANDARD.decode_vec(raw.trim_ascii(), &mut out) {
+        Ok(()) => Zeroizing::new(out.trim_ascii().to_vec()),
+        Err(_) => Zeroizing::new(raw.to_vec()),
+    }
+}
+
+fn log_user(env: &AuthEnv) -> String {
+    match env.username {
+        Some(u) => log::sanitize(&String::from_utf8_lossy(
+            &u[..u.len().min(crate::config::MAX_USERNAME_LEN)],
+        )),
+        None => "(none)".to_owned(),
     }
 }
 
@@ -213,16 +588,21 @@ fn describe_state(state: &StateConfig) -> String {
     match state {
         StateConfig::Memory => "state in memory".to_owned(),
         StateConfig::Local { dir } => format!("state in {}", dir.display()),
+        StateConfig::Redis(r) => format!(
+            "state on redis {} (prefix {}, timeout {} ms, fallback {})",
+            r.describe(),
+            crate::log::sanitize(&r.key_prefix),
+            r.timeout_ms,
+            match &r.fallback_dir {
+                Some(dir) => format!("local in {}", dir.display()),
+                None => "none".to_owned(),
+            }
+        ),
     }
 }
 
 fn log_decision(env: &AuthEnv, decision: &Decision) {
-    let user = match env.username {
-        Some(u) => log::sanitize(&String::from_utf8_lossy(
-            &u[..u.len().min(crate::config::MAX_USERNAME_LEN)],
-        )),
-        None => "(none)".to_owned(),
-    };
+    let user = log_user(env);
     let ip = env.client_address();
     match decision {
         Decision::Accepted { step_offset } => {
@@ -234,9 +614,7 @@ fn log_decision(env: &AuthEnv, decision: &Decision) {
         Decision::Locked { until } | Decision::AddressLocked { until } => {
             warn!(user = %user, ip = %ip, reason = decision.reason(), until = until, "login rejected")
         }
-        Decision::StateUnavailable => {
-            error!(user = %user, ip = %ip, reason = decision.reason(), "login rejected")
-        }
+        // The store logs the outage once (error); each login refused meanwhile is a warning.
         _ => warn!(user = %user, ip = %ip, reason = decision.reason(), "login rejected"),
     }
 }
@@ -255,8 +633,7 @@ fn client_reason(decision: &Decision, now: i64) -> String {
 }
 
 fn write_client_reason(path: &[u8], reason: &str) {
-    use std::os::unix::ffi::OsStrExt;
-    let path = Path::new(std::ffi::OsStr::from_bytes(path));
+    let path = path_of(path);
     if let Err(e) = std::fs::write(path, reason) {
         warn!(
             "cannot write auth_failed_reason_file {}: {e}",

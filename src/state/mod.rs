@@ -1,10 +1,12 @@
 //! Replay and lockout state per user, behind one transactional operation so that every backend
-//! (the in-memory one and the durable SQLite one) decides a login in a single atomic step.
+//! (in memory, the durable SQLite one, and the shared Redis one) decides a login in a single atomic step.
 
 mod memory;
+mod redis_store;
 pub(crate) mod sqlite;
 
 pub use memory::MemoryStore;
+pub use redis_store::RedisStore;
 pub use sqlite::{Boot, Clock, Host, SqliteStore, DB_FILE_NAME, PRUNE_AFTER_SECS};
 
 use crate::engine;
@@ -70,6 +72,10 @@ pub trait StateStore: Send + Sync {
         username: &str,
         decide: &mut dyn FnMut(&mut UserState),
     ) -> Result<(), StateError>;
+
+    /// How long, in seconds, a store that expires entries must keep one at least (the
+    /// acceptance span, and `lockout_secs` while failures count). Set at open and on reload.
+    fn set_retention(&self, _secs: u64) {}
 }
 
 #[cfg(test)]

@@ -28,8 +28,8 @@ use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use openvpn_plugin_sys as sys;
 
 pub use sys::{
-    OPENVPN_PLUGIN_AUTH_USER_PASS_VERIFY, OPENVPN_PLUGIN_FUNC_DEFERRED, OPENVPN_PLUGIN_FUNC_ERROR,
-    OPENVPN_PLUGIN_FUNC_SUCCESS,
+    OPENVPN_PLUGIN_AUTH_USER_PASS_VERIFY, OPENVPN_PLUGIN_CLIENT_CRRESPONSE,
+    OPENVPN_PLUGIN_FUNC_DEFERRED, OPENVPN_PLUGIN_FUNC_ERROR, OPENVPN_PLUGIN_FUNC_SUCCESS,
 };
 
 /// What OpenVPN 2.6.14 reports about itself in `openvpn_plugin_args_open_in`.
@@ -431,6 +431,11 @@ impl Plugin {
         self.call(sys::OPENVPN_PLUGIN_AUTH_USER_PASS_VERIFY, Some(env))
     }
 
+    /// `OPENVPN_PLUGIN_CLIENT_CRRESPONSE` with `env` (OpenVPN ignores the result).
+    pub fn cr_response(&self, env: &Env) -> c_int {
+        self.call(sys::OPENVPN_PLUGIN_CLIENT_CRRESPONSE, Some(env))
+    }
+
     /// `AUTH_USER_PASS_VERIFY` with exactly these `name=value` entries, in this order.
     pub fn auth_pairs<V: AsRef<[u8]>>(&self, pairs: &[(&str, V)]) -> c_int {
         self.auth(&Env::from_pairs(pairs))
@@ -721,6 +726,41 @@ impl Env {
             .expect("this env has an auth_failed_reason_file");
         std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+    }
+
+    /// The `auth_control_file` this env names, if any.
+    pub fn auth_control_file(&self) -> Option<PathBuf> {
+        self.get("auth_control_file")
+            .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p)))
+    }
+
+    /// The `auth_pending_file` this env names, if any.
+    pub fn auth_pending_file(&self) -> Option<PathBuf> {
+        self.get("auth_pending_file")
+            .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p)))
+    }
+
+    /// The deferred answer: `Some(true)` once `1` is the first byte of `auth_control_file`,
+    /// `Some(false)` for `0`, `None` if neither arrived within `timeout`.
+    pub fn wait_for_control(&self, timeout: std::time::Duration) -> Option<bool> {
+        let path = self
+            .auth_control_file()
+            .expect("this env has an auth_control_file");
+        let start = std::time::Instant::now();
+        loop {
+            match std::fs::read(&path).ok().and_then(|b| b.first().copied()) {
+                Some(b'1') => return Some(true),
+                Some(b'0') => return Some(false),
+                _ if start.elapsed() > timeout => return None,
+                _ => std::thread::sleep(std::time::Duration::from_micros(200)),
+            }
+        }
+    }
+
+    /// The first byte of `auth_control_file` now (`None` while nothing is written).
+    pub fn control_now(&self) -> Option<u8> {
+        let path = self.auth_control_file()?;
+        std::fs::read(path).ok().and_then(|b| b.first().copied())
     }
 
     fn position(&self, name: &str) -> Option<usize> {

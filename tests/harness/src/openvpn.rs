@@ -637,3 +637,115 @@ pub fn unix_now() -> i64 {
         .expect("clock after 1970")
         .as_secs() as i64
 }
+
+/// A private `redis-server` on a loopback port of its own, without persistence, killed on
+/// drop. [`RedisServer::stop`] and [`RedisServer::start_again`] simulate an outage on the same
+/// port (a restarted Redis without persistence comes back empty).
+pub struct RedisServer {
+    pub port: u16,
+    dir: PathBuf,
+    proc: Option<Proc>,
+}
+
+/// Fails early, with the fix, when `redis-server` is not installed.
+pub fn require_redis() {
+    let found = Command::new("sh")
+        .args(["-c", "command -v redis-server"])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`redis-server` is not installed; run: apt-get install -y redis-server"
+    );
+}
+
+impl RedisServer {
+    /// Starts `redis-server --port <free> --bind 127.0.0.1 --save "" --appendonly no` in `dir`
+    /// and waits until it answers PING.
+    pub fn start(dir: &Path) -> RedisServer {
+        require_redis();
+        let mut server = RedisServer {
+            port: free_port(),
+            dir: dir.to_owned(),
+            proc: None,
+        };
+        server.start_again();
+        server
+    }
+
+    /// `redis://127.0.0.1:<port>/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kills the server (SIGKILL): clients see connection resets and refusals.
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    /// Starts it again on the same port (empty: no persistence) and waits for PING.
+    pub fn start_again(&mut self) {
+        self.stop();
+        let start = Instant::now();
+        loop {
+            let proc = Proc::spawn(
+                Command::new("redis-server")
+                    .args(["--port", &self.port.to_string()])
+                    .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                    .args(["--protected-mode", "no", "--loglevel", "warning"])
+                    .args(["--dir", &self.dir.display().to_string()]),
+            );
+            self.proc = Some(proc);
+            let ping_start = Instant::now();
+            while ping_start.elapsed() < Duration::from_secs(5) {
+                if self.ping() {
+                    return;
+                }
+                if self.proc.as_mut().is_some_and(Proc::has_exited) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // The port may still be in TIME_WAIT or taken; retry briefly.
+            self.stop();
+            assert!(
+                start.elapsed() < WAIT,
+                "redis-server did not come up on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Whether the server answers `PING` with `+PONG`.
+    pub fn ping(&self) -> bool {
+        self.command(&["PING"])
+            .is_some_and(|r| r.starts_with("+PONG"))
+    }
+
+    /// Sends one command (RESP array of bulk strings); returns the first reply line.
+    pub fn command(&self, args: &[&str]) -> Option<String> {
+        use std::io::Read;
+        use std::net::TcpStream;
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            let _ = write!(req, "${}\r\n{a}\r\n", a.len());
+        }
+        stream.write_all(req.as_bytes()).ok()?;
+        let mut buf = [0u8; 4096];
+        let n = stream.read(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,143 @@
+//! A small, bounded pool of worker threads for deferred decisions, so a slow state store
+//! (Redis over the network) never stalls OpenVPN's single event loop.
+//!
+//! - a fixed number of threads and a bounded queue: [`WorkerPool::submit`] never blocks, it
+//!   hands the job back when the queue is full (the caller then rejects synchronously);
+//! - [`WorkerPool::shutdown`] (also on drop) answers the jobs still queued with `closing =
+//!   true` (they write `0` without deciding), waits for the ones in progress, and joins every
+//!   thread, so no thread outlives `openvpn_plugin_close_v1` (and the `dlclose` after it).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
+
+/// One deferred decision. The argument is `true` when the pool is closing: the job must then
+/// answer without doing slow work.
+pub type Job = Box<dyn FnOnce(bool) + Send>;
+
+pub const WORKER_THREAD_NAME: &str = "motp-worker";
+
+pub struct WorkerPool {
+    sender: Option<SyncSender<Job>>,
+    workers: Vec<JoinHandle<()>>,
+    closing: Arc<AtomicBool>,
+}
+
+impl WorkerPool {
+    pub fn new(threads: usize, queue: usize) -> std::io::Result<WorkerPool> {
+        let (sender, receiver) = mpsc::sync_channel::<Job>(queue);
+        let receiver = Arc::new(Mutex::new(receiver));
+        let closing = Arc::new(AtomicBool::new(false));
+        let mut pool = WorkerPool {
+            sender: Some(sender),
+            workers: Vec::with_capacity(threads),
+            closing: closing.clone(),
+        };
+        for _ in 0..threads.max(1) {
+            let receiver = receiver.clone();
+            let closing = closing.clone();
+            let handle = std::thread::Builder::new()
+                .name(WORKER_THREAD_NAME.into())
+                .spawn(move || work(&receiver, &closing))?;
+            pool.workers.push(handle);
+        }
+        Ok(pool)
+    }
+
+    /// Queues `job`, or hands it back when the queue is full or the pool is closed.
+    pub fn submit(&self, job: Job) -> Result<(), Job> {
+        match &self.sender {
+            Some(sender) => sender.try_send(job).map_err(|e| match e {
+                TrySendError::Full(job) | TrySendError::Disconnected(job) => job,
+            }),
+            None => Err(job),
+        }
+    }
+
+    /// Answers what is queued (closing), finishes what is running, joins every thread.
+    pub fn shutdown(&mut self) {
+        self.closing.store(true, Ordering::SeqCst);
+        self.sender = None;
+        for handle in self.workers.drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn work(receiver: &Mutex<Receiver<Job>>, closing: &AtomicBool) {
+    loop {
+        // The lock is held only while waiting; the job runs after it is released.
+        let job = receiver.lock().recv();
+        match job {
+            // A panicking job must not take the thread (and its later jobs) down; the job
+            // itself answers `0` from a guard when it unwinds.
+            Ok(job) => {
+                let closing = closing.load(Ordering::SeqCst);
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(closing)));
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    #[test]
+    fn runs_jobs_rejects_when_full_and_answers_the_rest_at_shutdown() {
+        let mut pool = WorkerPool::new(1, 2).unwrap();
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let decided = Arc::new(AtomicUsize::new(0));
+        let closed = Arc::new(AtomicUsize::new(0));
+        // The first job blocks the only worker until the gate opens.
+        let gate = Mutex::new(gate_rx);
+        pool.submit(Box::new(move |_| {
+            let _ = gate.lock().recv_timeout(Duration::from_secs(10));
+        }))
+        .unwrap_or_else(|_| panic!("first job refused"));
+        std::thread::sleep(Duration::from_millis(50));
+        let mut refused = 0;
+        for _ in 0..5 {
+            let (d, c) = (decided.clone(), closed.clone());
+            let job: Job = Box::new(move |closing| {
+                if closing {
+                    c.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    d.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+            if pool.submit(job).is_err() {
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 3, "queue of 2 behind one busy worker");
+        let opener = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = gate_tx.send(());
+        });
+        pool.shutdown();
+        opener.join().unwrap();
+        assert_eq!(
+            decided.load(Ordering::SeqCst) + closed.load(Ordering::SeqCst),
+            2
+        );
+        assert_eq!(
+            closed.load(Ordering::SeqCst),
+            2,
+            "queued jobs answered as closing"
+        );
+        assert!(pool.submit(Box::new(|_| {})).is_err());
+    }
+}

@@ -1,0 +1,532 @@
+//! The Redis backend through the C ABI (`motp_harness::abi`), against a private
+//! `redis-server` per test (`motp_harness::openvpn::RedisServer`): deferred decisions, two
+//! plugin handles racing the same code, closing with decisions in flight, Redis outages and
+//! recovery, the local fallback, a password file, and crtext prompting.
+//!
+//! The tests hold one lock, so they run one after the other: the thread-count checks look at
+//! the whole test process, and the machine has few cores.
+
+use std::ffi::c_int;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use motp::engine::code_at_time;
+use motp_harness::abi::{Env, LogLine, Plugin, OPENVPN_PLUGIN_CLIENT_CRRESPONSE};
+use motp_harness::openvpn::{RedisServer, TempDir};
+use openvpn_plugin_sys as sys;
+
+const SUCCESS: c_int = sys::OPENVPN_PLUGIN_FUNC_SUCCESS;
+const ERROR: c_int = sys::OPENVPN_PLUGIN_FUNC_ERROR;
+const DEFERRED: c_int = sys::OPENVPN_PLUGIN_FUNC_DEFERRED;
+
+const ALICE_SECRET: &str = "0123456789abcdef";
+const ALICE_PIN: &str = "q7x2";
+const BOB_SECRET: &str = "fedcba98765432100123456789abcdef";
+const BOB_PIN: &str = "k4w9z";
+const ANSWER: Duration = Duration::from_secs(10);
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn now() -> i64 {
+    motp_harness::openvpn::unix_now()
+}
+
+fn alice_code(steps_ahead: i64) -> String {
+    code_at_time(ALICE_SECRET, ALICE_PIN, now() + 10 * steps_ahead).to_hex()
+}
+
+fn bob_code(steps_ahead: i64) -> String {
+    code_at_time(BOB_SECRET, BOB_PIN, now() + 10 * steps_ahead).to_hex()
+}
+
+fn forbidden() -> Vec<String> {
+    vec![
+        ALICE_SECRET.into(),
+        ALICE_PIN.into(),
+        BOB_SECRET.into(),
+        BOB_PIN.into(),
+    ]
+}
+
+/// No secret, PIN, code or password in any line.
+fn assert_clean(lines: &[LogLine], extra: &[String]) {
+    for line in lines {
+        for f in forbidden().iter().chain(extra) {
+            assert!(
+                !line.message.contains(f.as_str()),
+                "log line leaks {f:?}: {line}"
+            );
+        }
+    }
+}
+
+struct Setup {
+    dir: TempDir,
+    config: PathBuf,
+}
+
+impl Setup {
+    fn new(label: &str, state: &str, top: &str) -> Setup {
+        let dir = TempDir::new(label);
+        let config = dir.path().join("motp.toml");
+        let mf = if top.contains("max_failures") {
+            ""
+        } else {
+            "max_failures = 5\n"
+        };
+        let text = format!(
+            "{top}{mf}lockout_secs = 300\n\
+             [users.alice]\nsecret = \"{ALICE_SECRET}\"\npin = \"{ALICE_PIN}\"\n\
+             [users.bob]\nsecret = \"{BOB_SECRET}\"\npin = \"{BOB_PIN}\"\n\
+             [state]\n{state}"
+        );
+        std::fs::write(&config, text).unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).unwrap();
+        Setup { dir, config }
+    }
+
+    fn redis(label: &str, redis: &RedisServer, extra: &str) -> Setup {
+        Setup::redis_with(label, redis, extra, "")
+    }
+
+    fn redis_with(label: &str, redis: &RedisServer, extra: &str, top: &str) -> Setup {
+        Setup::new(
+            label,
+            &format!(
+                "backend = \"redis\"\nurl = \"{}\"\ntimeout_ms = 300\n{extra}",
+                redis.url()
+            ),
+            top,
+        )
+    }
+
+    fn open(&self) -> Plugin {
+        Plugin::open(&self.config).unwrap_or_else(|e| panic!("open failed: {:?}", e.messages()))
+    }
+
+    fn env(&self, user: &str, password: &str) -> Env {
+        Env::openvpn_auth(self.dir.path(), user, password)
+    }
+}
+
+/// Threads of this process named like the plugin's workers (a new thread names itself, so
+/// give fresh ones a moment).
+fn worker_threads() -> usize {
+    let count = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+            .filter(|c| c.trim() == motp::deferred::WORKER_THREAD_NAME)
+            .count()
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    count()
+}
+
+/// Deferred call: asserts DEFERRED and returns the answer written to auth_control_file.
+fn deferred(plugin: &Plugin, env: &Env) -> bool {
+    assert_eq!(plugin.auth(env), DEFERRED);
+    env.wait_for_control(ANSWER)
+        .expect("no answer in auth_control_file")
+}
+
+#[test]
+fn deferred_logins_accept_reject_and_replay() {
+    let _s = serial();
+    let dir = TempDir::new("redis-basic");
+    let redis = RedisServer::start(dir.path());
+    let setup = Setup::redis("redis-basic", &redis, "");
+    let plugin = setup.open();
+    assert_eq!(
+        plugin.type_mask(),
+        1 << sys::OPENVPN_PLUGIN_AUTH_USER_PASS_VERIFY
+    );
+    assert_eq!(worker_threads(), motp::plugin::WORKER_THREADS);
+
+    let code = alice_code(0);
+    let ok = setup.env("alice", &code);
+    assert!(deferred(&plugin, &ok));
+    assert_eq!(ok.client_reason(), "");
+    let replay = setup.env("alice", &code);
+    assert!(!deferred(&plugin, &replay));
+    assert_eq!(replay.client_reason(), "Authentication failed");
+    let wrong = setup.env("bob", "000000");
+    assert!(!deferred(&plugin, &wrong));
+
+    // Without an auth_control_file the decision is made in the call.
+    let sync = setup
+        .env("alice", &alice_code(1))
+        .without("auth_control_file");
+    assert_eq!(plugin.auth(&sync), SUCCESS);
+    let sync = setup
+        .env("alice", &alice_code(1))
+        .without("auth_control_file");
+    assert_eq!(plugin.auth(&sync), ERROR);
+
+    // The key lives in Redis, with an expiry.
+    let ttl = redis.command(&["TTL", "motp:user:alice"]).unwrap();
+    let ttl: i64 = ttl.trim_start_matches(':').trim().parse().unwrap();
+    assert!(ttl > 300 && ttl <= 410, "ttl {ttl}");
+
+    // Worker lines reached the host log on OpenVPN's thread (the calls above), never outside.
+    let lines = plugin.close();
+    let messages: Vec<&str> = lines.iter().map(|l| l.message.as_str()).collect();
+    assert!(
+        messages
+            .iter()
+            .filter(|m| m.starts_with("login accepted user=alice"))
+            .count()
+            == 2,
+        "{messages:#?}"
+    );
+    assert!(messages.iter().any(|m| m.contains("reason=replay")));
+    assert!(messages
+        .iter()
+        .any(|m| m.contains("state on redis redis://127.0.0.1:")));
+    assert!(motp_harness::abi::unattributed_logs().is_empty());
+    assert_clean(&lines, &[code]);
+    assert_eq!(worker_threads(), 0, "workers joined at close");
+}
+
+#[test]
+fn two_handles_racing_the_same_code_accept_it_exactly_once() {
+    let _s = serial();
+    let dir = TempDir::new("redis-race");
+    let redis = RedisServer::start(dir.path());
+    // Every losing racer counts as a failed login (a replay): keep the lock out of the way.
+    let setup = Setup::redis_with(
+        "redis-race",
+        &redis,
+        "",
+        "max_failures = 1000\nmax_failures_per_ip = 100000\n",
+    );
+    let a = setup.open();
+    let b = setup.open();
+    let mut accepted_total = 0;
+    // Increasing steps inside the window: every round's code is fresh, and both handles (two
+    // servers) offer it at the same moment, each decided on its own worker threads.
+    for round in 0..30 {
+        let (user, code) = if round % 2 == 0 {
+            ("alice", alice_code(round / 2 - 8))
+        } else {
+            ("bob", bob_code(round / 2 - 8))
+        };
+        let envs: Vec<Env> = (0..4).map(|_| setup.env(user, &code)).collect();
+        for (i, env) in envs.iter().enumerate() {
+            let plugin = if i % 2 == 0 { &a } else { &b };
+            assert_eq!(plugin.auth(env), DEFERRED);
+        }
+        let accepted = envs
+            .iter()
+            .filter(|e| e.wait_for_control(ANSWER).expect("answer"))
+            .count();
+        assert_eq!(accepted, 1, "round {round}: code accepted {accepted} times");
+        accepted_total += accepted;
+    }
+    assert_eq!(accepted_total, 30);
+    drop(a);
+    drop(b);
+    assert_eq!(worker_threads(), 0);
+}
+
+#[test]
+fn five_failures_over_two_handles_lock_the_user_on_both() {
+    let _s = serial();
+    let dir = TempDir::new("redis-lock");
+    let redis = RedisServer::start(dir.path());
+    let setup = Setup::redis("redis-lock", &redis, "");
+    let a = setup.open();
+    let b = setup.open();
+    for i in 0..5 {
+        let plugin = if i % 2 == 0 { &a } else { &b };
+        assert!(!deferred(plugin, &setup.env("bob", "abcdef")));
+    }
+    for plugin in [&a, &b] {
+        let env = setup.env("bob", &bob_code(0));
+        assert!(!deferred(plugin, &env));
+        assert!(
+            env.client_reason().starts_with("TEMP[backoff "),
+            "{}",
+            env.client_reason()
+        );
+    }
+}
+
+#[test]
+fn closing_with_decisions_in_flight_answers_every_login_and_leaves_no_thread() {
+    let _s = serial();
+    let dir = TempDir::new("redis-close");
+    let redis = RedisServer::start(dir.path());
+    let setup = Setup::redis("redis-close", &redis, "");
+    for _cycle in 0..3 {
+        let plugin = setup.open();
+        let envs: Vec<Env> = (0..60).map(|_| setup.env("bob", "123456")).collect();
+        for env in &envs {
+            let rc = plugin.auth(env);
+            assert!(rc == DEFERRED || rc == ERROR, "{rc}");
+        }
+        let lines = plugin.close();
+        assert_eq!(worker_threads(), 0, "no worker left after close_v1");
+        for env in &envs {
+            // Queued ones were answered 0 at close; rejected-at-once ones have a reason.
+            match env.control_now() {
+                Some(b'0') => {}
+                None => assert!(env.client_reason().starts_with("TEMP[backoff")),
+                other => panic!("unexpected answer {other:?}"),
+            }
+        }
+        assert_clean(&lines, &[]);
+    }
+    assert!(motp_harness::abi::unattributed_logs().is_empty());
+}
+
+#[test]
+fn redis_outage_fails_closed_fast_logs_once_and_recovers() {
+    let _s = serial();
+    let dir = TempDir::new("redis-outage");
+    let mut redis = RedisServer::start(dir.path());
+    let setup = Setup::redis("redis-outage", &redis, "");
+    let plugin = setup.open();
+    assert!(deferred(&plugin, &setup.env("alice", &alice_code(-3))));
+    plugin.take_logs();
+
+    redis.stop();
+    for _ in 0..5 {
+        let env = setup.env("alice", &alice_code(0));
+        let start = Instant::now();
+        assert!(!deferred(&plugin, &env));
+        assert!(
+            start.elapsed() < Duration::from_millis(300 + 700),
+            "took {:?}",
+            start.elapsed()
+        );
+        assert!(
+            env.client_reason().starts_with("TEMP[backoff "),
+            "{}",
+            env.client_reason()
+        );
+    }
+    // Synchronous path fails closed too.
+    let sync = setup
+        .env("alice", &alice_code(0))
+        .without("auth_control_file");
+    assert_eq!(plugin.auth(&sync), ERROR);
+    let lines = plugin.take_logs();
+    let errors: Vec<&LogLine> = lines
+        .iter()
+        .filter(|l| l.flags & sys::PLOG_ERR != 0)
+        .collect();
+    assert_eq!(errors.len(), 1, "one error per outage: {lines:#?}");
+    assert!(errors[0].message.contains("unreachable"), "{}", errors[0]);
+
+    redis.start_again();
+    let start = Instant::now();
+    let mut back = false;
+    while start.elapsed() < Duration::from_secs(15) {
+        let env = setup.env("alice", &alice_code(1));
+        if deferred(&plugin, &env) {
+            back = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(back, "logins succeed again after Redis is back");
+    // One more call flushes the worker's lines.
+    let _ = plugin.auth(&setup.env("nobody", "x").without("auth_control_file"));
+    let lines = plugin.take_logs();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.message.contains("reachable again"))
+            .count(),
+        1,
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().all(|l| l.flags & sys::PLOG_ERR == 0),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn redis_down_at_open_still_opens_and_fails_closed() {
+    let _s = serial();
+    let dir = TempDir::new("redis-never");
+    let mut redis = RedisServer::start(dir.path());
+    redis.stop();
+    let setup = Setup::redis("redis-never", &redis, "");
+    let plugin = setup.open();
+    let env = setup.env("alice", &alice_code(0));
+    assert!(!deferred(&plugin, &env));
+    assert!(env.client_reason().starts_with("TEMP[backoff "));
+}
+
+#[test]
+fn local_fallback_decides_while_redis_is_down() {
+    let _s = serial();
+    let dir = TempDir::new("redis-fallback");
+    let mut redis = RedisServer::start(dir.path());
+    let state = dir.path().join("fallback-state");
+    let setup = Setup::redis(
+        "redis-fallback",
+        &redis,
+        &format!("fallback = \"local\"\ndir = \"{}\"\n", state.display()),
+    );
+    let plugin = setup.open();
+    redis.stop();
+    let code = alice_code(0);
+    assert!(deferred(&plugin, &setup.env("alice", &code)));
+    assert!(!deferred(&plugin, &setup.env("alice", &code)));
+    let lines = plugin.close();
+    assert!(
+        lines.iter().any(|l| l.message.contains("fallback")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn password_file_is_used_and_never_logged() {
+    let _s = serial();
+    let dir = TempDir::new("redis-auth");
+    let redis = RedisServer::start(dir.path());
+    let password = "s3cr3t-redis-pw";
+    assert!(redis
+        .command(&["CONFIG", "SET", "requirepass", password])
+        .unwrap()
+        .starts_with("+OK"));
+    let pw_file = dir.path().join("redis.pw");
+    std::fs::write(&pw_file, format!("{password}\n")).unwrap();
+    let setup = Setup::redis(
+        "redis-auth",
+        &redis,
+        &format!("password_file = \"{}\"\n", pw_file.display()),
+    );
+    let plugin = setup.open();
+    assert!(deferred(&plugin, &setup.env("alice", &alice_code(0))));
+    let lines = plugin.close();
+    assert_clean(&lines, &[password.into()]);
+
+    // A wrong password: an outage (fail closed), named as such, the password never shown.
+    std::fs::write(&pw_file, "wrong-pw-value\n").unwrap();
+    let setup = Setup::redis(
+        "redis-auth2",
+        &redis,
+        &format!("password_file = \"{}\"\n", pw_file.display()),
+    );
+    let plugin = setup.open();
+    assert!(!deferred(&plugin, &setup.env("alice", &alice_code(1))));
+    let lines = plugin.close();
+    assert!(
+        lines.iter().any(|l| l.message.contains("unreachable")),
+        "{lines:#?}"
+    );
+    assert_clean(&lines, &[password.into(), "wrong-pw-value".into()]);
+}
+
+fn prompt_text(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+#[test]
+fn crtext_prompts_clients_that_support_it_and_takes_the_code_from_crresponse() {
+    let _s = serial();
+    let dir = TempDir::new("redis-crtext");
+    let redis = RedisServer::start(dir.path());
+    let setup = Setup::new(
+        "redis-crtext",
+        &format!(
+            "backend = \"redis\"\nurl = \"{}\"\ntimeout_ms = 300\n",
+            redis.url()
+        ),
+        "crtext_prompt = true\n",
+    );
+    let plugin = setup.open();
+    assert_eq!(
+        plugin.type_mask(),
+        (1 << sys::OPENVPN_PLUGIN_AUTH_USER_PASS_VERIFY) | (1 << OPENVPN_PLUGIN_CLIENT_CRRESPONSE)
+    );
+
+    // Announces crtext, sends no code: prompted.
+    let env = setup
+        .env("alice", "")
+        .with("IV_SSO", "openurl,webauth,crtext");
+    assert_eq!(plugin.auth(&env), DEFERRED);
+    assert_eq!(
+        prompt_text(&env.auth_pending_file().unwrap()),
+        "120\ncrtext\nCR_TEXT:E,R:Enter your mOTP code\n"
+    );
+    assert_eq!(env.control_now(), None, "no decision before the answer");
+    // The answer: same per-client env, password gone, crresponse added.
+    let code = alice_code(0);
+    let answer = env
+        .clone()
+        .without("password")
+        .with("crresponse", B64.encode(&code));
+    assert_eq!(plugin.cr_response(&answer), SUCCESS);
+    assert_eq!(answer.wait_for_control(ANSWER), Some(true));
+
+    // A wrong answer is rejected like a wrong password.
+    let env = setup.env("alice", "-").with("IV_SSO", "crtext");
+    assert_eq!(plugin.auth(&env), DEFERRED);
+    let answer = env.clone().with("crresponse", B64.encode("123456"));
+    plugin.cr_response(&answer);
+    assert_eq!(answer.wait_for_control(ANSWER), Some(false));
+    assert_eq!(answer.client_reason(), "Authentication failed");
+
+    // A cr-response nobody asked for is ignored.
+    let stray = setup
+        .env("alice", "")
+        .with("crresponse", B64.encode(alice_code(1)));
+    plugin.cr_response(&stray);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(stray.control_now(), None);
+
+    // No crtext in IV_SSO, or a code in the password: the normal path.
+    let env = setup.env("alice", &alice_code(1));
+    assert!(deferred(&plugin, &env));
+    let env = setup.env("alice", &alice_code(2)).with("IV_SSO", "crtext");
+    assert!(deferred(&plugin, &env));
+    assert_eq!(prompt_text(&env.auth_pending_file().unwrap()), "");
+    let env = setup.env("alice", "");
+    assert!(!deferred(&plugin, &env));
+
+    let lines = plugin.close();
+    assert!(lines
+        .iter()
+        .any(|l| l.message.contains("asked for the code (crtext)")));
+    assert!(lines.iter().any(|l| l.message.contains("not prompted")));
+    assert_clean(&lines, &[code]);
+}
+
+#[test]
+fn crtext_works_with_the_memory_backend_too() {
+    let _s = serial();
+    let setup = Setup::new(
+        "crtext-memory",
+        "backend = \"memory\"\n",
+        "crtext_prompt = true\n",
+    );
+    let plugin = setup.open();
+    let env = setup.env("bob", "").with("IV_SSO", "crtext");
+    assert_eq!(plugin.auth(&env), DEFERRED);
+    let answer = env.clone().with("crresponse", B64.encode(bob_code(0)));
+    plugin.cr_response(&answer);
+    // Decided in the call: the answer is there already.
+    assert_eq!(answer.control_now(), Some(b'1'));
+    // Without crtext_prompt the CRRESPONSE type is not registered and is refused.
+    let plain = Setup::new("crtext-off", "backend = \"memory\"\n", "");
+    let plugin = plain.open();
+    assert_eq!(
+        plugin.type_mask(),
+        1 << sys::OPENVPN_PLUGIN_AUTH_USER_PASS_VERIFY
+    );
+    assert_eq!(plugin.cr_response(&answer), ERROR);
+}
