@@ -472,6 +472,15 @@ pub enum Credentials<'a> {
         password: &'a str,
         code: &'a str,
     },
+    /// OpenVPN 2.6 pending auth: `auth-user-pass FILE` with `username` and a `placeholder`
+    /// password, `setenv IV_SSO crtext` so the client announces crtext, and a management
+    /// socket (`management-hold`) on which the harness waits for `>INFOMSG:CR_TEXT:` and
+    /// answers `cr-response <base64 code>`, as a GUI would after asking the user.
+    CrText {
+        username: &'a str,
+        placeholder: &'a str,
+        code: &'a str,
+    },
 }
 
 /// A client connection, running until dropped.
@@ -515,6 +524,24 @@ impl Client {
                     .expect("chmod auth file");
                 let _ = writeln!(conf, "auth-user-pass {}", path.display());
             }
+            Credentials::CrText {
+                username,
+                placeholder,
+                ..
+            } => {
+                let path = dir.join(format!("{tag}.auth"));
+                fs::write(&path, format!("{username}\n{placeholder}\n")).expect("write auth file");
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+                    .expect("chmod auth file");
+                let sock = dir.join(format!("{tag}.sock"));
+                let _ = writeln!(
+                    conf,
+                    "auth-user-pass {}\nsetenv IV_SSO crtext\nmanagement {} unix\nmanagement-hold",
+                    path.display(),
+                    sock.display()
+                );
+                management = Some(sock);
+            }
             Credentials::StaticChallenge { .. } => {
                 let sock = dir.join(format!("{tag}.sock"));
                 let _ = writeln!(
@@ -539,16 +566,19 @@ impl Client {
                 .arg("--log")
                 .arg(&log_path),
         );
-        if let (
-            Some(sock),
-            Credentials::StaticChallenge {
-                username,
-                password,
-                code,
-            },
-        ) = (management, creds)
-        {
-            answer_static_challenge(&sock, username, password, code);
+        match (management, creds) {
+            (
+                Some(sock),
+                Credentials::StaticChallenge {
+                    username,
+                    password,
+                    code,
+                },
+            ) => answer_static_challenge(&sock, username, password, code),
+            (Some(sock), Credentials::CrText { code, .. }) => {
+                answer_crtext(&sock, code);
+            }
+            _ => {}
         }
         Client { log_path, proc }
     }
@@ -616,6 +646,40 @@ fn answer_static_challenge(sock: &Path, username: &str, password: &str, code: &s
     );
     writeln!(writer, "password \"Auth\" \"{answer}\"").expect("send password");
     wait_for("SUCCESS: 'Auth' password");
+}
+
+/// Plays the user (and the GUI) for a crtext prompt: releases the hold, waits for the
+/// `CR_TEXT` prompt the server sent, answers it. Returns the prompt line.
+fn answer_crtext(sock: &Path, code: &str) -> String {
+    let start = Instant::now();
+    let stream = loop {
+        match UnixStream::connect(sock) {
+            Ok(s) => break s,
+            Err(e) if start.elapsed() > WAIT => {
+                panic!("management socket {} never came up: {e}", sock.display())
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    stream.set_read_timeout(Some(WAIT)).expect("set timeout");
+    let mut writer = stream.try_clone().expect("clone socket");
+    let mut lines = BufReader::new(stream).lines();
+    let mut wait_for = |prefix: &str| loop {
+        match lines.next() {
+            Some(Ok(line)) if line.starts_with(prefix) => return line,
+            Some(Ok(_)) => continue,
+            _ => panic!(
+                "management interface closed before `{prefix}` on {}",
+                sock.display()
+            ),
+        }
+    };
+    wait_for(">HOLD:");
+    writeln!(writer, "hold release").expect("send hold release");
+    let prompt = wait_for(">INFOMSG:CR_TEXT:");
+    writeln!(writer, "cr-response {}", b64(code.as_bytes())).expect("send cr-response");
+    // The 2.6 client sends the answer as a control message and confirms nothing here.
+    prompt
 }
 
 /// Standard base64, as OpenVPN's client encodes SCRV1 fields.
