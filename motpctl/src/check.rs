@@ -232,6 +232,11 @@ fn check_state(state: &StateConfig, account: Option<&Account>, r: &mut Report) {
             return;
         }
         StateConfig::Local { dir } => dir,
+        StateConfig::Redis(redis) => match &redis.fallback_dir {
+            // The fallback store must be as usable as a local one.
+            Some(dir) => dir,
+            None => return,
+        },
     };
     let meta = match fs::metadata(dir) {
         Ok(m) if m.is_dir() => m,

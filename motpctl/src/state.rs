@@ -27,6 +27,15 @@ fn open_store(config: &Config, now: i64) -> Result<Option<SqliteStore>, Fail> {
             )))
         }
         StateConfig::Local { dir } => dir,
+        StateConfig::Redis(redis) => {
+            return Err(Fail(format!(
+                "not available yet with `backend = \"redis\"` in the [state] table of {}: \
+                 motpctl reads only the local store. The state is in Redis under the prefix \
+                 \"{}\"; a lockout ends by itself after lockout_secs",
+                config.path.display(),
+                redis.key_prefix
+            )))
+        }
     };
     let db = dir.join(DB_FILE_NAME);
     let meta = match fs::symlink_metadata(&db) {
