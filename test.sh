@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")"
 need=""
-for tool in openvpn openssl valgrind; do
+for tool in openvpn openssl valgrind redis-server; do
     command -v "$tool" >/dev/null 2>&1 || need="$need $tool"
 done
 [ -f /usr/include/openvpn/openvpn-plugin.h ] || need="$need openvpn"
@@ -16,3 +16,9 @@ cargo test --workspace
 
 # The SIGHUP lifecycle under valgrind: 1,000 dlopen/open/auth/close/dlclose cycles.
 scripts/lifecycle-valgrind.sh 1000
+# The Debian package: build, dpkg -i, check, remove, purge (skipped where it is installed for real).
+if dpkg-query -W -f='${Status}' openvpn-motp 2>/dev/null | grep -q "install ok installed"; then
+    echo "deb-test: skipped, openvpn-motp is installed on this machine"
+else
+    scripts/deb-test.sh
+fi
