@@ -13,7 +13,11 @@ fn example() -> (std::path::PathBuf, String) {
 fn example_config_is_valid_as_shipped() {
     let (path, text) = example();
     let config = motp::config::Config::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.users.len(), 0, "the shipped example must not enable a user");
+    assert_eq!(
+        config.users.len(),
+        0,
+        "the shipped example must not enable a user"
+    );
 }
 
 #[test]
@@ -30,7 +34,8 @@ fn example_user_is_valid_when_uncommented() {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    let config = motp::config::Config::parse(&path, &format!("{head}{uncommented}\n")).unwrap_or_else(|e| panic!("{e}"));
+    let config = motp::config::Config::parse(&path, &format!("{head}{uncommented}\n"))
+        .unwrap_or_else(|e| panic!("{e}"));
     let alice = config.users.get("alice").expect("alice is defined");
     assert_eq!(&alice.key[..], b"0123456789abcdef1234");
 }
