@@ -236,8 +236,10 @@ impl Config {
             ConfigError {
                 path: path.to_owned(),
                 line: offset.map(|o| line_of(text, o)),
-                key: offset.and_then(|o| key_at(text, o)),
-                message: format!("{}{}", e.message().trim_end(), HINT_SYNTAX),
+                key: offset
+                    .and_then(|o| key_at(text, o))
+                    .map(|k| one_line(&k, MAX_USERNAME_LEN)),
+                message: format!("{}{}", safe_parser_message(e.message()), HINT_SYNTAX),
             }
         })?;
         raw.validate(path, text)
@@ -245,6 +247,42 @@ impl Config {
 }
 
 const HINT_SYNTAX: &str = " (see conf/motp.toml or motp.toml(5) for the expected format)";
+
+/// The parser's message, fit for a log line: on one line, and without the offending value.
+/// Serde's type errors quote the value they met (`invalid type: string "0123…", expected …`),
+/// and any value in motp.toml may be a secret or a PIN written in the wrong place, so the
+/// "what was found" part is dropped and only "what was expected" is kept.
+fn safe_parser_message(message: &str) -> String {
+    let message = one_line(message.trim_end(), 512);
+    for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let expected = rest
+                .rfind(", expected ")
+                .map(|i| &rest[i + 2..])
+                .unwrap_or("");
+            let what = prefix.trim_end_matches([':', ' ']);
+            return if expected.is_empty() {
+                what.to_owned()
+            } else {
+                format!("{what}, {expected}")
+            };
+        }
+    }
+    message
+}
+
+/// `text` with line breaks turned into "; " and other control characters into '?', cut to
+/// `max` characters.
+fn one_line(text: &str, max: usize) -> String {
+    text.split(['\n', '\r'])
+        .filter(|part| !part.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(max)
+        .collect()
+}
 
 /// The file's text, wiped when dropped: it holds every secret and PIN.
 fn read_protected(path: &Path) -> Result<Zeroizing<String>, ConfigError> {
@@ -969,6 +1007,31 @@ disabled = true
         let e = refused("[users.alice]\nsecret = \"0123456789abcdef\npin = \"4321\"\n");
         assert_eq!(e.line, Some(2), "{e}");
         assert!(!e.to_string().contains("0123456789abcdef"), "{e}");
+    }
+
+    #[test]
+    fn a_secret_in_the_wrong_place_is_not_echoed() {
+        // Found by the config fuzzer: a username left out of the table header.
+        let e = refused("[users]\nsecret = \"0123456789abcdef\"\npin = \"4321\"\n");
+        let text = e.to_string();
+        assert!(!text.contains("0123456789abcdef"), "{text}");
+        assert!(!text.contains("4321"), "{text}");
+        let e = refused("[users]\npin = 98765\n");
+        assert!(!e.to_string().contains("98765"), "{e}");
+    }
+
+    #[test]
+    fn parser_errors_are_single_lines() {
+        // Found by the config fuzzer: TOML messages with newlines, control characters in keys.
+        for text in [
+            "[a]\n[a]\n",
+            "a = \"\\q\"\n",
+            "a = 1_\n",
+            "window\rsecs = 1\n",
+        ] {
+            let e = refused(text).to_string();
+            assert!(!e.contains(['\n', '\r']), "{e:?}");
+        }
     }
 
     #[test]

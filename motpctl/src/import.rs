@@ -231,9 +231,7 @@ fn hours_to_secs(text: &str) -> Result<i64, String> {
         let frac = parts.next();
         !whole.is_empty()
             && whole.bytes().all(|b| b.is_ascii_digit())
-            && frac.map_or(true, |f| {
-                !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit())
-            })
+            && frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
     };
     let hours: f64 = match text.parse() {
         Ok(h) if valid => h,
