@@ -12,7 +12,10 @@ if [ -n "$need" ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need
 fi
-cargo test --workspace
+log="$(mktemp)"; rc_file="$(mktemp)"
+trap 'rm -f "$log" "$rc_file"' EXIT
+{ cargo test --workspace 2>&1; echo $? > "$rc_file"; } | tee "$log"
+[ "$(cat "$rc_file")" = 0 ] || exit 1
 
 # The SIGHUP lifecycle under valgrind: 1,000 dlopen/open/auth/close/dlclose cycles.
 scripts/lifecycle-valgrind.sh 1000
@@ -22,3 +25,7 @@ if dpkg-query -W -f='${Status}' openvpn-motp 2>/dev/null | grep -q "install ok i
 else
     scripts/deb-test.sh
 fi
+
+# One closing line for the whole run: the cargo test results added up.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
