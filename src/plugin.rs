@@ -193,15 +193,16 @@ impl Plugin {
                 _ => None,
             };
             info!(
-                "ready: {} users from {}, window ±{} s, lock after {} failures for {} s, CN binding {}, {}{}",
+                "ready: {} users from {}, {}, {}{}",
                 config.users.len(),
                 config.path.display(),
-                config.policy.window_secs,
-                config.policy.max_failures,
-                config.policy.lockout_secs,
-                if config.policy.require_common_name { "on" } else { "off" },
+                describe_policy(&config.policy),
                 describe_state(&config.state),
-                if config.crtext_prompt { ", crtext prompting on" } else { "" },
+                if config.crtext_prompt {
+                    ", crtext prompting on"
+                } else {
+                    ""
+                },
             );
             let crtext = config.crtext_prompt;
             Ok(Plugin {
@@ -474,13 +475,10 @@ impl Core {
                     );
                 }
                 info!(
-                    "reloaded {}: {} users, window ±{} s, lock after {} failures for {} s, CN binding {}",
+                    "reloaded {}: {} users, {}",
                     self.path.display(),
                     new.users.len(),
-                    new.policy.window_secs,
-                    new.policy.max_failures,
-                    new.policy.lockout_secs,
-                    if new.policy.require_common_name { "on" } else { "off" },
+                    describe_policy(&new.policy),
                 );
                 self.store.set_retention(retention_secs(&new));
                 *self.config.write() = Arc::new(new);
@@ -630,6 +628,21 @@ fn client_reason(decision: &Decision, now: i64) -> String {
         }
         _ => CLIENT_REASON_FAILED.to_owned(),
     }
+}
+
+/// The policy in the start-up and reload log lines.
+fn describe_policy(policy: &crate::config::Policy) -> String {
+    format!(
+        "window ±{} s, lock after {} failures for {} s, CN binding {}",
+        policy.window_secs,
+        policy.max_failures,
+        policy.lockout_secs,
+        if policy.require_common_name {
+            "on"
+        } else {
+            "off"
+        },
+    )
 }
 
 /// OpenVPN hands the file over empty. Opening it without `O_TRUNC` matters: on ext4 a
