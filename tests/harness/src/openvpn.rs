@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 /// How long any single wait for OpenVPN may take before the test gives up.
 pub const WAIT: Duration = Duration::from_secs(30);
 
-/// Fails early, with the fix, when `openvpn` or `openssl` is not installed.
-pub fn require_tools() {
-    for tool in ["openvpn", "openssl"] {
+/// Fails early, with the fix, when one of these Debian packages' commands is missing (each
+/// tool here is named like its package).
+pub fn require(tools: &[&str]) {
+    for tool in tools {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .stdout(Stdio::null())
@@ -29,9 +30,15 @@ pub fn require_tools() {
             .unwrap_or(false);
         assert!(
             found,
-            "`{tool}` is not installed; run: apt-get install -y openvpn openssl"
+            "`{tool}` is not installed; run: apt-get install -y {}",
+            tools.join(" ")
         );
     }
+}
+
+/// `openvpn` and `openssl`, for every test that runs OpenVPN.
+pub fn require_tools() {
+    require(&["openvpn", "openssl"]);
 }
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -716,18 +723,9 @@ pub struct RedisServer {
     proc: Option<Proc>,
 }
 
-/// Fails early, with the fix, when `redis-server` is not installed.
+/// `redis-server`, for the tests that start their own Redis.
 pub fn require_redis() {
-    let found = Command::new("sh")
-        .args(["-c", "command -v redis-server"])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`redis-server` is not installed; run: apt-get install -y redis-server"
-    );
+    require(&["redis-server"]);
 }
 
 impl RedisServer {
