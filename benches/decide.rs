@@ -12,21 +12,11 @@ use motp::auth::{Authenticator, Decision, LoginRequest};
 use motp::config::Config;
 use motp::engine::{code_at_step, code_at_time, step_of, Code};
 use motp::state::MemoryStore;
+use motp_harness::synthetic::{pin, secret};
 
 const USERS: usize = 1000;
 const NOW: i64 = 1_764_316_800;
 const RADIUS: i64 = 18;
-
-fn secret(i: usize) -> String {
-    format!(
-        "{:016x}",
-        (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-    )
-}
-
-fn pin(i: usize) -> String {
-    format!("{:04}", (i * 7919) % 10_000)
-}
 
 fn config_text(max_failures: u32, lockout_secs: u64) -> String {
     let mut text = format!("max_failures = {max_failures}\nlockout_secs = {lockout_secs}\n");

@@ -6,6 +6,7 @@
 
 pub mod abi;
 pub mod openvpn;
+pub mod synthetic;
 
 use std::path::PathBuf;
 

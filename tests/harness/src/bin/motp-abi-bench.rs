@@ -49,6 +49,7 @@ use std::time::{Duration, Instant};
 use motp::engine::{burn_window, code_at_step, code_at_time, find_step, step_of, Code};
 use motp_harness::abi::{Env, OpenOptions, Plugin};
 use motp_harness::openvpn::{unix_now, write_motp_config, TempDir};
+use motp_harness::synthetic::{pin, secret};
 use openvpn_plugin_sys as sys;
 
 const RADIUS: i64 = 18;
@@ -309,17 +310,6 @@ fn user_name(i: usize) -> String {
 /// Same length as a user name, never in the table.
 fn unknown_name(i: usize) -> String {
     format!("x{i:07}")
-}
-
-fn secret(i: usize) -> String {
-    format!(
-        "{:016x}",
-        (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-    )
-}
-
-fn pin(i: usize) -> String {
-    format!("{:04}", (i * 7919) % 10_000)
 }
 
 fn valid_code(i: usize, now: i64) -> String {
