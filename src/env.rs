@@ -4,6 +4,9 @@
 
 use zeroize::Zeroizing;
 
+/// The longest name [`AuthEnv::slot`] knows (`auth_failed_reason_file`).
+pub const MAX_WANTED_NAME_LEN: usize = 23;
+
 /// The entries this plugin uses, each the first occurrence of its name.
 #[derive(Default, Clone, Copy)]
 pub struct AuthEnv<'a> {
@@ -32,25 +35,38 @@ impl<'a> AuthEnv<'a> {
             let Some(eq) = entry.iter().position(|&b| b == b'=') else {
                 continue;
             };
-            let (name, value) = (&entry[..eq], &entry[eq + 1..]);
-            let slot = match name {
-                b"username" => &mut env.username,
-                b"password" => &mut env.password,
-                b"common_name" => &mut env.common_name,
-                b"untrusted_ip" => &mut env.untrusted_ip,
-                b"untrusted_ip6" => &mut env.untrusted_ip6,
-                b"auth_failed_reason_file" => &mut env.auth_failed_reason_file,
-                b"auth_control_file" => &mut env.auth_control_file,
-                b"auth_pending_file" => &mut env.auth_pending_file,
-                b"IV_SSO" => &mut env.iv_sso,
-                b"crresponse" => &mut env.crresponse,
-                _ => continue,
-            };
+            env.offer(&entry[..eq], &entry[eq + 1..]);
+        }
+        env
+    }
+
+    /// Which of the entries this plugin reads `name` is, if any. Lets the FFI layer look only
+    /// at names (at most [`MAX_WANTED_NAME_LEN`] bytes of each entry) and measure just the
+    /// values it keeps: OpenVPN passes ~50 entries per login, most of them irrelevant here.
+    pub fn slot(&mut self, name: &[u8]) -> Option<&mut Option<&'a [u8]>> {
+        Some(match name {
+            b"username" => &mut self.username,
+            b"password" => &mut self.password,
+            b"common_name" => &mut self.common_name,
+            b"untrusted_ip" => &mut self.untrusted_ip,
+            b"untrusted_ip6" => &mut self.untrusted_ip6,
+            b"auth_failed_reason_file" => &mut self.auth_failed_reason_file,
+            b"auth_control_file" => &mut self.auth_control_file,
+            b"auth_pending_file" => &mut self.auth_pending_file,
+            b"IV_SSO" => &mut self.iv_sso,
+            b"crresponse" => &mut self.crresponse,
+            _ => return None,
+        })
+    }
+
+    /// Records `value` under `name` if the plugin reads that name and it has no value yet
+    /// (the first occurrence wins).
+    pub fn offer(&mut self, name: &[u8], value: &'a [u8]) {
+        if let Some(slot) = self.slot(name) {
             if slot.is_none() {
                 *slot = Some(value);
             }
         }
-        env
     }
 
     /// Whether the client announced `crtext` in `IV_SSO` (a comma-separated list).
@@ -138,6 +154,38 @@ mod tests {
         assert_eq!(env.password, Some(&b"SCRV1:YQ==:Yg=="[..]));
         assert_eq!(env.common_name, Some(&b"a=b"[..]));
         assert_eq!(env.client_address(), "unknown");
+    }
+
+    #[test]
+    fn max_wanted_name_len_covers_every_wanted_name() {
+        // The FFI layer reads at most MAX_WANTED_NAME_LEN bytes of a name: a longer wanted
+        // name would never be found.
+        let wanted: [&[u8]; 10] = [
+            b"username",
+            b"password",
+            b"common_name",
+            b"untrusted_ip",
+            b"untrusted_ip6",
+            b"auth_failed_reason_file",
+            b"auth_control_file",
+            b"auth_pending_file",
+            b"IV_SSO",
+            b"crresponse",
+        ];
+        let mut env = AuthEnv::default();
+        for name in wanted {
+            assert!(
+                env.slot(name).is_some(),
+                "{}",
+                String::from_utf8_lossy(name)
+            );
+            assert!(name.len() <= MAX_WANTED_NAME_LEN);
+        }
+        assert_eq!(
+            wanted.iter().map(|n| n.len()).max(),
+            Some(MAX_WANTED_NAME_LEN)
+        );
+        assert!(env.slot(b"usernam").is_none() && env.slot(b"username ").is_none());
     }
 
     #[test]

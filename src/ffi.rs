@@ -14,7 +14,7 @@ use std::sync::Arc;
 use openvpn_plugin_sys as sys;
 
 use crate::config::DEFAULT_CONFIG_PATH;
-use crate::env::AuthEnv;
+use crate::env::{AuthEnv, MAX_WANTED_NAME_LEN};
 use crate::plugin::{Answer, Plugin};
 
 /// No sane host passes more environment entries than this; stop reading rather than run away.
@@ -72,6 +72,15 @@ pub unsafe extern "C" fn openvpn_plugin_open_v3(
     })
 }
 
+/// Asks OpenVPN to open the plugin after it has daemonized (`--daemon` forks, and threads do
+/// not survive a fork: the config watcher and the Redis workers would be lost in the daemon)
+/// but still before it drops privileges (`--user`/`--group`), so the first open can read a
+/// root-owned motp.toml and create the state directory.
+#[no_mangle]
+pub extern "C" fn openvpn_plugin_select_initialization_point_v1() -> c_int {
+    sys::OPENVPN_PLUGIN_INIT_POST_DAEMON
+}
+
 /// # Safety
 /// `arguments` must be valid for the call, its `handle` one returned by `openvpn_plugin_open_v3`
 /// and not yet closed, and `envp` a NULL-terminated array of C strings.
@@ -100,8 +109,7 @@ pub unsafe extern "C" fn openvpn_plugin_func_v3(
         }
         // SAFETY: envp is OpenVPN's NULL-terminated env array for this call (or NULL). The
         // borrowed strings are used only during this call; a deferred decision works on a copy.
-        let entries = unsafe { c_string_array(args.envp) };
-        let env = AuthEnv::parse(entries.iter().map(|s| s.to_bytes()));
+        let env = unsafe { read_env(args.envp) };
         if crresponse {
             // OpenVPN ignores this call's result; the answer goes to auth_control_file.
             plugin.cr_response(&env);
@@ -156,6 +164,50 @@ unsafe fn c_string_array<'a>(array: *const *const c_char) -> Vec<&'a CStr> {
         out.push(unsafe { CStr::from_ptr(entry) });
     }
     out
+}
+
+/// Picks the entries the plugin reads out of OpenVPN's env array. Only each entry's name is
+/// examined (up to [`MAX_WANTED_NAME_LEN`] + 1 bytes, stopping at `=` or NUL); the length of
+/// a value is measured only for the few entries kept, not for all ~50 OpenVPN passes.
+///
+/// # Safety
+/// `envp` must be NULL or a NULL-terminated array of valid C strings that outlive `'a`.
+unsafe fn read_env<'a>(envp: *const *const c_char) -> AuthEnv<'a> {
+    let mut env = AuthEnv::default();
+    if envp.is_null() {
+        return env;
+    }
+    for i in 0..MAX_ENV_ENTRIES {
+        // SAFETY: the array is NULL-terminated and we stop at the terminator.
+        let entry = unsafe { *envp.add(i) }.cast::<u8>();
+        if entry.is_null() {
+            break;
+        }
+        let mut name_len = 0;
+        let found_equals = loop {
+            // SAFETY: `entry` is a NUL-terminated string and every byte before `name_len` was
+            // neither NUL nor `=`, so byte `name_len` is still inside it.
+            match unsafe { *entry.add(name_len) } {
+                0 => break false,
+                b'=' => break true,
+                _ if name_len == MAX_WANTED_NAME_LEN => break false,
+                _ => name_len += 1,
+            }
+        };
+        if !found_equals {
+            continue;
+        }
+        // SAFETY: the first `name_len` bytes of the string were just read.
+        let name = unsafe { std::slice::from_raw_parts(entry, name_len) };
+        if let Some(slot) = env.slot(name) {
+            if slot.is_none() {
+                // SAFETY: byte `name_len` is the `=`, so the value starts inside the string
+                // and ends at its NUL; OpenVPN keeps envp valid for the whole call.
+                *slot = Some(unsafe { CStr::from_ptr(entry.add(name_len + 1).cast()) }.to_bytes());
+            }
+        }
+    }
+    env
 }
 
 /// Sends log lines to OpenVPN's `plugin_log`, or to stderr if the host gave none.

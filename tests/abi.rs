@@ -32,7 +32,9 @@ const ALICE_PIN: &str = "q7x2";
 const BOB_SECRET: &str = "fedcba98765432100123456789abcdef";
 const BOB_PIN: &str = "k4w9z";
 const BOB_CN: &str = "bob-laptop";
-const GENERIC_REASON: &str = "Authentication failed";
+/// A plain failure leaves `auth_failed_reason_file` empty: OpenVPN then sends a bare
+/// `AUTH_FAILED`, which says nothing about which factor was wrong.
+const GENERIC_REASON: &str = "";
 
 /// The shared test config. Every rejection counts towards the lockout, so most tests use a
 /// high `max_failures`; the lockout test uses 3. State is explicitly in memory, so every plugin
@@ -537,7 +539,8 @@ fn missing_or_null_env_is_rejected_without_crashing() {
     // No auth_failed_reason_file (OpenVPN 2.5): still a clean reject.
     let env = f.env("alice", "zzzzzz").without("auth_failed_reason_file");
     assert_eq!(p.auth(&env), ERROR);
-    // A reason file that cannot be written: the reject stands and is logged.
+    // A reason file that cannot be written (nothing is written for a plain failure, and a
+    // failed write of a TEMP reason is only logged): the reject stands.
     let env = f
         .env("alice", "zzzzzz")
         .with("auth_failed_reason_file", "/nonexistent-dir/afr");
@@ -642,6 +645,43 @@ fn generic_reasons_never_name_the_failing_factor() {
         assert_eq!(f.auth(env), ERROR);
         assert_eq!(env.client_reason(), GENERIC_REASON);
     }
+}
+
+#[test]
+fn env_names_are_matched_whole() {
+    let f = Fixture::new();
+    let p = f.plugin();
+    let code = f.alice_code();
+    // Names that merely start like, end like, or repeat a wanted one are not it: the real
+    // `password` (a wrong code) decides, not the decoys holding alice's valid code.
+    let mut env = Env::new();
+    env.push("passwordx", &code)
+        .push("passwor", &code)
+        .push(&"password".repeat(8), &code)
+        .push("xpassword", &code)
+        .push("PASSWORD", &code)
+        .push_raw(format!("password{code}"))
+        .push("username", "alice")
+        .push("password", "000000")
+        .push("common_name", "alice");
+    assert_eq!(p.auth(&env), ERROR);
+    assert_rejected_from(&f.last_line(), "alice", "unknown", "bad code");
+    // A long value in an entry the plugin does not read, and an entry of only `=`, do not
+    // disturb the ones it does.
+    let mut env = f.env("alice", &code);
+    env.push("IV_PLAT_LONG", "x".repeat(64 * 1024))
+        .push_raw("=".to_owned());
+    assert_eq!(p.auth(&env), SUCCESS);
+}
+
+#[test]
+fn opens_after_openvpn_daemonizes() {
+    // Threads do not survive `--daemon`'s fork; the plugin's must be started after it.
+    let f = Fixture::new();
+    assert_eq!(
+        f.plugin().initialization_point(),
+        Some(sys::OPENVPN_PLUGIN_INIT_POST_DAEMON)
+    );
 }
 
 #[test]

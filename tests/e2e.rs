@@ -185,9 +185,15 @@ fn accepted_login_then_replay_is_rejected() {
         .server
         .log()
         .contains("PLUGIN_AUTH_USER_PASS_VERIFY status=1"));
-    // The client is told only that authentication failed, not why.
+    // The client is told only that authentication failed, not why: a bare AUTH_FAILED.
     let msg = replay.auth_failed_message().unwrap_or_default().to_owned();
     assert!(!msg.contains("replay"), "{msg}");
+    assert!(
+        msg.trim_end()
+            .trim_end_matches('\'')
+            .ends_with("AUTH_FAILED"),
+        "no reason after AUTH_FAILED: {msg}"
+    );
     s.assert_log_clean(&[&code]);
 }
 
@@ -538,6 +544,7 @@ fn user_table_reloads_without_sighup() {
         &config,
         &format!("{base}\n[users.dora]\nsecret = \"d0d0d0d0d0d0d0d0\"\npin = \"2468\"\n"),
     );
+    wait_for_config_check();
     assert_accepted(
         &login(&server, &pki, "dora", &file_login("dora", &dora_code)),
         "dora after she is added",
@@ -548,6 +555,7 @@ fn user_table_reloads_without_sighup() {
         &config,
         &format!("{base}\n[users.dora]\nsecret = \"d0d0\"\npin = \"2468\"\n"),
     );
+    wait_for_config_check();
     assert_accepted(
         &login(
             &server,
@@ -577,6 +585,14 @@ fn user_table_reloads_without_sighup() {
         errors[0].contains(&format!("line {line}")),
         "{} (expected line {line})",
         errors[0]
+    );
+}
+
+/// Waits out the plugin's config watcher: it looks at motp.toml once a second, off OpenVPN's
+/// thread, and its log lines reach OpenVPN's log with the next login.
+fn wait_for_config_check() {
+    std::thread::sleep(
+        motp::plugin::CONFIG_CHECK_INTERVAL * 2 + std::time::Duration::from_millis(500),
     );
 }
 
