@@ -5,7 +5,7 @@
 //! to open) instead of unwinding into C. Pointers from OpenVPN are checked for NULL before use;
 //! what they point to is only borrowed for the duration of the call, as the plugin API promises.
 
-use std::ffi::{c_char, c_int, CStr, CString};
+use std::ffi::{c_char, c_int, CStr};
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -219,7 +219,11 @@ fn host_log_sink(log_fn: sys::plugin_log_t) -> crate::log::Sink {
             tracing::Level::INFO => sys::PLOG_NOTE,
             _ => sys::PLOG_DEBUG,
         };
-        let Ok(text) = CString::new(line.replace('\0', "?")) else {
+        // One copy, with the terminating NUL OpenVPN needs; a NUL inside would cut the line.
+        let mut text = Vec::with_capacity(line.len() + 1);
+        text.extend(line.bytes().map(|b| if b == 0 { b'?' } else { b }));
+        text.push(0);
+        let Ok(text) = CStr::from_bytes_with_nul(&text) else {
             return;
         };
         match log_fn {

@@ -120,6 +120,8 @@ struct Core {
     dispatch: tracing::Dispatch,
     /// Logs into `queued`: worker threads.
     worker_dispatch: tracing::Dispatch,
+    /// The sinks behind the two dispatchers, for the per-login line written without `tracing`.
+    worker_sink: Sink,
     queued: Arc<Mutex<LogQueue>>,
     sink: Sink,
 }
@@ -170,20 +172,18 @@ impl Plugin {
     ) -> Result<Plugin, String> {
         let dispatch = log::dispatch(sink.clone(), tracing::Level::INFO);
         let queued: Arc<Mutex<LogQueue>> = Arc::default();
-        let worker_dispatch = {
+        let worker_sink: Sink = {
             let queued = queued.clone();
-            log::dispatch(
-                Arc::new(move |level, line: &str| {
-                    let mut q = queued.lock();
-                    if q.lines.len() < MAX_QUEUED_LOG_LINES {
-                        q.lines.push((level, line.to_owned()));
-                    } else {
-                        q.dropped += 1;
-                    }
-                }),
-                tracing::Level::INFO,
-            )
+            Arc::new(move |level, line: &str| {
+                let mut q = queued.lock();
+                if q.lines.len() < MAX_QUEUED_LOG_LINES {
+                    q.lines.push((level, line.to_owned()));
+                } else {
+                    q.dropped += 1;
+                }
+            })
         };
+        let worker_dispatch = log::dispatch(worker_sink.clone(), tracing::Level::INFO);
         tracing::dispatcher::with_default(&dispatch, || {
             let refuse = |message: String| {
                 let message = format!("cannot start: {message}");
@@ -228,6 +228,7 @@ impl Plugin {
                 addresses: IpLimiter::new(ip_limit::DEFAULT_CAPACITY),
                 dispatch: dispatch.clone(),
                 worker_dispatch,
+                worker_sink,
                 queued,
                 sink,
             });
@@ -261,8 +262,9 @@ impl Plugin {
     /// client-facing reason when OpenVPN offers `auth_failed_reason_file`.
     pub fn authenticate(&self, env: &AuthEnv) -> Verdict {
         self.flush_logs();
-        let verdict =
-            tracing::dispatcher::with_default(&self.core.dispatch, || self.core.decide(env));
+        let verdict = tracing::dispatcher::with_default(&self.core.dispatch, || {
+            self.core.decide(env, &self.core.sink)
+        });
         self.flush_logs();
         verdict
     }
@@ -277,7 +279,7 @@ impl Plugin {
             }
             match (&self.pool, env.auth_control_file) {
                 (Some(pool), Some(_)) => self.defer(pool, env.to_owned_env()),
-                _ => self.core.decide(env).into(),
+                _ => self.core.decide(env, &self.core.sink).into(),
             }
         });
         self.flush_logs();
@@ -319,7 +321,7 @@ impl Plugin {
                     }
                 }
                 None => {
-                    let verdict = self.core.decide(&owned.borrow());
+                    let verdict = self.core.decide(&owned.borrow(), &self.core.sink);
                     write_control(acf, verdict == Verdict::Accept);
                 }
             }
@@ -414,8 +416,9 @@ impl Drop for Plugin {
 }
 
 impl Core {
-    /// Decides with the current config; writes the client reason on rejection.
-    fn decide(&self, env: &AuthEnv) -> Verdict {
+    /// Decides with the current config, logs the decision to `log` (OpenVPN's log on its
+    /// thread, the queue on a worker), writes the client reason on rejection.
+    fn decide(&self, env: &AuthEnv, log: &Sink) -> Verdict {
         let config = self.current_config();
         let request = LoginRequest {
             username: env.username,
@@ -433,7 +436,7 @@ impl Core {
             .or(env.untrusted_ip6)
             .and_then(ip_limit::parse_ip);
         let decision = auth.decide_from(&request, client, &self.addresses, now);
-        log_decision(env, &decision);
+        log_decision(env, &decision, log);
         if decision.is_accepted() {
             return Verdict::Accept;
         }
@@ -467,7 +470,7 @@ impl Core {
                 );
                 return;
             }
-            let verdict = self.decide(&env);
+            let verdict = self.decide(&env, &self.worker_sink);
             let mut answer = answer;
             answer.accept = verdict == Verdict::Accept;
         });
@@ -674,22 +677,36 @@ fn describe_state(state: &StateConfig) -> String {
     }
 }
 
-fn log_decision(env: &AuthEnv, decision: &Decision) {
-    let user = log_user(env);
-    let ip = env.client_address();
-    match decision {
+/// The one line every login writes: `login accepted|rejected user=... ip=... ...`.
+fn log_decision(env: &AuthEnv, decision: &Decision, sink: &Sink) {
+    let (message, level) = if decision.is_accepted() {
+        ("login accepted", tracing::Level::INFO)
+    } else {
+        // The store logs an outage once (error); each login refused meanwhile is a warning.
+        ("login rejected", tracing::Level::WARN)
+    };
+    let line = log::Line::new(message);
+    let line = match env.username {
+        Some(user) => line.bytes_field("user", user, crate::config::MAX_USERNAME_LEN),
+        None => line.field("user", "(none)"),
+    };
+    let line = match env.untrusted_ip.or(env.untrusted_ip6) {
+        Some(ip) => line.bytes_field("ip", ip, 64),
+        None => line.field("ip", "unknown"),
+    };
+    let line = match decision {
         Decision::Accepted { step_offset } => {
-            info!(user = %user, ip = %ip, step_offset = %format_args!("{step_offset:+}"), "login accepted")
+            line.field("step_offset", format_args!("{step_offset:+}"))
         }
         Decision::MalformedPassword(why) => {
-            warn!(user = %user, ip = %ip, reason = decision.reason(), detail = %why, "login rejected")
+            line.field("reason", decision.reason()).field("detail", why)
         }
-        Decision::Locked { until } | Decision::AddressLocked { until } => {
-            warn!(user = %user, ip = %ip, reason = decision.reason(), until = until, "login rejected")
-        }
-        // The store logs the outage once (error); each login refused meanwhile is a warning.
-        _ => warn!(user = %user, ip = %ip, reason = decision.reason(), "login rejected"),
-    }
+        Decision::Locked { until } | Decision::AddressLocked { until } => line
+            .field("reason", decision.reason())
+            .field("until", until),
+        _ => line.field("reason", decision.reason()),
+    };
+    line.send(sink, level);
 }
 
 /// What the client is told beyond `AUTH_FAILED`, if anything. Only "wait and retry" is worth
