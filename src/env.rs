@@ -4,8 +4,19 @@
 
 use zeroize::Zeroizing;
 
-/// The longest name [`AuthEnv::slot`] knows (`auth_failed_reason_file`).
-pub const MAX_WANTED_NAME_LEN: usize = 23;
+/// Every name [`AuthEnv::slot`] knows: the only entries of OpenVPN's env this plugin reads.
+pub const WANTED_NAMES: [&[u8]; 10] = [
+    b"username",
+    b"password",
+    b"common_name",
+    b"untrusted_ip",
+    b"untrusted_ip6",
+    b"auth_failed_reason_file",
+    b"auth_control_file",
+    b"auth_pending_file",
+    b"IV_SSO",
+    b"crresponse",
+];
 
 /// The entries this plugin uses, each the first occurrence of its name.
 #[derive(Default, Clone, Copy)]
@@ -40,9 +51,9 @@ impl<'a> AuthEnv<'a> {
         env
     }
 
-    /// Which of the entries this plugin reads `name` is, if any. Lets the FFI layer look only
-    /// at names (at most [`MAX_WANTED_NAME_LEN`] bytes of each entry) and measure just the
-    /// values it keeps: OpenVPN passes ~50 entries per login, most of them irrelevant here.
+    /// Which of the entries this plugin reads `name` is, if any (one of [`WANTED_NAMES`]).
+    /// Lets the FFI layer compare names only and measure just the values it keeps: OpenVPN
+    /// passes ~50 entries per login, most of them irrelevant here.
     pub fn slot(&mut self, name: &[u8]) -> Option<&mut Option<&'a [u8]>> {
         Some(match name {
             b"username" => &mut self.username,
@@ -157,35 +168,19 @@ mod tests {
     }
 
     #[test]
-    fn max_wanted_name_len_covers_every_wanted_name() {
-        // The FFI layer reads at most MAX_WANTED_NAME_LEN bytes of a name: a longer wanted
-        // name would never be found.
-        let wanted: [&[u8]; 10] = [
-            b"username",
-            b"password",
-            b"common_name",
-            b"untrusted_ip",
-            b"untrusted_ip6",
-            b"auth_failed_reason_file",
-            b"auth_control_file",
-            b"auth_pending_file",
-            b"IV_SSO",
-            b"crresponse",
-        ];
+    fn every_wanted_name_has_a_slot_and_nothing_else_does() {
         let mut env = AuthEnv::default();
-        for name in wanted {
+        for name in WANTED_NAMES {
             assert!(
                 env.slot(name).is_some(),
                 "{}",
                 String::from_utf8_lossy(name)
             );
-            assert!(name.len() <= MAX_WANTED_NAME_LEN);
+            assert!(!name.is_empty() && !name.contains(&b'=') && !name.contains(&0));
         }
-        assert_eq!(
-            wanted.iter().map(|n| n.len()).max(),
-            Some(MAX_WANTED_NAME_LEN)
-        );
-        assert!(env.slot(b"usernam").is_none() && env.slot(b"username ").is_none());
+        for other in [&b"usernam"[..], b"username ", b"Username", b"", b"IV_SSO2"] {
+            assert!(env.slot(other).is_none());
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use openvpn_plugin_sys as sys;
 
 use crate::config::DEFAULT_CONFIG_PATH;
-use crate::env::{AuthEnv, MAX_WANTED_NAME_LEN};
+use crate::env::{AuthEnv, WANTED_NAMES};
 use crate::plugin::{Answer, Plugin};
 
 /// No sane host passes more environment entries than this; stop reading rather than run away.
@@ -166,9 +166,10 @@ unsafe fn c_string_array<'a>(array: *const *const c_char) -> Vec<&'a CStr> {
     out
 }
 
-/// Picks the entries the plugin reads out of OpenVPN's env array. Only each entry's name is
-/// examined (up to [`MAX_WANTED_NAME_LEN`] + 1 bytes, stopping at `=` or NUL); the length of
-/// a value is measured only for the few entries kept, not for all ~50 OpenVPN passes.
+/// Picks the entries the plugin reads out of OpenVPN's env array. Each entry is compared with
+/// the few wanted `name=` prefixes byte by byte, stopping at the first difference (most
+/// entries differ at their first byte), and only the values kept are measured: no `strlen`
+/// of the ~50 entries OpenVPN passes per login.
 ///
 /// # Safety
 /// `envp` must be NULL or a NULL-terminated array of valid C strings that outlive `'a`.
@@ -183,28 +184,19 @@ unsafe fn read_env<'a>(envp: *const *const c_char) -> AuthEnv<'a> {
         if entry.is_null() {
             break;
         }
-        let mut name_len = 0;
-        let found_equals = loop {
-            // SAFETY: `entry` is a NUL-terminated string and every byte before `name_len` was
-            // neither NUL nor `=`, so byte `name_len` is still inside it.
-            match unsafe { *entry.add(name_len) } {
-                0 => break false,
-                b'=' => break true,
-                _ if name_len == MAX_WANTED_NAME_LEN => break false,
-                _ => name_len += 1,
+        for name in WANTED_NAMES {
+            // SAFETY: `entry` is a NUL-terminated string. Byte `k` is read only after bytes
+            // 0..k matched `name`, which holds no NUL, so none of them was the terminator.
+            let is_name = (0..name.len()).all(|k| unsafe { *entry.add(k) } == name[k]);
+            // SAFETY: as above, byte `name.len()` is still inside the string.
+            if !is_name || unsafe { *entry.add(name.len()) } != b'=' {
+                continue;
             }
-        };
-        if !found_equals {
-            continue;
-        }
-        // SAFETY: the first `name_len` bytes of the string were just read.
-        let name = unsafe { std::slice::from_raw_parts(entry, name_len) };
-        if let Some(slot) = env.slot(name) {
-            if slot.is_none() {
-                // SAFETY: byte `name_len` is the `=`, so the value starts inside the string
-                // and ends at its NUL; OpenVPN keeps envp valid for the whole call.
-                *slot = Some(unsafe { CStr::from_ptr(entry.add(name_len + 1).cast()) }.to_bytes());
-            }
+            // SAFETY: the value starts after the `=` and ends at the string's NUL; OpenVPN
+            // keeps envp valid for the whole call.
+            let value = unsafe { CStr::from_ptr(entry.add(name.len() + 1).cast()) };
+            env.offer(name, value.to_bytes());
+            break;
         }
     }
     env
