@@ -184,10 +184,15 @@ unsafe fn read_env<'a>(envp: *const *const c_char) -> AuthEnv<'a> {
         if entry.is_null() {
             break;
         }
+        // SAFETY: a C string has at least its NUL byte.
+        let first = unsafe { *entry };
         for name in WANTED_NAMES {
+            if name[0] != first {
+                continue;
+            }
             // SAFETY: `entry` is a NUL-terminated string. Byte `k` is read only after bytes
             // 0..k matched `name`, which holds no NUL, so none of them was the terminator.
-            let is_name = (0..name.len()).all(|k| unsafe { *entry.add(k) } == name[k]);
+            let is_name = (1..name.len()).all(|k| unsafe { *entry.add(k) } == name[k]);
             // SAFETY: as above, byte `name.len()` is still inside the string.
             if !is_name || unsafe { *entry.add(name.len()) } != b'=' {
                 continue;
