@@ -72,15 +72,6 @@ pub unsafe extern "C" fn openvpn_plugin_open_v3(
     })
 }
 
-/// Asks OpenVPN to open the plugin after it has daemonized (`--daemon` forks, and threads do
-/// not survive a fork: the config watcher and the Redis workers would be lost in the daemon)
-/// but still before it drops privileges (`--user`/`--group`), so the first open can read a
-/// root-owned motp.toml and create the state directory.
-#[no_mangle]
-pub extern "C" fn openvpn_plugin_select_initialization_point_v1() -> c_int {
-    sys::OPENVPN_PLUGIN_INIT_POST_DAEMON
-}
-
 /// # Safety
 /// `arguments` must be valid for the call, its `handle` one returned by `openvpn_plugin_open_v3`
 /// and not yet closed, and `envp` a NULL-terminated array of C strings.

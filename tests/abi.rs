@@ -675,16 +675,6 @@ fn env_names_are_matched_whole() {
 }
 
 #[test]
-fn opens_after_openvpn_daemonizes() {
-    // Threads do not survive `--daemon`'s fork; the plugin's must be started after it.
-    let f = Fixture::new();
-    assert_eq!(
-        f.plugin().initialization_point(),
-        Some(sys::OPENVPN_PLUGIN_INIT_POST_DAEMON)
-    );
-}
-
-#[test]
 fn unknown_event_types_return_error() {
     let f = Fixture::new();
     let p = f.plugin();

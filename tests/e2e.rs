@@ -588,6 +588,58 @@ fn user_table_reloads_without_sighup() {
     );
 }
 
+#[test]
+fn under_daemon_the_plugin_threads_keep_working() {
+    // Threads do not survive a fork: had OpenVPN opened the plugin before `--daemon` forks,
+    // the daemon would have no config watcher and live reload would silently stop. OpenVPN
+    // 2.4+ daemonizes first; this pins that the plugin's threads work in the daemon.
+    require_tools();
+    let dir = TempDir::new("e2e-daemon");
+    let pki = Pki::create(dir.path(), &["alice", "dora"]);
+    let config = dir.path().join("motp.toml");
+    let base = format!("{}\n{USERS}", state_section(dir.path()));
+    write_motp_config(&config, &base);
+    let mut spec = ServerSpec::new(&pki, motp_harness::plugin_path(), config.clone());
+    spec.daemon = true;
+    let mut server =
+        Server::start(dir.path(), &spec).unwrap_or_else(|log| panic!("server:\n{log}"));
+    assert!(server.is_running(), "the daemon serves");
+    assert!(
+        server.log().contains("PLUGIN motp: ready"),
+        "{}",
+        server.log()
+    );
+    let now = unix_now();
+    assert_accepted(
+        &login(
+            &server,
+            &pki,
+            "alice",
+            &file_login("alice", &alice_code(now)),
+        ),
+        "alice, daemonized server",
+    );
+
+    write_motp_config(
+        &config,
+        &format!("{base}\n[users.dora]\nsecret = \"d0d0d0d0d0d0d0d0\"\npin = \"2468\"\n"),
+    );
+    wait_for_config_check();
+    let dora_code = code_at_time("d0d0d0d0d0d0d0d0", "2468", unix_now()).to_hex();
+    assert_accepted(
+        &login(&server, &pki, "dora", &file_login("dora", &dora_code)),
+        "dora, added while the daemon runs",
+    );
+    assert!(
+        server
+            .plugin_lines()
+            .iter()
+            .any(|l| l.contains("reloaded ") && l.contains("4 users")),
+        "{:#?}",
+        server.plugin_lines()
+    );
+}
+
 /// Waits out the plugin's config watcher: it looks at motp.toml once a second, off OpenVPN's
 /// thread, and its log lines reach OpenVPN's log with the next login.
 fn wait_for_config_check() {

@@ -318,7 +318,6 @@ pub struct Plugin {
     argv: CArray,
     _open_envp: CArray,
     _callbacks: Option<Box<sys::openvpn_plugin_callbacks>>,
-    initialization_point: Option<c_int>,
     // Declared last, so it is dropped (dlclose) after everything that points into the library.
     _library: Library,
 }
@@ -353,16 +352,6 @@ impl Plugin {
                 .get::<sys::openvpn_plugin_close_v1_fn>(b"openvpn_plugin_close_v1\0")
                 .expect("motp.so exports openvpn_plugin_close_v1");
             (open, func, close)
-        };
-        // OpenVPN asks for the initialization point right after dlopen, before opening.
-        // SAFETY: the header's signature, `int (void)`; called while `library` is loaded.
-        let initialization_point = unsafe {
-            library
-                .get::<unsafe extern "C" fn() -> c_int>(
-                    b"openvpn_plugin_select_initialization_point_v1\0",
-                )
-                .ok()
-                .map(|select| select())
         };
 
         let argv = CArray::new(&options.argv);
@@ -423,15 +412,8 @@ impl Plugin {
             argv,
             _open_envp: envp,
             _callbacks: callbacks,
-            initialization_point,
             _library: library,
         })
-    }
-
-    /// What `openvpn_plugin_select_initialization_point_v1` answered, if the plugin exports it
-    /// (OpenVPN's default without it is `OPENVPN_PLUGIN_INIT_PRE_DAEMON`).
-    pub fn initialization_point(&self) -> Option<c_int> {
-        self.initialization_point
     }
 
     /// The event mask the plugin asked for.

@@ -194,9 +194,11 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// A child process killed (and reaped) on drop.
+/// A child process killed (and reaped) on drop; or, once [`Proc::follow_daemon`] was called,
+/// the daemon it forked (`--daemon`: the started process exits, its child serves).
 pub struct Proc {
     child: Child,
+    daemon: Option<u32>,
 }
 
 impl Proc {
@@ -207,18 +209,61 @@ impl Proc {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        Proc { child }
+        Proc {
+            child,
+            daemon: None,
+        }
+    }
+    /// From now on stands for the daemon whose pid `pid_file` holds (the daemon writes it
+    /// after the started process exited). `false` if the started process failed or no pid
+    /// appeared within the harness's wait.
+    pub fn follow_daemon(&mut self, pid_file: &Path) -> bool {
+        if !self.child.wait().is_ok_and(|status| status.success()) {
+            return false;
+        }
+        let start = Instant::now();
+        while start.elapsed() < WAIT {
+            let pid = fs::read_to_string(pid_file)
+                .ok()
+                .and_then(|text| text.trim().parse::<u32>().ok());
+            if pid.is_some() {
+                self.daemon = pid;
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        false
     }
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.daemon.unwrap_or_else(|| self.child.id())
     }
     pub fn has_exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
+        match self.daemon {
+            // Reparented to init, so never reaped by us: gone, or a zombie nobody reaped.
+            Some(pid) => fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|stat| {
+                    stat.rsplit(')')
+                        .next()
+                        .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+                })
+                .unwrap_or(true),
+            None => matches!(self.child.try_wait(), Ok(Some(_))),
+        }
     }
     pub fn signal(&self, signal: &str) {
-        run(Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]));
+        run(Command::new("kill").args([&format!("-{signal}"), &self.pid().to_string()]));
     }
     pub fn kill(&mut self) {
+        if let Some(pid) = self.daemon {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !self.has_exited() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -287,6 +332,8 @@ pub struct ServerSpec<'a> {
     /// that dropped privileges can reopen it after SIGHUP without CAP_NET_ADMIN. Removed when
     /// the server is dropped.
     pub tun_owner: Option<(String, String)>,
+    /// Run with `--daemon` (and `--writepid`): OpenVPN forks, the started process exits.
+    pub daemon: bool,
 }
 
 impl<'a> ServerSpec<'a> {
@@ -299,6 +346,7 @@ impl<'a> ServerSpec<'a> {
             extra: Vec::new(),
             env: Vec::new(),
             tun_owner: None,
+            daemon: false,
         }
     }
 }
@@ -389,7 +437,17 @@ impl Server {
         for (k, v) in &spec.env {
             cmd.env(k, v);
         }
+        let pid_file = dir.join(format!("server-{port}.pid"));
+        if spec.daemon {
+            cmd.arg("--daemon").arg("--writepid").arg(&pid_file);
+        }
         let mut proc = Proc::spawn(&mut cmd);
+        if spec.daemon && !proc.follow_daemon(&pid_file) {
+            return Err(format!(
+                "openvpn --daemon did not leave a daemon behind\n{}",
+                read_log(&log_path)
+            ));
+        }
         let (ready, log) = wait_for_log(&mut proc, &log_path, |l| {
             l.contains("Initialization Sequence Completed")
         });
