@@ -147,7 +147,7 @@ impl Authenticator<'_> {
             decision = match code {
                 None => Decision::MalformedPassword(Malformed::NotACode),
                 Some(Err(why)) => Decision::MalformedPassword(why),
-                Some(Ok(code)) => match engine::find_step(code, &user.key, center, radius) {
+                Some(Ok(code)) => match engine::find_step(code, user.key, center, radius) {
                     None => Decision::BadCode,
                     Some(m) if state.may_have_been_used(m.step, user.offset_secs, radius) => {
                         Decision::Replay

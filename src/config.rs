@@ -3,10 +3,13 @@
 //! Every refusal names the file, the line and the key, and says what to do. No message ever
 //! contains a secret or a PIN: those two fields are read through [`SecretText`], whose errors
 //! never echo the value, and TOML syntax errors are reported without the source snippet.
+//!
+//! Files of the usual shape are read by a fast path (`config/fast.rs`) that never refuses anything
+//! itself: whatever it does not accept, `toml` reads and words the refusal, as it always did.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::fs;
+use std::hash::{BuildHasher, RandomState};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -15,6 +18,8 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 use zeroize::Zeroizing;
+
+mod fast;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/openvpn/motp.toml";
 
@@ -141,15 +146,17 @@ impl Default for StateConfig {
     }
 }
 
-/// One user's entry. `key` is `secret ‖ pin`, the bytes that follow the step in the hash.
-pub struct User {
-    pub key: Zeroizing<Box<[u8]>>,
+/// One user's entry, borrowed from the [`UserTable`]. `key` is `secret ‖ pin`, the bytes that
+/// follow the step in the hash.
+#[derive(Clone, Copy)]
+pub struct User<'a> {
+    pub key: &'a [u8],
     pub offset_secs: i64,
-    pub common_name: Option<Box<str>>,
+    pub common_name: Option<&'a str>,
     pub disabled: bool,
 }
 
-impl fmt::Debug for User {
+impl fmt::Debug for User<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("User")
             .field("key", &"<redacted>")
@@ -160,30 +167,277 @@ impl fmt::Debug for User {
     }
 }
 
-impl User {
+impl<'a> User<'a> {
     /// The certificate CN this user must present: `common_name`, or the username itself.
-    pub fn expected_common_name<'a>(&'a self, username: &'a str) -> &'a str {
-        self.common_name.as_deref().unwrap_or(username)
+    pub fn expected_common_name<'n>(&self, username: &'n str) -> &'n str
+    where
+        'a: 'n,
+    {
+        self.common_name.unwrap_or(username)
     }
 }
 
-#[derive(Debug, Default)]
+/// Where one user's bytes are in [`UserTable::text`]: name, then `secret ‖ pin`, then the
+/// common name. 16 bytes, where a `HashMap` entry with three boxed strings cost ~160 live bytes
+/// in scattered small blocks that kept ~1,350 resident bytes per user pinned (issue 7).
+#[derive(Clone, Copy)]
+struct Entry {
+    start: u32,
+    cn_len: u32,
+    offset_secs: i32,
+    name_len: u8,
+    key_len: u8,
+    has_cn: bool,
+    disabled: bool,
+}
+
+/// Slot value of an empty index slot.
+const EMPTY: u32 = u32::MAX;
+
+/// The users, in file order, in three allocations whatever their number.
 pub struct UserTable {
-    users: HashMap<Box<str>, User>,
+    /// Every name, key and common name back to back. Wiped on drop: it holds every secret and
+    /// PIN. A `String` so that names and common names slice out as `&str` without `unsafe`
+    /// (secrets are hex and PINs printable, so the keys are UTF-8 too).
+    text: Zeroizing<String>,
+    entries: Vec<Entry>,
+    /// Open addressing with linear probing over `entries`, at most half full so a probe for an
+    /// unknown name ends after ~2.5 slots. Keyed with a per-table random SipHash key: lookups
+    /// are by attacker-chosen usernames, which must not be able to aim at long probe chains.
+    slots: Box<[u32]>,
+    hasher: RandomState,
+}
+
+impl Default for UserTable {
+    fn default() -> Self {
+        UserTable {
+            text: Zeroizing::new(String::new()),
+            entries: Vec::new(),
+            slots: Box::new([]),
+            hasher: RandomState::new(),
+        }
+    }
+}
+
+impl fmt::Debug for UserTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.entries.iter().map(|e| (self.name(e), self.user(e))))
+            .finish()
+    }
 }
 
 impl UserTable {
-    pub fn get(&self, username: &str) -> Option<&User> {
-        self.users.get(username)
+    pub fn get(&self, username: &str) -> Option<User<'_>> {
+        let index = self.find(username)?;
+        Some(self.user(&self.entries[index as usize]))
     }
     pub fn len(&self) -> usize {
-        self.users.len()
+        self.entries.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
+        self.entries.is_empty()
     }
+    /// The usernames, in the order of the file.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.users.keys().map(|k| &**k)
+        self.entries.iter().map(|e| self.name(e))
+    }
+
+    fn name(&self, e: &Entry) -> &str {
+        let start = e.start as usize;
+        &self.text[start..start + usize::from(e.name_len)]
+    }
+
+    fn user(&self, e: &Entry) -> User<'_> {
+        let key_start = e.start as usize + usize::from(e.name_len);
+        let cn_start = key_start + usize::from(e.key_len);
+        User {
+            key: &self.text.as_bytes()[key_start..cn_start],
+            offset_secs: i64::from(e.offset_secs),
+            common_name: e
+                .has_cn
+                .then(|| &self.text[cn_start..cn_start + e.cn_len as usize]),
+            disabled: e.disabled,
+        }
+    }
+
+    /// The entry index of `name`, by the index.
+    fn find(&self, name: &str) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.hasher.hash_one(name) as usize & mask;
+        loop {
+            let slot = self.slots[i];
+            if slot == EMPTY {
+                return None;
+            }
+            if self.name(&self.entries[slot as usize]) == name {
+                return Some(slot);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
+/// One user's fields as read from the file, borrowed (from the config text on the fast path,
+/// from the parser's wiped strings on the `toml` path), each with its byte offset for messages.
+struct UserFields<'a> {
+    secret: (&'a str, usize),
+    pin: (&'a str, usize),
+    offset_secs: Option<(i64, usize)>,
+    common_name: Option<(&'a str, usize)>,
+    disabled: bool,
+}
+
+/// A refusal found while reading the users, before the path and text are at hand to make a
+/// [`ConfigError`] of it.
+struct Refusal {
+    at: usize,
+    key: String,
+    message: String,
+}
+
+/// Builds a [`UserTable`] one validated user at a time, so no intermediate map of every user's
+/// strings exists.
+#[derive(Default)]
+struct TableBuilder {
+    table: UserTable,
+}
+
+impl TableBuilder {
+    fn add(&mut self, name: &str, name_at: usize, user: UserFields<'_>) -> Result<(), Refusal> {
+        let shown = printable(name);
+        if name.is_empty() || name.len() > MAX_USERNAME_LEN || name.chars().any(char::is_control) {
+            return Err(Refusal {
+                at: name_at,
+                key: format!("users.{shown}"),
+                message: format!(
+                    "a username must be 1 to {MAX_USERNAME_LEN} bytes without control characters"
+                ),
+            });
+        }
+        let refuse = |at: usize, field: &str, message: String| Refusal {
+            at,
+            key: format!("users.{shown}.{field}"),
+            message,
+        };
+
+        let (secret, secret_at) = user.secret;
+        let all_hex = secret.bytes().all(|b| b.is_ascii_hexdigit());
+        if !(16..=32).contains(&secret.len()) || !all_hex {
+            return Err(refuse(
+                secret_at,
+                "secret",
+                format!(
+                    "must be 16 to 32 hex characters (0-9, a-f) as the phone app shows it; \
+                     this one has {} characters{}",
+                    secret.chars().count(),
+                    if all_hex { "" } else { ", some not hex" }
+                ),
+            ));
+        }
+        let (pin, pin_at) = user.pin;
+        if pin.is_empty()
+            || pin.len() > MAX_PIN_LEN
+            || pin.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(refuse(
+                pin_at,
+                "pin",
+                format!("must be 1 to {MAX_PIN_LEN} printable characters without spaces (usually 4 digits)"),
+            ));
+        }
+        let offset_secs = match user.offset_secs {
+            Some((o, at)) if o.unsigned_abs() > MAX_OFFSET_SECS as u64 => {
+                return Err(refuse(
+                    at,
+                    "offset_secs",
+                    format!("must be within ±{MAX_OFFSET_SECS} seconds (one day); is the phone's clock set?"),
+                ))
+            }
+            Some((o, _)) => o,
+            None => 0,
+        };
+        let common_name = match user.common_name {
+            Some((cn, at)) if cn.is_empty() || cn.chars().any(char::is_control) => {
+                return Err(refuse(
+                    at,
+                    "common_name",
+                    "must be the certificate's CN: non-empty, no control characters".to_owned(),
+                ))
+            }
+            Some((cn, _)) => Some(cn),
+            None => None,
+        };
+
+        let cn = common_name.unwrap_or("");
+        let text = &mut self.table.text;
+        let start = text.len();
+        let needed = name.len() + secret.len() + pin.len() + cn.len();
+        let (Ok(start32), Ok(cn_len), Ok(offset32), Ok(_)) = (
+            u32::try_from(start),
+            u32::try_from(cn.len()),
+            i32::try_from(offset_secs),
+            // Offsets into `text` are u32, and EMPTY must never be an entry's index.
+            u32::try_from(start + needed).map(|end| end < EMPTY),
+        ) else {
+            return Err(Refusal {
+                at: name_at,
+                key: format!("users.{shown}"),
+                message: "the user table is over 4 GiB; is this the right file?".to_owned(),
+            });
+        };
+        if text.capacity() - start < needed {
+            // Grown by hand: `String`'s own growth would free the old buffer unwiped.
+            let capacity = (text.capacity() * 2).max(start + needed).max(4096);
+            let mut bigger = Zeroizing::new(String::with_capacity(capacity));
+            bigger.push_str(text);
+            *text = bigger;
+        }
+        text.push_str(name);
+        text.push_str(secret);
+        text.push_str(pin);
+        text.push_str(cn);
+        self.table.entries.push(Entry {
+            start: start32,
+            cn_len,
+            offset_secs: offset32,
+            // Both bounded above by the checks: name ≤ 128, secret ≤ 32 and PIN ≤ 64 bytes.
+            name_len: name.len() as u8,
+            key_len: (secret.len() + pin.len()) as u8,
+            has_cn: common_name.is_some(),
+            disabled: user.disabled,
+        });
+        Ok(())
+    }
+
+    /// The finished table, or the index of an entry whose name is taken by an earlier one.
+    fn finish(self) -> Result<UserTable, usize> {
+        let mut table = self.table;
+        if table.text.capacity() > table.text.len() + table.text.len() / 64 {
+            // A copy of exactly the size needed; the larger buffer is wiped as it drops.
+            table.text = Zeroizing::new(String::from(table.text.as_str()));
+        }
+        table.entries.shrink_to_fit();
+        let slots = (table.entries.len() * 2).next_power_of_two().max(8);
+        let mut index = vec![EMPTY; slots].into_boxed_slice();
+        let mask = slots - 1;
+        for (n, entry) in table.entries.iter().enumerate() {
+            let name = table.name(entry);
+            let mut i = table.hasher.hash_one(name) as usize & mask;
+            while index[i] != EMPTY {
+                if table.name(&table.entries[index[i] as usize]) == name {
+                    return Err(n);
+                }
+                i = (i + 1) & mask;
+            }
+            // n < EMPTY: `add` keeps every entry's start, hence the entry count, below it.
+            index[i] = n as u32;
+        }
+        table.slots = index;
+        Ok(table)
     }
 }
 
@@ -231,6 +485,16 @@ impl Config {
 
     /// Validates config text; `path` is only used in messages.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        match fast::parse(path, text) {
+            Some(config) => Ok(config),
+            None => Config::parse_toml(path, text),
+        }
+    }
+
+    /// [`Config::parse`] without the fast path: the `toml` crate reads the whole file. For
+    /// tests and benches that compare the two.
+    #[doc(hidden)]
+    pub fn parse_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let offset = e.span().map(|s| s.start);
             ConfigError {
@@ -369,7 +633,7 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     window_secs: Option<Spanned<u32>>,
@@ -381,7 +645,48 @@ struct RawConfig {
     crtext_prompt: Option<bool>,
     state: Option<RawState>,
     #[serde(default)]
-    users: HashMap<Spanned<String>, RawUser>,
+    users: RawUsers,
+}
+
+/// `[users]`, read straight into the compact table: each user is validated as the parser hands
+/// it over, and only the first refusal is kept, to be reported after the global keys' checks
+/// (the order the checks had when the users were collected first).
+#[derive(Default)]
+struct RawUsers {
+    /// The key was there at all, even as an empty table (the fast path must then defer).
+    present: bool,
+    table: TableBuilder,
+    refusal: Option<Refusal>,
+}
+
+impl<'de> Deserialize<'de> for RawUsers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct UsersVisitor;
+        impl<'de> Visitor<'de> for UsersVisitor {
+            type Value = RawUsers;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a table of users")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<RawUsers, A::Error> {
+                let mut users = RawUsers {
+                    present: true,
+                    ..RawUsers::default()
+                };
+                while let Some(name) = map.next_key::<Spanned<String>>()? {
+                    let raw: RawUser = map.next_value()?;
+                    if users.refusal.is_none() {
+                        let added =
+                            users
+                                .table
+                                .add(name.get_ref(), name.span().start, raw.fields());
+                        users.refusal = added.err();
+                    }
+                }
+                Ok(users)
+            }
+        }
+        d.deserialize_map(UsersVisitor)
+    }
 }
 
 #[derive(Deserialize)]
@@ -567,19 +872,23 @@ impl RawConfig {
             Some(raw) => raw.validate(&check)?,
         };
 
-        let mut users = HashMap::with_capacity(self.users.len());
-        for (name, raw) in self.users {
-            let name_offset = name.span().start;
-            let name = name.into_inner();
-            let user = raw.validate(&check, &name, name_offset)?;
-            users.insert(name.into_boxed_str(), user);
+        if let Some(r) = self.users.refusal {
+            return Err(check.error(r.at, r.key, r.message));
         }
+        let users = self.users.table.finish().map_err(|n| {
+            // `toml` refuses a key defined twice, so this is only a guard.
+            check.error(
+                0,
+                "users",
+                format!("user number {} is defined twice", n + 1),
+            )
+        })?;
         Ok(Config {
             path: path.to_owned(),
             policy,
             state,
             crtext_prompt: self.crtext_prompt.unwrap_or(false),
-            users: UserTable { users },
+            users,
         })
     }
 }
@@ -792,84 +1101,20 @@ fn validate_redis(check: &Checker, raw: RawState) -> Result<StateConfig, ConfigE
 }
 
 impl RawUser {
-    fn validate(
-        self,
-        check: &Checker,
-        name: &str,
-        name_offset: usize,
-    ) -> Result<User, ConfigError> {
-        let shown = printable(name);
-        if name.is_empty() || name.len() > MAX_USERNAME_LEN || name.chars().any(char::is_control) {
-            return Err(check.error(
-                name_offset,
-                format!("users.{shown}"),
-                format!(
-                    "a username must be 1 to {MAX_USERNAME_LEN} bytes without control characters"
-                ),
-            ));
-        }
-        let key = |field: &str| format!("users.{shown}.{field}");
-
-        let secret = &self.secret.get_ref().0;
-        if !(16..=32).contains(&secret.len()) || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(check.error(
-                self.secret.span().start,
-                key("secret"),
-                format!(
-                    "must be 16 to 32 hex characters (0-9, a-f) as the phone app shows it; \
-                     this one has {} characters{}",
-                    secret.chars().count(),
-                    if secret.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        ""
-                    } else {
-                        ", some not hex"
-                    }
-                ),
-            ));
-        }
-        let pin = &self.pin.get_ref().0;
-        if pin.is_empty()
-            || pin.len() > MAX_PIN_LEN
-            || pin.chars().any(|c| c.is_control() || c.is_whitespace())
-        {
-            return Err(check.error(
-                self.pin.span().start,
-                key("pin"),
-                format!("must be 1 to {MAX_PIN_LEN} printable characters without spaces (usually 4 digits)"),
-            ));
-        }
-        let offset_secs = match self.offset_secs {
-            Some(o) if o.get_ref().unsigned_abs() > MAX_OFFSET_SECS as u64 => {
-                return Err(check.error(
-                    o.span().start,
-                    key("offset_secs"),
-                    format!("must be within ±{MAX_OFFSET_SECS} seconds (one day); is the phone's clock set?"),
-                ))
-            }
-            Some(o) => o.into_inner(),
-            None => 0,
-        };
-        let common_name = match self.common_name {
-            Some(cn) if cn.get_ref().is_empty() || cn.get_ref().chars().any(char::is_control) => {
-                return Err(check.error(
-                    cn.span().start,
-                    key("common_name"),
-                    "must be the certificate's CN: non-empty, no control characters",
-                ))
-            }
-            Some(cn) => Some(cn.into_inner().into_boxed_str()),
-            None => None,
-        };
-
-        let mut joined = Vec::with_capacity(secret.len() + pin.len());
-        joined.extend_from_slice(secret.as_bytes());
-        joined.extend_from_slice(pin.as_bytes());
-        Ok(User {
-            key: Zeroizing::new(joined.into_boxed_slice()),
-            offset_secs,
-            common_name,
+    fn fields(&self) -> UserFields<'_> {
+        UserFields {
+            secret: (&self.secret.get_ref().0, self.secret.span().start),
+            pin: (&self.pin.get_ref().0, self.pin.span().start),
+            offset_secs: self
+                .offset_secs
+                .as_ref()
+                .map(|o| (*o.get_ref(), o.span().start)),
+            common_name: self
+                .common_name
+                .as_ref()
+                .map(|cn| (cn.get_ref().as_str(), cn.span().start)),
             disabled: self.disabled,
-        })
+        }
     }
 }
 
@@ -927,7 +1172,7 @@ disabled = true
             }
         );
         let alice = c.users.get("alice").unwrap();
-        assert_eq!(&alice.key[..], b"0123456789abcdef1234");
+        assert_eq!(alice.key, b"0123456789abcdef1234");
         assert_eq!(alice.offset_secs, -30);
         assert_eq!(alice.expected_common_name("alice"), "alice.example");
         let bob = c.users.get("bob").unwrap();
@@ -1254,5 +1499,209 @@ disabled = true
         let e = Config::load(&dir.join("missing.toml")).unwrap_err();
         assert!(e.to_string().contains("missing.toml"), "{e}");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Everything a config holds, keys included, for comparing the two parsers' results.
+    fn dump(c: &Config) -> String {
+        let mut users: Vec<String> = c
+            .users
+            .names()
+            .map(|n| {
+                let u = c.users.get(n).unwrap();
+                format!(
+                    "{n:?} {:?} {} {:?} {}",
+                    u.key, u.offset_secs, u.common_name, u.disabled
+                )
+            })
+            .collect();
+        users.sort();
+        format!("{:?} {:?} {} {users:?}", c.policy, c.state, c.crtext_prompt)
+    }
+
+    /// Whatever the fast path accepts, `toml` reads the same.
+    fn fast_agrees(text: &str) -> bool {
+        let path = Path::new("/etc/openvpn/motp.toml");
+        let Some(fast) = fast::parse(path, text) else {
+            return false;
+        };
+        let slow = Config::parse_toml(path, text)
+            .unwrap_or_else(|e| panic!("fast path accepted what toml refuses ({e}):\n{text:?}"));
+        assert_eq!(dump(&fast), dump(&slow), "{text:?}");
+        true
+    }
+
+    #[test]
+    fn fast_path_reads_the_usual_shapes_as_toml_does() {
+        let example = include_str!("../conf/motp.toml");
+        let state_last =
+            "window_secs = 60\n# users\n[users.alice]\nsecret = \"0123456789abcdef\"\n\
+                          pin = \"1234\"\n\n# Bob\n[users.bob]\n  secret=\"fedcba9876543210\" # x\n\
+                          pin = \"4321\"\ncommon_name = \"bob laptop ✓\"\n[state]\n\
+                          backend = \"memory\"\n# end of file\n[users.carol]\n\
+                          secret = \"0123456789abcdef0123456789ABCDEF\"\npin = \"p!n\"\n\
+                          offset_secs = -86400\ndisabled = false";
+        for text in [
+            GOOD,
+            "",
+            "# nothing\n",
+            example,
+            &format!("{example}\n[users.alice]\nsecret = \"0123456789abcdef\"\npin = \"1234\"\n"),
+            state_last,
+            &state_last.replace('\n', "\r\n"),
+            "[users.a]\nsecret = \"0123456789abcdef\"\npin = \"1\"\noffset_secs = +0\n\
+             [users.B-_9]\nsecret = \"0123456789abcdef\"\npin = \"x\"\t#\ttab\n",
+        ] {
+            assert!(fast_agrees(text), "fast path declined:\n{text}");
+        }
+    }
+
+    #[test]
+    fn fast_path_leaves_everything_else_to_toml() {
+        let user = "secret = \"0123456789abcdef\"\npin = \"1234\"\n";
+        let cases = [
+            // TOML errors.
+            format!("[users.a]\n{user}[users.a]\n{user}"),
+            format!("[users.a]\n{user}pin = \"1\"\n"),
+            format!("[users.a]\n{user}[state]\n[state]\n"),
+            format!("[state]\n[users.a]\n{user}[state]\n"),
+            format!("users = {{}}\n[users.a]\n{user}"),
+            format!("[users.a]\n{user}disabled = true # \u{7}\n"),
+            format!("[users.a]\n{user}# \u{7f}\n"),
+            format!("[users.a]\n{user}\r"),
+            format!("[users.a]\n{user}common_name = \"a\rb\"\n"),
+            format!("[users.a] x\n{user}"),
+            format!("[users.a]]\n{user}"),
+            format!("[[users.a]]\n{user}"),
+            "[users.a]\nsecret = \"0123456789abcdef\"\npin = \"12\n".to_owned(),
+            format!("[users.a]\n{user}offset_secs = 00\n"),
+            format!("[users.a]\n{user}offset_secs = 1_0\n"),
+            format!("[users.a]\n{user}offset_secs = 0x10\n"),
+            format!("[users.a]\n{user}offset_secs = 99999999999999999999\n"),
+            format!("[users.a]\n{user}offset_secs = -\n"),
+            format!("[users.a]\n{user}disabled = yes\n"),
+            format!("[users.a]\n{user}disabled = truex\n"),
+            format!("[state]\nurl = \"\"\"\n[users.a]\n{user}\"\"\"\n"),
+            format!("x = [\n[users.a]\n{user}]\n"),
+            // Valid TOML this path does not read: `toml` decides.
+            format!("[users]\n[users.a]\n{user}"),
+            format!("[users.\"a\"]\n{user}"),
+            format!("[ users.a ]\n{user}"),
+            format!("[users.a.b]\n{user}"),
+            "users.a.secret = \"0123456789abcdef\"\nusers.a.pin = \"1\"\n".to_owned(),
+            format!("\"\\u0075sers\" = {{}}\n[users.a]\n{user}"),
+            "[users.a]\nsecret = '0123456789abcdef'\npin = \"1234\"\n".to_owned(),
+            "[users.a]\nsecret = \"0123456789abcde\\u0066\"\npin = \"1234\"\n".to_owned(),
+            "[users.a]\n\"secret\" = \"0123456789abcdef\"\npin = \"1234\"\n".to_owned(),
+            "[users.a]\nsecret = \"\"\"0123456789abcdef\"\"\"\npin = \"1234\"\n".to_owned(),
+            format!("[users.a]\n{user}disabled = false\ndisabled = false\n"),
+            format!("[users.a]\n{user}common_name = {{ x = 1 }}\n"),
+            // Refusals: always worded by the `toml` path.
+            format!("[users.a]\n{user}extra = 1\n"),
+            "[users.a]\nsecret = \"0123456789abcdef\"\n".to_owned(),
+            "[users.a]\nsecret = \"0123\"\npin = \"1\"\n".to_owned(),
+            format!("[users.a]\n{user}offset_secs = 86401\n"),
+            format!("[users.a]\n{user}common_name = \"\"\n"),
+            format!("[users.{}]\n{user}", "u".repeat(MAX_USERNAME_LEN + 1)),
+            format!("window_secs = 3601\n[users.a]\n{user}"),
+            format!("[users.a]\n{user}[state]\nbackend = \"floppy\"\n"),
+        ];
+        for text in &cases {
+            assert!(!fast_agrees(text), "fast path accepted:\n{text}");
+        }
+    }
+
+    #[test]
+    fn lookups_find_every_user_and_no_other() {
+        let mut text = String::new();
+        for i in 0..5000 {
+            text.push_str(&format!(
+                "[users.u{i}]\nsecret = \"{:016x}\"\npin = \"{i}\"\n{}",
+                (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                if i % 3 == 0 {
+                    format!("common_name = \"cn{i}\"\noffset_secs = -{i}\n")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        let path = Path::new("/etc/openvpn/motp.toml");
+        for c in [
+            parse(&text).unwrap(),
+            Config::parse_toml(path, &text).unwrap(),
+        ] {
+            assert_eq!(c.users.len(), 5000);
+            for i in 0..5000 {
+                let name = format!("u{i}");
+                let u = c.users.get(&name).unwrap();
+                let key = format!("{:016x}{i}", (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                assert_eq!(u.key, key.as_bytes());
+                let (cn, offset) = if i % 3 == 0 {
+                    (format!("cn{i}"), -i64::from(i))
+                } else {
+                    (name.clone(), 0)
+                };
+                assert_eq!(u.expected_common_name(&name), cn);
+                assert_eq!(u.offset_secs, offset);
+                assert!(c.users.get(&format!("v{i}")).is_none());
+            }
+            assert!(c.users.get("").is_none());
+        }
+        assert_eq!(parse(&text).unwrap().users.names().count(), 5000);
+        assert_eq!(
+            parse(&text)
+                .unwrap()
+                .users
+                .names()
+                .take(3)
+                .collect::<Vec<_>>(),
+            ["u0", "u1", "u2"]
+        );
+        assert!(UserTable::default().get("u0").is_none());
+    }
+
+    fn lines(valid: &[&'static str], odd: &[&'static str]) -> impl Strategy<Value = &'static str> {
+        use proptest::sample::select;
+        proptest::prop_oneof![8 => select(valid.to_vec()), 1 => select(odd.to_vec())]
+    }
+
+    use proptest::prelude::Strategy;
+
+    proptest::proptest! {
+        /// Files stitched from lines the fast path reads and lines it must leave to `toml`.
+        #[test]
+        fn fast_path_never_disagrees_with_toml(
+            head in proptest::collection::vec(lines(
+                &["window_secs = 60", "crtext_prompt = true", "# comment", ""],
+                &["max_failures = 0", "users = {}", "state = {}", "x = 1", "window_secs = ["],
+            ), 0..3),
+            tables in proptest::collection::vec((
+                lines(
+                    &["[users.alice]", "[users.bob]", "[users.b-o_b9]", " [users.carol] # c",
+                      "[state]"],
+                    &["[users]", "[users.\"alice\"]", "[[users.carol]]", "[users.dave]x",
+                      "[users.a.b]", "[ users.erin ]", "[state.x]"],
+                ),
+                proptest::collection::vec(lines(
+                    &["secret = \"0123456789abcdef\"", "secret=\"0123456789ABCDEF01\" # s",
+                      "pin = \"1234\"", "\tpin = \"p!n\"", "offset_secs = -30",
+                      "offset_secs = +30", "common_name = \"alice.example\"", "disabled = true",
+                      "disabled = false # off", "backend = \"memory\"", "dir = \"/srv/motp\"",
+                      "# comment", "", "  "],
+                    &["secret = \"0123456789abcdeg\"", "secret = '0123456789abcdef'",
+                      "pin = \"12 34\"", "pin = \"\"", "pin = 1234", "pin = \"\\u0031\"",
+                      "offset_secs = 030", "offset_secs = 90000", "common_name = \"\"",
+                      "disabled = 1", "#\u{1}", "\r", "url = \"\"\"", "\"\"\"", "]", "x = 1"],
+                ), 0..6),
+            ), 0..5),
+            crlf in proptest::bool::ANY,
+        ) {
+            let mut all: Vec<&str> = head;
+            for (header, fields) in tables {
+                all.push(header);
+                all.extend(fields);
+            }
+            let text = all.join(if crlf { "\r\n" } else { "\n" });
+            fast_agrees(&text);
+        }
     }
 }

@@ -37,5 +37,5 @@ fn example_user_is_valid_when_uncommented() {
     let config = motp::config::Config::parse(&path, &format!("{head}{uncommented}\n"))
         .unwrap_or_else(|e| panic!("{e}"));
     let alice = config.users.get("alice").expect("alice is defined");
-    assert_eq!(&alice.key[..], b"0123456789abcdef1234");
+    assert_eq!(alice.key, b"0123456789abcdef1234");
 }

@@ -190,7 +190,7 @@ proptest! {
         let config = parse_config(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let user = config.users.get(&name).expect("the user is in the table");
         let expected = [secret.as_bytes(), pin.as_bytes()].concat();
-        prop_assert_eq!(&user.key[..], &expected[..]);
+        prop_assert_eq!(user.key, &expected[..]);
         prop_assert_eq!(user.offset_secs, offset.unwrap_or(0));
         prop_assert_eq!(user.disabled, disabled);
         prop_assert_eq!(user.expected_common_name(&name), common_name.as_deref().unwrap_or(&name));

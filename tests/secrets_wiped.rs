@@ -92,6 +92,20 @@ fn secrets_and_pins_are_wiped_when_dropped() {
         "config load/drop freed blocks holding the secret / the PIN"
     );
 
+    // The same through the `toml` path, which `Config::parse` takes for files its fast path
+    // does not read (here: a quoted table name).
+    let quoted = config_text().replace("[users.alice]", "[users.\"alice\"]");
+    let (s, p) = freed_secrets(|| {
+        let config = motp::config::Config::parse(&path, &quoted).unwrap();
+        assert_eq!(config.users.len(), 1);
+        drop(config);
+    });
+    assert_eq!(
+        (s, p),
+        (0, 0),
+        "config parse (toml path)/drop freed blocks holding the secret / the PIN"
+    );
+
     // A whole plugin instance deciding logins, including an SCRV1 password, then closed.
     let (s, p) = freed_secrets(|| {
         let plugin = motp::plugin::Plugin::open(&path, Arc::new(|_, _: &str| {})).unwrap();

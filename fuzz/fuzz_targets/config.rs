@@ -1,5 +1,6 @@
 //! `motp::config::Config::parse` on arbitrary UTF-8 text: never panics, an error is one line
-//! (it goes to OpenVPN's log as is), and it never echoes a secret written in the input.
+//! (it goes to OpenVPN's log as is), it never echoes a secret written in the input, and what it
+//! accepts, the `toml` path (`Config::parse_toml`) accepts with the same values.
 //!
 //! `MOTP_FUZZ_KNOWN` (a comma-separated list of `multiline`, `secret`) skips the matching check,
 //! to fuzz past a known, still-open finding for other bugs (docs/fuzzing.md).
@@ -16,8 +17,29 @@ fuzz_target!(|data: &[u8]| {
     };
     match motp::config::Config::parse(Path::new("/etc/openvpn/motp.toml"), text) {
         Ok(config) => {
+            // `Config::parse` reads common files with its own fast path: it must accept nothing
+            // the `toml` path refuses, and read the same values.
+            let slow = motp::config::Config::parse_toml(Path::new("/etc/openvpn/motp.toml"), text)
+                .expect("the toml path accepts what Config::parse accepts");
+            assert_eq!(config.policy, slow.policy);
+            assert_eq!(config.state, slow.state);
+            assert_eq!(config.crtext_prompt, slow.crtext_prompt);
+            assert_eq!(config.users.len(), slow.users.len());
             for name in config.users.names() {
                 let user = config.users.get(name).expect("listed user is present");
+                let other = slow
+                    .users
+                    .get(name)
+                    .expect("the toml path has the same users");
+                assert_eq!(
+                    (user.key, user.offset_secs, user.common_name, user.disabled),
+                    (
+                        other.key,
+                        other.offset_secs,
+                        other.common_name,
+                        other.disabled
+                    )
+                );
                 // secret (16..=32 hex) || pin (1..=64 bytes)
                 assert!((17..=32 + 64).contains(&user.key.len()));
                 assert!(!format!("{user:?}").contains(&*String::from_utf8_lossy(&user.key)));

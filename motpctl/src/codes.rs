@@ -123,7 +123,7 @@ pub fn verify(args: VerifyArgs, now: i64) -> Outcome {
         format!("; offset_secs = {}", user.offset_secs)
     };
 
-    if let Some(m) = find_step(code, &user.key, center, radius) {
+    if let Some(m) = find_step(code, user.key, center, radius) {
         let phone = m.step_offset * STEP_SECS;
         let verdict = format!(
             "matches step {:+} (phone {}{offset_note})",
@@ -171,7 +171,7 @@ pub fn verify(args: VerifyArgs, now: i64) -> Outcome {
         return Ok(Status::Warn);
     }
     let server_step = step_of(now);
-    if let Some(m) = find_step(code, &user.key, server_step, SEARCH_STEPS) {
+    if let Some(m) = find_step(code, user.key, server_step, SEARCH_STEPS) {
         let phone = m.step_offset * STEP_SECS;
         println!(
             "invalid: not within the window of ±{window} s{}. The code matches the \
@@ -232,7 +232,7 @@ pub fn resync(args: ResyncArgs, now: i64) -> Outcome {
     let server_step = step_of(now);
     let first = server_step - SEARCH_STEPS;
     let codes: Vec<Code> = (first..=server_step + SEARCH_STEPS + 1)
-        .map(|s| code_at_step(s.max(0), &user.key))
+        .map(|s| code_at_step(s.max(0), user.key))
         .collect();
     let matches: Vec<i64> = codes
         .windows(2)

@@ -1096,7 +1096,7 @@ fn import_pam_motp_sample() {
     let config = Config::parse(Path::new("out.toml"), &r.stdout).expect("valid motp.toml");
     assert_eq!(config.users.len(), 4);
     let user = |n: &str| config.users.get(n).unwrap();
-    assert_eq!(&user("alice").key[..], b"0123456789abcdef1234");
+    assert_eq!(user("alice").key, b"0123456789abcdef1234");
     assert_eq!(user("alice").offset_secs, 0);
     assert_eq!(user("raj").offset_secs, -19_800);
     assert_eq!(user("carol").offset_secs, 7200);
@@ -1169,7 +1169,7 @@ fn import_pam_motp_refuses_what_it_cannot_carry_over() {
     let config = Config::load(&out).unwrap();
     assert_eq!(config.users.len(), 1);
     assert_eq!(
-        &config.users.get("alice").unwrap().key[..],
+        config.users.get("alice").unwrap().key,
         b"0123456789abcdef1234"
     );
     let text = fs::read_to_string(&out).unwrap();
@@ -1206,11 +1206,11 @@ fn import_openvpn_otp_sample() {
     let config = Config::parse(Path::new("out.toml"), &r.stdout).expect("valid motp.toml");
     assert_eq!(config.users.len(), 2);
     assert_eq!(
-        &config.users.get("bob").unwrap().key[..],
+        config.users.get("bob").unwrap().key,
         b"0123456789abcdef1234"
     );
     assert_eq!(
-        &config.users.get("jane").unwrap().key[..],
+        config.users.get("jane").unwrap().key,
         b"e3152afee62599c89876"
     );
     assert!(r
@@ -1265,7 +1265,7 @@ fn import_openvpn_otp_refuses_other_algorithms_encodings_and_udids() {
     names.sort();
     assert_eq!(names, ["bob", "pat"]);
     assert_eq!(
-        &config.users.get("pat").unwrap().key[..],
+        config.users.get("pat").unwrap().key,
         b"bbb1912bb5c515be9999xxx"
     );
 }
@@ -1342,10 +1342,7 @@ fn import_openvpn_otp_line_shapes() {
     }
     let config = Config::parse(Path::new("x"), &r.stdout).unwrap();
     assert_eq!(config.users.len(), 1);
-    assert_eq!(
-        &config.users.get("ok").unwrap().key[..],
-        b"0123456789abcdef1234"
-    );
+    assert_eq!(config.users.get("ok").unwrap().key, b"0123456789abcdef1234");
 }
 
 #[test]
@@ -1373,7 +1370,7 @@ fn add_user_reads_the_secret_from_stdin() {
     assert!(!r.all().contains("8642"), "{r:?}");
     let config = Config::load(&path).unwrap();
     assert_eq!(
-        &config.users.get("carol").unwrap().key[..],
+        config.users.get("carol").unwrap().key,
         b"00112233445566778899aabbccddeeff8642"
     );
 }
