@@ -2,10 +2,11 @@
 //! Safe Rust; `ffi` turns OpenVPN's calls into calls on this.
 //!
 //! The user table and policy are reloaded live, off OpenVPN's thread: a watcher thread stats
-//! motp.toml once a second, and when its inode, size, mode or times changed reads and validates
-//! it, then swaps the new table in. Logins never wait for that (a 1,000,000-user file takes
-//! seconds to load, and OpenVPN's single event loop would stall for all clients); they use the
-//! table in service until the new one is ready, so an edit takes effect about a second later.
+//! motp.toml once a second, and when its inode, size, mode or times changed and then stayed so
+//! for one more check, reads and validates it, then swaps the new table in. Logins never wait
+//! for that (a large user table takes a second or more to load, and OpenVPN's single event loop
+//! would stall for all clients); they use the table in service until the new one is ready, so
+//! an edit takes effect one to two seconds later, and a file still being written is not read.
 //! An invalid file is logged once (file, line, key) and the previous table keeps serving. The
 //! `[state]` table and `crtext_prompt` are only read at open: they stay the same until a SIGHUP.
 //! The watcher's log lines, like the workers', reach OpenVPN's log at the next call.
@@ -108,9 +109,8 @@ pub struct Plugin {
 struct Core {
     path: PathBuf,
     config: RwLock<Arc<Config>>,
-    /// The version of motp.toml last acted upon (loaded, or refused and logged); `None` when
-    /// it could not be examined.
-    seen: Mutex<Option<FileVersion>>,
+    /// What the watcher knows of motp.toml's versions.
+    seen: Mutex<Seen>,
     /// The `[state]` the store was opened with; a reload cannot change it.
     state: StateConfig,
     store: Box<dyn StateStore>,
@@ -130,6 +130,14 @@ struct Core {
 struct LogQueue {
     lines: Vec<(tracing::Level, String)>,
     dropped: usize,
+}
+
+/// The watcher's view of motp.toml. A version is `None` when the file could not be examined.
+struct Seen {
+    /// The version last acted upon: loaded, or refused and logged.
+    acted: Option<FileVersion>,
+    /// A newer version seen at the last check; acted upon if the next check still sees it.
+    settling: Option<Option<FileVersion>>,
 }
 
 /// What tells one version of the config file from another, from one `stat`.
@@ -223,7 +231,10 @@ impl Plugin {
                 path: config.path.clone(),
                 state: config.state.clone(),
                 config: RwLock::new(Arc::new(config)),
-                seen: Mutex::new(seen),
+                seen: Mutex::new(Seen {
+                    acted: seen,
+                    settling: None,
+                }),
                 store,
                 addresses: IpLimiter::new(ip_limit::DEFAULT_CAPACITY),
                 dispatch: dispatch.clone(),
@@ -481,19 +492,37 @@ impl Core {
         self.config.read().clone()
     }
 
-    /// Reloads motp.toml if it changed since it was last looked at. A change is acted upon
+    /// Reloads motp.toml once a change has settled: a version is acted upon when two checks in
+    /// a row saw it (an editor or `cp` writing the file in place is never read half-way), and
+    /// only if the file did not change while it was being read. Each version is acted upon
     /// once, whether it loads or not. Runs on the watcher thread.
     fn reload_if_changed(&self) {
-        let now_seen = FileVersion::of(&self.path);
-        let mut seen = self.seen.lock();
-        if *seen != now_seen {
-            *seen = now_seen;
-            self.reload();
+        let current = FileVersion::of(&self.path);
+        {
+            let mut seen = self.seen.lock();
+            if current == seen.acted {
+                seen.settling = None;
+                return;
+            }
+            if seen.settling != Some(current) {
+                seen.settling = Some(current);
+                return;
+            }
         }
+        let loaded = Config::load(&self.path);
+        if FileVersion::of(&self.path) != current {
+            return; // written to while being read: the next checks see the newer version
+        }
+        {
+            let mut seen = self.seen.lock();
+            seen.acted = current;
+            seen.settling = None;
+        }
+        self.apply(loaded);
     }
 
-    fn reload(&self) {
-        match Config::load(&self.path) {
+    fn apply(&self, loaded: Result<Config, crate::config::ConfigError>) {
+        match loaded {
             Ok(new) => {
                 if new.state != self.state {
                     warn!(
@@ -809,17 +838,20 @@ mod tests {
                 self.dir.0.join("state").display()
             )
         }
-        /// Writes motp.toml (mode 0640) with a distinct mtime, as an edit would.
+        /// Replaces motp.toml (mode 0640, a distinct mtime) in one rename, so the watcher
+        /// never sees a version these tests did not mean.
         fn write(&mut self, text: &str) {
-            std::fs::write(&self.config, text).unwrap();
-            std::fs::set_permissions(&self.config, std::fs::Permissions::from_mode(0o640)).unwrap();
+            let next = self.config.with_extension("toml.new");
+            std::fs::write(&next, text).unwrap();
+            std::fs::set_permissions(&next, std::fs::Permissions::from_mode(0o640)).unwrap();
             self.version += 1;
             std::fs::File::options()
                 .write(true)
-                .open(&self.config)
+                .open(&next)
                 .unwrap()
                 .set_modified(UNIX_EPOCH + Duration::from_secs(1_600_000_000 + self.version))
                 .unwrap();
+            std::fs::rename(&next, &self.config).unwrap();
         }
         fn open(&self) -> Result<Plugin, String> {
             let lines = self.lines.clone();

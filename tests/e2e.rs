@@ -641,10 +641,11 @@ fn under_daemon_the_plugin_threads_keep_working() {
 }
 
 /// Waits out the plugin's config watcher: it looks at motp.toml once a second, off OpenVPN's
-/// thread, and its log lines reach OpenVPN's log with the next login.
+/// thread, acts on a change the next check still sees, and its log lines reach OpenVPN's log
+/// with the next login.
 fn wait_for_config_check() {
     std::thread::sleep(
-        motp::plugin::CONFIG_CHECK_INTERVAL * 2 + std::time::Duration::from_millis(500),
+        motp::plugin::CONFIG_CHECK_INTERVAL * 3 + std::time::Duration::from_millis(500),
     );
 }
 
