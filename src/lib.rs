@@ -22,6 +22,7 @@ pub mod env;
 mod ffi;
 pub mod ip_limit;
 pub mod log;
+pub mod md5_lanes;
 pub mod password;
 pub mod plugin;
 pub mod state;
