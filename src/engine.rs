@@ -141,9 +141,10 @@ pub struct Match {
 
 /// Searches `center ± radius` steps, starting at `center` and moving outward (0, +1, -1, +2, ...).
 ///
-/// The steps are hashed [`LANES`] at a time (see [`md5_lanes`]), in batches taken in that
-/// order, so the first batch holds the centre and its nearest neighbours. An accept stops after
-/// the batch that matched and returns the match nearest the centre in that order; a rejection
+/// The centre is hashed on its own first (a phone in sync is accepted after one hash); the
+/// other steps are hashed [`LANES`] at a time (see [`md5_lanes`]), in batches taken in that
+/// order, so the next batch holds the centre's nearest neighbours. An accept stops after the
+/// centre or the batch that matched and returns the match nearest the centre in that order; a rejection
 /// always hashes the whole window. Each comparison, and the choice of the first match within a
 /// batch, is constant-time, so the time of a rejection says nothing about how close the guess
 /// was.
@@ -183,8 +184,22 @@ fn first_match(equal: &[Choice; LANES], count: usize) -> (Choice, u64) {
 }
 
 fn search(code: Code, key: &[u8], center: i64, radius: i64, stop_at_match: bool) -> Option<Match> {
-    let mut order = window_order(center, radius);
+    let mut order = window_order(center, radius).peekable();
     let mut found = None;
+    // The centre alone first, with one scalar MD5: a phone in sync (most logins) is accepted
+    // after ~0.2 µs instead of a batch of eight (~0.8 µs); a rejection pays one hash more.
+    if let Some(&(step, 0)) = order.peek() {
+        order.next();
+        if bool::from(code_at_step(step, key).0.ct_eq(&code.0)) {
+            found = Some(Match {
+                step,
+                step_offset: 0,
+            });
+            if stop_at_match {
+                return found;
+            }
+        }
+    }
     let mut digits: [StepDigits; LANES] = Default::default();
     loop {
         let mut batch = [(0i64, 0i64); LANES];
