@@ -4,6 +4,18 @@
 
 use zeroize::Zeroizing;
 
+/// Whether some name in [`WANTED_NAMES`] starts with this byte: most of OpenVPN's env entries
+/// are skipped after one load and one table lookup.
+pub const WANTED_FIRST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < WANTED_NAMES.len() {
+        table[WANTED_NAMES[i][0] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 /// Every name [`AuthEnv::slot`] knows: the only entries of OpenVPN's env this plugin reads.
 pub const WANTED_NAMES: [&[u8]; 10] = [
     b"username",
@@ -180,6 +192,10 @@ mod tests {
         }
         for other in [&b"usernam"[..], b"username ", b"Username", b"", b"IV_SSO2"] {
             assert!(env.slot(other).is_none());
+        }
+        for byte in 0..=255u8 {
+            let starts_one = WANTED_NAMES.iter().any(|name| name[0] == byte);
+            assert_eq!(WANTED_FIRST_BYTES[usize::from(byte)], starts_one, "{byte}");
         }
     }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use openvpn_plugin_sys as sys;
 
 use crate::config::DEFAULT_CONFIG_PATH;
-use crate::env::{AuthEnv, WANTED_NAMES};
+use crate::env::{AuthEnv, WANTED_FIRST_BYTES, WANTED_NAMES};
 use crate::plugin::{Answer, Plugin};
 
 /// No sane host passes more environment entries than this; stop reading rather than run away.
@@ -177,6 +177,9 @@ unsafe fn read_env<'a>(envp: *const *const c_char) -> AuthEnv<'a> {
         }
         // SAFETY: a C string has at least its NUL byte.
         let first = unsafe { *entry };
+        if !WANTED_FIRST_BYTES[usize::from(first)] {
+            continue;
+        }
         for name in WANTED_NAMES {
             if name[0] != first {
                 continue;

@@ -1402,33 +1402,6 @@ fn main() {
         for floor in &f {
             println!("| {} | {:.0} |", floor.what, floor.ns);
         }
-        // Without the reason file: what a reject costs when OpenVPN offers none.
-        let no_reason = Template::new(ws.dir.path(), false);
-        let mut extra = Vec::new();
-        for mode in [Mode::Wrong, Mode::Unknown] {
-            let toml = users_toml(1000);
-            let run = ModeRun {
-                backend: Backend::Memory,
-                users: 1000,
-                users_toml: &toml,
-                mode,
-                batches: opts.batches,
-                batch_size: opts.batch_size,
-                template: &no_reason,
-            };
-            match run_mode(&mut ws, &run) {
-                Ok(s) => extra.push((mode, s)),
-                Err(e) => eprintln!("motp-abi-bench: {e}"),
-            }
-        }
-        for (mode, s) in &extra {
-            println!(
-                "| ABI: {} at 1,000 users, env without auth_failed_reason_file (memory) | {:.0} |",
-                mode.describe(),
-                s.median
-            );
-        }
-
         // The targets of issue 7 that these numbers decide.
         let md5x37 = f
             .iter()
@@ -1502,14 +1475,6 @@ fn main() {
                     verdict(diff.abs() <= 0.10)
                 );
             }
-        }
-        for (mode, s) in &extra {
-            println!(
-                "- {} at 1,000 users without the reason file: {} = {:.2} × 37 MD5s",
-                mode.describe(),
-                fmt_ns(s.median),
-                s.median / md5x37
-            );
         }
         for &users in &opts.users {
             for mode in Mode::ALL {
