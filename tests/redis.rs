@@ -157,7 +157,11 @@ fn deferred_logins_accept_reject_and_replay() {
     assert_eq!(ok.client_reason(), "");
     let replay = setup.env("alice", &code);
     assert!(!deferred(&plugin, &replay));
-    assert_eq!(replay.client_reason(), "", "a plain failure gives no reason");
+    assert_eq!(
+        replay.client_reason(),
+        "",
+        "a plain failure gives no reason"
+    );
     let wrong = setup.env("bob", "000000");
     assert!(!deferred(&plugin, &wrong));
 
@@ -479,7 +483,11 @@ fn crtext_prompts_clients_that_support_it_and_takes_the_code_from_crresponse() {
     let answer = env.clone().with("crresponse", B64.encode("123456"));
     plugin.cr_response(&answer);
     assert_eq!(answer.wait_for_control(ANSWER), Some(false));
-    assert_eq!(answer.client_reason(), "", "a plain failure gives no reason");
+    assert_eq!(
+        answer.client_reason(),
+        "",
+        "a plain failure gives no reason"
+    );
 
     // A cr-response nobody asked for is ignored.
     let stray = setup
