@@ -131,9 +131,9 @@ fn push_sanitized(out: &mut String, text: &str) {
 
 /// Replaces control characters (newlines, NUL, escapes) so one event stays one line.
 pub fn sanitize(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    let mut clean = String::with_capacity(text.len());
+    push_sanitized(&mut clean, text);
+    clean
 }
 
 /// A dispatcher that sends every event at or above `max_level` to `sink`.

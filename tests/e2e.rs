@@ -524,14 +524,13 @@ fn state_survives_sighup_after_dropping_privileges() {
 
 #[test]
 fn user_table_reloads_without_sighup() {
-    require_tools();
-    let dir = TempDir::new("e2e-reload");
-    let pki = Pki::create(dir.path(), &["alice", "dora"]);
-    let config = dir.path().join("motp.toml");
-    let base = format!("{}\n{USERS}", state_section(dir.path()));
-    write_motp_config(&config, &base);
-    let spec = ServerSpec::new(&pki, motp_harness::plugin_path(), config.clone());
-    let server = Server::start(dir.path(), &spec).unwrap_or_else(|log| panic!("server:\n{log}"));
+    let ReloadSetup {
+        dir: _dir,
+        pki,
+        config,
+        base,
+        server,
+    } = ReloadSetup::start("e2e-reload", false);
     let now = unix_now();
     let dora_code = code_at_time("d0d0d0d0d0d0d0d0", "2468", now).to_hex();
     assert_rejected(
@@ -540,11 +539,7 @@ fn user_table_reloads_without_sighup() {
     );
 
     // Add dora while the server runs.
-    write_motp_config(
-        &config,
-        &format!("{base}\n[users.dora]\nsecret = \"d0d0d0d0d0d0d0d0\"\npin = \"2468\"\n"),
-    );
-    wait_for_config_check();
+    add_dora(&config, &base);
     assert_accepted(
         &login(&server, &pki, "dora", &file_login("dora", &dora_code)),
         "dora after she is added",
@@ -593,16 +588,13 @@ fn under_daemon_the_plugin_threads_keep_working() {
     // Threads do not survive a fork: had OpenVPN opened the plugin before `--daemon` forks,
     // the daemon would have no config watcher and live reload would silently stop. OpenVPN
     // 2.4+ daemonizes first; this pins that the plugin's threads work in the daemon.
-    require_tools();
-    let dir = TempDir::new("e2e-daemon");
-    let pki = Pki::create(dir.path(), &["alice", "dora"]);
-    let config = dir.path().join("motp.toml");
-    let base = format!("{}\n{USERS}", state_section(dir.path()));
-    write_motp_config(&config, &base);
-    let mut spec = ServerSpec::new(&pki, motp_harness::plugin_path(), config.clone());
-    spec.daemon = true;
-    let mut server =
-        Server::start(dir.path(), &spec).unwrap_or_else(|log| panic!("server:\n{log}"));
+    let ReloadSetup {
+        dir: _dir,
+        pki,
+        config,
+        base,
+        mut server,
+    } = ReloadSetup::start("e2e-daemon", true);
     assert!(server.is_running(), "the daemon serves");
     assert!(
         server.log().contains("PLUGIN motp: ready"),
@@ -620,11 +612,7 @@ fn under_daemon_the_plugin_threads_keep_working() {
         "alice, daemonized server",
     );
 
-    write_motp_config(
-        &config,
-        &format!("{base}\n[users.dora]\nsecret = \"d0d0d0d0d0d0d0d0\"\npin = \"2468\"\n"),
-    );
-    wait_for_config_check();
+    add_dora(&config, &base);
     let dora_code = code_at_time("d0d0d0d0d0d0d0d0", "2468", unix_now()).to_hex();
     assert_accepted(
         &login(&server, &pki, "dora", &file_login("dora", &dora_code)),
@@ -638,6 +626,47 @@ fn under_daemon_the_plugin_threads_keep_working() {
         "{:#?}",
         server.plugin_lines()
     );
+}
+
+/// A server whose motp.toml the test edits: alice, bob, carol; dora is added later.
+struct ReloadSetup {
+    dir: TempDir,
+    pki: Pki,
+    config: PathBuf,
+    /// The file's text before dora is added.
+    base: String,
+    server: Server,
+}
+
+impl ReloadSetup {
+    fn start(label: &str, daemon: bool) -> ReloadSetup {
+        require_tools();
+        let dir = TempDir::new(label);
+        let pki = Pki::create(dir.path(), &["alice", "dora"]);
+        let config = dir.path().join("motp.toml");
+        let base = format!("{}\n{USERS}", state_section(dir.path()));
+        write_motp_config(&config, &base);
+        let mut spec = ServerSpec::new(&pki, motp_harness::plugin_path(), config.clone());
+        spec.daemon = daemon;
+        let server =
+            Server::start(dir.path(), &spec).unwrap_or_else(|log| panic!("server:\n{log}"));
+        ReloadSetup {
+            dir,
+            pki,
+            config,
+            base,
+            server,
+        }
+    }
+}
+
+/// Adds dora (secret d0d0d0d0d0d0d0d0, PIN 2468) and waits until the plugin has seen it.
+fn add_dora(config: &std::path::Path, base: &str) {
+    write_motp_config(
+        config,
+        &format!("{base}\n[users.dora]\nsecret = \"d0d0d0d0d0d0d0d0\"\npin = \"2468\"\n"),
+    );
+    wait_for_config_check();
 }
 
 /// Waits out the plugin's config watcher: it looks at motp.toml once a second, off OpenVPN's
