@@ -99,6 +99,10 @@ pub struct RedisConfig {
     pub url: Zeroizing<String>,
     /// A file holding the password (first line), read when the store is opened.
     pub password_file: Option<PathBuf>,
+    /// `rediss://` only: the PEM file of the CA that signed the server's certificate, trusted
+    /// instead of the system's CAs (a private CA, as most Redis TLS setups use). Read when the
+    /// store is opened.
+    pub ca_file: Option<PathBuf>,
     pub key_prefix: String,
     pub timeout_ms: u64,
     /// `fallback = "local"`: the SQLite store in this directory decides while Redis is down.
@@ -111,6 +115,7 @@ impl fmt::Debug for RedisConfig {
         f.debug_struct("RedisConfig")
             .field("url", &self.describe())
             .field("password_file", &self.password_file)
+            .field("ca_file", &self.ca_file)
             .field("key_prefix", &self.key_prefix)
             .field("timeout_ms", &self.timeout_ms)
             .field("fallback_dir", &self.fallback_dir)
@@ -696,6 +701,7 @@ struct RawState {
     dir: Option<Spanned<String>>,
     url: Option<Spanned<SecretText>>,
     password_file: Option<Spanned<String>>,
+    ca_file: Option<Spanned<String>>,
     key_prefix: Option<Spanned<String>>,
     timeout_ms: Option<Spanned<u64>>,
     fallback: Option<Spanned<String>>,
@@ -929,6 +935,10 @@ impl RawState {
                     self.password_file.as_ref().map(|v| v.span().start),
                 ),
                 (
+                    "state.ca_file",
+                    self.ca_file.as_ref().map(|v| v.span().start),
+                ),
+                (
                     "state.key_prefix",
                     self.key_prefix.as_ref().map(|v| v.span().start),
                 ),
@@ -1031,6 +1041,28 @@ fn validate_redis(check: &Checker, raw: RawState) -> Result<StateConfig, ConfigE
             Some(PathBuf::from(p))
         }
     };
+    let ca_file = match raw.ca_file {
+        None => None,
+        Some(p) => {
+            let at = p.span().start;
+            let p = p.into_inner();
+            if !url.starts_with("rediss://") {
+                return Err(check.error(
+                    at,
+                    "state.ca_file",
+                    "only applies to a TLS url (rediss://...); remove it, or use rediss://",
+                ));
+            }
+            if p.chars().any(char::is_control) || !p.starts_with('/') {
+                return Err(check.error(
+                    at,
+                    "state.ca_file",
+                    "must be an absolute path to the PEM file of the CA that signed the Redis                      server's certificate",
+                ));
+            }
+            Some(PathBuf::from(p))
+        }
+    };
     let key_prefix = match raw.key_prefix {
         None => DEFAULT_REDIS_KEY_PREFIX.to_owned(),
         Some(k) => {
@@ -1094,6 +1126,7 @@ fn validate_redis(check: &Checker, raw: RawState) -> Result<StateConfig, ConfigE
     Ok(StateConfig::Redis(RedisConfig {
         url,
         password_file,
+        ca_file,
         key_prefix,
         timeout_ms,
         fallback_dir,
@@ -1412,6 +1445,19 @@ disabled = true
         assert_eq!(r.timeout_ms, 250);
         assert_eq!(r.fallback_dir.as_deref(), Some(Path::new("/srv/motp")));
         assert_eq!(r.describe(), "rediss://redis.example:6380/0");
+        assert_eq!(r.ca_file, None);
+        let c = parse(
+            "[state]\nbackend = \"redis\"\nurl = \"rediss://redis.example:6380/0\"\n\
+             ca_file = \"/etc/openvpn/redis-ca.pem\"\n",
+        )
+        .unwrap();
+        let StateConfig::Redis(r) = &c.state else {
+            panic!()
+        };
+        assert_eq!(
+            r.ca_file.as_deref(),
+            Some(Path::new("/etc/openvpn/redis-ca.pem"))
+        );
         let debug = format!("{c:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
 
@@ -1466,6 +1512,21 @@ disabled = true
             "state.password_file",
         );
         assert_names(&refused(&format!("{r}{u}dir = \"/srv\"\n")), 4, "state.dir");
+        // ca_file: TLS URLs only, an absolute path, and never outside the redis backend.
+        let e = refused(&format!("{r}{u}ca_file = \"/etc/ca.pem\"\n"));
+        assert_names(&e, 4, "state.ca_file");
+        assert!(e.message.contains("rediss://"), "{e}");
+        let tls = "url = \"rediss://127.0.0.1\"\n";
+        assert_names(
+            &refused(&format!("{r}{tls}ca_file = \"ca.pem\"\n")),
+            4,
+            "state.ca_file",
+        );
+        assert_names(
+            &refused("[state]\nbackend = \"memory\"\nca_file = \"/etc/ca.pem\"\n"),
+            3,
+            "state.ca_file",
+        );
         assert_names(&refused(&format!("{r}{u}host = \"x\"\n")), 4, "state.host");
         assert_names(
             &refused("[state]\nbackend = \"local\"\nurl = \"redis://h\"\n"),

@@ -435,6 +435,70 @@ fn password_file_is_used_and_never_logged() {
     assert_clean(&lines, &[password.into(), "wrong-pw-value".into()]);
 }
 
+#[test]
+fn tls_redis_with_a_private_ca() {
+    let _s = serial();
+    let dir = TempDir::new("redis-tls");
+    let redis = RedisServer::start_tls(dir.path());
+    let over_tls = |label: &str, extra: &str| {
+        Setup::new(
+            label,
+            &format!(
+                "backend = \"redis\"\nurl = \"{}\"\ntimeout_ms = 1000\n{extra}",
+                redis.tls_url()
+            ),
+            "",
+        )
+    };
+
+    // Trusting the CA that signed the server's certificate: decided over TLS, kept in Redis.
+    let setup = over_tls(
+        "redis-tls-ca",
+        &format!("ca_file = \"{}\"\n", redis.ca_file().display()),
+    );
+    let plugin = setup.open();
+    let code = alice_code(0);
+    assert!(deferred(&plugin, &setup.env("alice", &code)));
+    assert!(!deferred(&plugin, &setup.env("alice", &code)), "replay");
+    let lines = plugin.close();
+    assert!(
+        lines.iter().any(|l| l.message.contains("login accepted")),
+        "{lines:#?}"
+    );
+    // The state is in this Redis: the plain port sees the key the TLS client wrote.
+    let keys = redis.command(&["KEYS", "motp:*"]).unwrap_or_default();
+    assert!(keys.starts_with("*") && keys != "*0", "{keys}");
+
+    // Without ca_file the system's CAs are used, which do not know this one: the certificate
+    // is refused, so Redis is unreachable and every login fails closed.
+    let setup = over_tls("redis-tls-noca", "");
+    let plugin = setup.open();
+    let env = setup.env("alice", &alice_code(1));
+    assert!(!deferred(&plugin, &env));
+    assert!(env.client_reason().starts_with("TEMP[backoff "));
+    let lines = plugin.close();
+    assert!(
+        lines.iter().any(|l| l.message.contains("unreachable")),
+        "{lines:#?}"
+    );
+
+    // A ca_file that cannot be read stops the plugin at open, naming the file.
+    let missing = dir.path().join("no-such-ca.pem");
+    let setup = over_tls(
+        "redis-tls-missing",
+        &format!("ca_file = \"{}\"\n", missing.display()),
+    );
+    let error = Plugin::open(&setup.config).err().expect("open refused");
+    assert!(
+        error
+            .messages()
+            .iter()
+            .any(|m| m.contains("ca_file") && m.contains(&missing.display().to_string())),
+        "{:?}",
+        error.messages()
+    );
+}
+
 fn prompt_text(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap()
 }

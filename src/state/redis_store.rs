@@ -108,7 +108,24 @@ impl RedisStore {
             }
             info.redis.password = Some(password.to_owned());
         }
-        let client = redis::Client::open(info).map_err(|e| {
+        let client = match &config.ca_file {
+            None => redis::Client::open(info),
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    format!(
+                        "cannot read the Redis ca_file {}: {e}; it must be readable by \
+                         OpenVPN's runtime user",
+                        path.display()
+                    )
+                })?;
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                redis::Client::build_with_tls(info, certificates)
+            }
+        }
+        .map_err(|e| {
             format!(
                 "cannot set up the Redis client for {where_}: {}",
                 describe_error(&e)

@@ -779,6 +779,68 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     proc: Option<Proc>,
+    tls: Option<RedisTls>,
+}
+
+/// A TLS port besides the plain one, with a throw-away private CA and a server certificate for
+/// 127.0.0.1 signed by it (as a real Redis TLS setup with its own CA).
+struct RedisTls {
+    port: u16,
+    ca_file: PathBuf,
+    cert_file: PathBuf,
+    key_file: PathBuf,
+}
+
+impl RedisTls {
+    fn create(dir: &Path) -> RedisTls {
+        let file = |name: &str| dir.join(name).display().to_string();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        run(Command::new("openssl")
+            .args(["req", "-x509"])
+            .args(ec)
+            .args([
+                "-keyout",
+                &file("redis-ca.key"),
+                "-out",
+                &file("redis-ca.pem"),
+            ])
+            .args(["-days", "2", "-subj", "/CN=motp test Redis CA"])
+            .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+            .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]));
+        run(Command::new("openssl")
+            .args(["req"])
+            .args(ec)
+            .args(["-keyout", &file("redis.key"), "-out", &file("redis.csr")])
+            .args(["-subj", "/CN=127.0.0.1"]));
+        fs::write(
+            dir.join("redis.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("write redis.ext");
+        run(Command::new("openssl")
+            .args(["x509", "-req", "-in", &file("redis.csr")])
+            .args([
+                "-CA",
+                &file("redis-ca.pem"),
+                "-CAkey",
+                &file("redis-ca.key"),
+            ])
+            .args(["-CAcreateserial", "-days", "2"])
+            .args(["-extfile", &file("redis.ext"), "-out", &file("redis.crt")]));
+        RedisTls {
+            port: free_port(),
+            ca_file: dir.join("redis-ca.pem"),
+            cert_file: dir.join("redis.crt"),
+            key_file: dir.join("redis.key"),
+        }
+    }
 }
 
 /// `redis-server`, for the tests that start their own Redis.
@@ -795,9 +857,35 @@ impl RedisServer {
             port: free_port(),
             dir: dir.to_owned(),
             proc: None,
+            tls: None,
         };
         server.start_again();
         server
+    }
+
+    /// [`RedisServer::start`] with a TLS port too ([`RedisServer::tls_url`]), its certificate
+    /// signed by a private CA ([`RedisServer::ca_file`]) that no system trust store holds.
+    pub fn start_tls(dir: &Path) -> RedisServer {
+        require(&["redis-server", "openssl"]);
+        let mut server = RedisServer {
+            port: free_port(),
+            dir: dir.to_owned(),
+            proc: None,
+            tls: Some(RedisTls::create(dir)),
+        };
+        server.start_again();
+        server
+    }
+
+    /// `rediss://127.0.0.1:<tls port>/0` (a server from [`RedisServer::start_tls`]).
+    pub fn tls_url(&self) -> String {
+        let tls = self.tls.as_ref().expect("started with start_tls");
+        format!("rediss://127.0.0.1:{}/0", tls.port)
+    }
+
+    /// The private CA's certificate (PEM) that signed the TLS port's certificate.
+    pub fn ca_file(&self) -> &Path {
+        &self.tls.as_ref().expect("started with start_tls").ca_file
     }
 
     /// `redis://127.0.0.1:<port>/0`.
@@ -822,7 +910,21 @@ impl RedisServer {
                     .args(["--port", &self.port.to_string()])
                     .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                     .args(["--protected-mode", "no", "--loglevel", "warning"])
-                    .args(["--dir", &self.dir.display().to_string()]),
+                    .args(["--dir", &self.dir.display().to_string()])
+                    .args(self.tls.iter().flat_map(|tls| {
+                        [
+                            "--tls-port".to_owned(),
+                            tls.port.to_string(),
+                            "--tls-cert-file".to_owned(),
+                            tls.cert_file.display().to_string(),
+                            "--tls-key-file".to_owned(),
+                            tls.key_file.display().to_string(),
+                            "--tls-ca-cert-file".to_owned(),
+                            tls.ca_file.display().to_string(),
+                            "--tls-auth-clients".to_owned(),
+                            "no".to_owned(),
+                        ]
+                    })),
             );
             self.proc = Some(proc);
             let ping_start = Instant::now();
