@@ -50,6 +50,14 @@ impl Policy {
         i64::from(self.window_secs) / crate::engine::STEP_SECS
     }
 
+    /// How long a store that expires entries (Redis) keeps a user's entry at least: the
+    /// acceptance span (a used step is outside every window after twice the window plus a
+    /// step, with margin), and the lockout while failures count.
+    pub fn retention_secs(&self) -> u64 {
+        let span = 2 * u64::from(self.window_secs) + 2 * crate::engine::STEP_SECS as u64 + 30;
+        span.max(self.lockout_secs)
+    }
+
     pub fn ip_policy(&self) -> crate::ip_limit::IpPolicy {
         crate::ip_limit::IpPolicy {
             max_failures: self.max_failures_per_ip,

@@ -538,7 +538,7 @@ impl Core {
                     new.users.len(),
                     describe_policy(&new.policy),
                 );
-                self.store.set_retention(retention_secs(&new));
+                self.store.set_retention(new.policy.retention_secs());
                 *self.config.write() = Arc::new(new);
             }
             Err(e) => error!(
@@ -625,19 +625,11 @@ fn open_store(config: &Config) -> Result<Box<dyn StateStore>, String> {
                 }
                 None => None,
             };
-            let store = RedisStore::open(redis, retention_secs(config), fallback)?;
+            let store = RedisStore::open(redis, config.policy.retention_secs(), fallback)?;
             store.probe();
             Ok(Box::new(store))
         }
     }
-}
-
-/// How long Redis keeps a user's entry at least: the acceptance span (a used step is outside
-/// every window after twice the window plus a step, with margin), and the lockout while
-/// failures count.
-fn retention_secs(config: &Config) -> u64 {
-    let span = 2 * u64::from(config.policy.window_secs) + 2 * crate::engine::STEP_SECS as u64 + 30;
-    span.max(config.policy.lockout_secs)
 }
 
 /// Writes `1` or `0` into `auth_control_file` when dropped: a worker that panics still answers.

@@ -86,8 +86,9 @@ pub enum Cmd {
     Status(StatusArgs),
     /// Clear a user's lockout and failed-login count.
     ///
-    /// Works on the plugin's durable state (`[state] backend = "local"`, the default) while
-    /// OpenVPN runs; the user can log in again at once. The record of the last accepted code is
+    /// Works on the plugin's durable state (`[state] backend = "local"`, the default, or the
+    /// Redis that `backend = "redis"` names, for every server sharing it) while OpenVPN runs;
+    /// the user can log in again at once. The record of the last accepted code is
     /// kept, so unlocking never allows a replay. Run it as root or as the user that owns the
     /// database. With `backend = "memory"` the state lives inside the OpenVPN process and cannot
     /// be changed (exit 2): the lockout ends by itself after lockout_secs.
@@ -256,7 +257,7 @@ pub struct UserArgs {
 /// Checks the code the way the plugin does (the user's secret, PIN and offset_secs, the window
 /// around the server's clock) but changes nothing: the code is not used up and no failure is
 /// counted. A right code is also checked against the plugin's state, when motpctl can read it
-/// (backend "local", run as root or the database's owner): a locked user, or a code already
+/// (backend "local" run as root or the database's owner, or "redis"): a locked user, or a code already
 /// used (a replay), is reported as not valid now. The certificate CN is not checked.
 ///
 /// A valid code is reported with its step offset: "+1" means the phone is about 10 seconds ahead
@@ -321,8 +322,9 @@ pub struct ResyncArgs {
 /// Show each user's lockout and failed-login count.
 ///
 /// Reads the plugin's durable state (`[state] backend = "local"`, the default: an SQLite
-/// database in the state directory, /var/lib/openvpn-motp unless `dir` says otherwise), safely
-/// while OpenVPN runs. Changes nothing. Run it as root or as the user that owns the database.
+/// database in the state directory, /var/lib/openvpn-motp unless `dir` says otherwise; or the
+/// Redis of `backend = "redis"`), safely while OpenVPN runs. Changes nothing. For the local
+/// store, run it as root or as the user that owns the database.
 ///
 /// Per user: locked or not (and for how long), failed logins since the last success, and when
 /// the last code was accepted. With `backend = "memory"` the state lives inside the OpenVPN

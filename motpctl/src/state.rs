@@ -1,5 +1,6 @@
 //! status and unlock: the plugin's lockout and replay state, read and cleared through the same
-//! store the plugin uses (`motp::state::SqliteStore`, shared safely with running OpenVPNs).
+//! store the plugin uses (`motp::state::SqliteStore` or `RedisStore`, shared safely with
+//! running OpenVPNs).
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -7,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use motp::config::{Config, StateConfig};
-use motp::state::{Host, SqliteStore, StateStore, UserState, DB_FILE_NAME};
+use motp::state::{Host, RedisStore, SqliteStore, StateStore, UserState, DB_FILE_NAME};
 
 use crate::cli::{StatusArgs, UserArgs};
 use crate::codes::human_duration;
@@ -15,7 +16,7 @@ use crate::sys;
 use crate::{Fail, Outcome, Status};
 
 /// The store of this config, or `None` when nothing was ever recorded (no database yet).
-fn open_store(config: &Config, now: i64) -> Result<Option<SqliteStore>, Fail> {
+fn open_store(config: &Config, now: i64) -> Result<Option<Box<dyn StateStore>>, Fail> {
     let dir = match &config.state {
         StateConfig::Memory => {
             return Err(Fail(format!(
@@ -27,14 +28,13 @@ fn open_store(config: &Config, now: i64) -> Result<Option<SqliteStore>, Fail> {
             )))
         }
         StateConfig::Local { dir } => dir,
+        // The plugin's own client: the same keys, the same compare-and-set update, so an
+        // unlock racing a login on a server is decided like two servers racing. No fallback:
+        // motpctl must show and change what Redis holds, or say it cannot.
         StateConfig::Redis(redis) => {
-            return Err(Fail(format!(
-                "not available yet with `backend = \"redis\"` in the [state] table of {}: \
-                 motpctl reads only the local store. The state is in Redis under the prefix \
-                 \"{}\"; a lockout ends by itself after lockout_secs",
-                config.path.display(),
-                redis.key_prefix
-            )))
+            return RedisStore::open(redis, config.policy.retention_secs(), None)
+                .map(|store| Some(Box::new(store) as Box<dyn StateStore>))
+                .map_err(Fail);
         }
     };
     let db = dir.join(DB_FILE_NAME);
@@ -62,7 +62,7 @@ fn open_store(config: &Config, now: i64) -> Result<Option<SqliteStore>, Fail> {
     let sink: motp::log::Sink = Arc::new(|level, line: &str| eprintln!("{level}: {line}"));
     let dispatch = motp::log::dispatch(sink, tracing::Level::WARN);
     tracing::dispatcher::with_default(&dispatch, || SqliteStore::open_with(dir, host))
-        .map(Some)
+        .map(|store| Some(Box::new(store) as Box<dyn StateStore>))
         .map_err(|e| Fail(e.to_string()))
 }
 
@@ -70,14 +70,14 @@ fn open_store(config: &Config, now: i64) -> Result<Option<SqliteStore>, Fail> {
 /// with the reason when the state cannot be read (memory backend, not our database, ...).
 pub fn peek(config: &Config, name: &str, now: i64) -> Result<Option<UserState>, String> {
     match open_store(config, now) {
-        Ok(Some(store)) => read(&store, name).map(Some).map_err(|Fail(e)| e),
+        Ok(Some(store)) => read(&*store, name).map(Some).map_err(|Fail(e)| e),
         Ok(None) => Ok(None),
         Err(Fail(e)) => Err(e),
     }
 }
 
 /// The user's state, read in a transaction that changes nothing.
-fn read(store: &SqliteStore, name: &str) -> Result<UserState, Fail> {
+fn read(store: &dyn StateStore, name: &str) -> Result<UserState, Fail> {
     let mut seen = UserState::default();
     store
         .update(name, &mut |s| seen = *s)
@@ -140,7 +140,7 @@ pub fn status(args: StatusArgs, now: i64) -> Outcome {
     let mut locked = 0;
     let mut lost = None;
     for name in names {
-        let state = read(&store, name)?;
+        let state = read(&*store, name)?;
         if state.locked_until > now {
             locked += 1;
         }

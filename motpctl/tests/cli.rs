@@ -1050,6 +1050,65 @@ fn status_and_unlock_with_the_local_store() {
 }
 
 #[test]
+fn status_and_unlock_with_redis() {
+    use motp::config::StateConfig;
+    use motp::state::{RedisStore, StateStore};
+    let dir = TempDir::new("status-redis");
+    let mut redis = motp_harness::openvpn::RedisServer::start(&dir.0);
+    let text = format!(
+        "max_failures = 3\n\
+         [users.alice]\nsecret = \"0123456789abcdef\"\npin = \"1234\"\n\
+         [users.bob]\nsecret = \"fedcba9876543210\"\npin = \"4321\"\n\
+         [state]\nbackend = \"redis\"\nurl = \"{}\"\n",
+        redis.url()
+    );
+    let path = dir.config(&text, 0o600);
+    let p = s(&path);
+
+    // What the plugin's store on some server recorded: alice locked after an accepted code.
+    let config = Config::load(&path).unwrap();
+    let StateConfig::Redis(r) = &config.state else {
+        panic!("{:?}", config.state)
+    };
+    let store = RedisStore::open(r, config.policy.retention_secs(), None).unwrap();
+    let last_step = motp::engine::step_of(NOW) - 6;
+    store
+        .update("alice", &mut |s| {
+            s.last_step = Some(last_step);
+            s.locked_until = NOW + 240;
+        })
+        .unwrap();
+
+    let r = run(&["status", "-c", p, NOW_ARG]);
+    assert_eq!(r.code, 1, "a locked user: {r:?}");
+    assert!(
+        r.stdout.contains("alice: LOCKED for another 4 min"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout.contains("bob: not locked, no failed logins"),
+        "{r:?}"
+    );
+    let r = run(&["unlock", "alice", "-c", p, NOW_ARG]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("alice: unlocked (it was locked for another 4 min)"),
+        "{r:?}"
+    );
+    let mut seen = motp::state::UserState::default();
+    store.update("alice", &mut |s| seen = *s).unwrap();
+    assert_eq!((seen.failures, seen.locked_until), (0, 0));
+    assert_eq!(seen.last_step, Some(last_step), "the replay record stays");
+
+    // Redis down: said so, exit 2, nothing pretended.
+    redis.stop();
+    let r = run(&["status", "-c", p, NOW_ARG]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("unavailable"), "{r:?}");
+}
+
+#[test]
 fn check_config_checks_the_state_directory() {
     let dir = TempDir::new("check-state");
     let (path, state) = local_state_config(&dir);
