@@ -98,6 +98,7 @@ impl Authenticator<'_> {
                 request.password.map(password::parse),
                 now,
                 self.policy.window_steps(),
+                self.users.longest_key(),
             );
             return Decision::AddressLocked { until };
         }
@@ -114,15 +115,15 @@ impl Authenticator<'_> {
         let code = request.password.map(password::parse);
 
         let Some(username) = request.username.and_then(valid_username) else {
-            burn(code, now, radius);
+            burn(code, now, radius, self.users.longest_key());
             return Decision::BadUsername;
         };
         let Some(user) = self.users.get(username) else {
-            burn(code, now, radius);
+            burn(code, now, radius, self.users.longest_key());
             return Decision::UnknownUser;
         };
         if user.disabled {
-            burn(code, now, radius);
+            burn(code, now, radius, self.users.longest_key());
             return Decision::Disabled;
         }
 
@@ -131,7 +132,7 @@ impl Authenticator<'_> {
         let cn_matches = !self.policy.require_common_name
             || request.common_name == Some(user.expected_common_name(username).as_bytes());
         if !cn_matches {
-            burn(code, now, radius);
+            burn(code, now, radius, self.users.longest_key());
             return Decision::CnMismatch;
         }
         let center = engine::step_of(now.saturating_add(user.offset_secs));
@@ -147,7 +148,13 @@ impl Authenticator<'_> {
             decision = match code {
                 None => Decision::MalformedPassword(Malformed::NotACode),
                 Some(Err(why)) => Decision::MalformedPassword(why),
-                Some(Ok(code)) => match engine::find_step(code, user.key, center, radius) {
+                Some(Ok(code)) => match engine::find_step_costing(
+                    code,
+                    user.key,
+                    center,
+                    radius,
+                    self.users.longest_key(),
+                ) {
                     None => Decision::BadCode,
                     Some(m) if state.may_have_been_used(m.step, user.offset_secs, radius) => {
                         Decision::Replay
@@ -177,12 +184,14 @@ impl Authenticator<'_> {
     }
 }
 
-fn burn(code: Option<Result<Code, Malformed>>, now: i64, radius: i64) {
+/// A rejection's full-window work without a key: as costly as a wrong code for the table's
+/// longest key, hence for any user.
+fn burn(code: Option<Result<Code, Malformed>>, now: i64, radius: i64, cost_key_len: usize) {
     let code = match code {
         Some(Ok(code)) => code,
         _ => Code::parse(b"000000").expect("constant is a code"),
     };
-    engine::burn_window(code, engine::step_of(now), radius);
+    engine::burn_window_costing(code, engine::step_of(now), radius, cost_key_len);
 }
 
 fn valid_username(raw: &[u8]) -> Option<&str> {

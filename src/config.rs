@@ -219,6 +219,9 @@ pub struct UserTable {
     /// are by attacker-chosen usernames, which must not be able to aim at long probe chains.
     slots: Box<[u32]>,
     hasher: RandomState,
+    /// The longest `secret ‖ pin` of the table: every code search is made to cost what this
+    /// key costs, so timing does not tell a long key's user, a short key's and no user apart.
+    longest_key: usize,
 }
 
 impl Default for UserTable {
@@ -228,6 +231,7 @@ impl Default for UserTable {
             entries: Vec::new(),
             slots: Box::new([]),
             hasher: RandomState::new(),
+            longest_key: 0,
         }
     }
 }
@@ -250,6 +254,10 @@ impl UserTable {
     }
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+    /// The length of the longest `secret ‖ pin` in the table (0 when empty).
+    pub fn longest_key(&self) -> usize {
+        self.longest_key
     }
     /// The usernames, in the order of the file.
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -413,6 +421,7 @@ impl TableBuilder {
         text.push_str(secret);
         text.push_str(pin);
         text.push_str(cn);
+        self.table.longest_key = self.table.longest_key.max(secret.len() + pin.len());
         self.table.entries.push(Entry {
             start: start32,
             cn_len,
@@ -1220,6 +1229,13 @@ disabled = true
         assert!(bob.disabled);
         assert_eq!(bob.expected_common_name("bob"), "bob");
         assert_eq!(c.users.len(), 2);
+        let longest = c
+            .users
+            .names()
+            .map(|n| c.users.get(n).unwrap().key.len())
+            .max();
+        assert_eq!(Some(c.users.longest_key()), longest);
+        assert_eq!(parse("").unwrap().users.longest_key(), 0);
     }
 
     #[test]

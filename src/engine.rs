@@ -149,16 +149,43 @@ pub struct Match {
 /// batch, is constant-time, so the time of a rejection says nothing about how close the guess
 /// was.
 pub fn find_step(code: Code, key: &[u8], center: i64, radius: i64) -> Option<Match> {
-    search(code, key, center, radius, true)
+    search(code, key, center, radius, true, key.len())
 }
 
+/// [`find_step`], each code costing what it costs for a key of `cost_key_len` bytes if that is
+/// more: with the table's longest key, every user's search, and [`burn_window_costing`], cost
+/// the same number of MD5 blocks (a key over 46 bytes needs two per code).
+pub fn find_step_costing(
+    code: Code,
+    key: &[u8],
+    center: i64,
+    radius: i64,
+    cost_key_len: usize,
+) -> Option<Match> {
+    search(code, key, center, radius, true, cost_key_len)
+}
+
+/// The length of a typical `secret ‖ pin` (16 hex and a 4-digit PIN), hashed by the burn.
+const DUMMY_KEY: &[u8] = b"00000000000000000000";
+
 /// Spends the same work as a full-window rejection, for logins that have no key to check
-/// (unknown or disabled users), so their timing matches a wrong code for a real user.
+/// (unknown or disabled users), so their timing matches a wrong code for a real user with a
+/// typical key: the same batches, the same block count.
 pub fn burn_window(code: Code, center: i64, radius: i64) {
-    // The length of a typical `secret ‖ pin` (16 hex and a 4-digit PIN): the same block count,
-    // and through the same batches as `find_step`.
-    const DUMMY_KEY: &[u8] = b"00000000000000000000";
-    std::hint::black_box(search(code, DUMMY_KEY, center, radius, false));
+    burn_window_costing(code, center, radius, DUMMY_KEY.len());
+}
+
+/// [`burn_window`] costing what a wrong code costs for a key of `cost_key_len` bytes (the
+/// table's longest), as [`find_step_costing`] does for every user.
+pub fn burn_window_costing(code: Code, center: i64, radius: i64, cost_key_len: usize) {
+    std::hint::black_box(search(code, DUMMY_KEY, center, radius, false, cost_key_len));
+}
+
+/// MD5 blocks to spend per code, beyond the message's own, so that hashing `digits ‖ key`
+/// costs what `digits ‖ (a key of cost_key_len bytes)` does.
+fn padding_blocks(digits: usize, key_len: usize, cost_key_len: usize) -> usize {
+    md5_lanes::blocks_for(digits + cost_key_len)
+        .saturating_sub(md5_lanes::blocks_for(digits + key_len))
 }
 
 /// The window's steps in search order, `(step, step_offset)`; negative steps are skipped.
@@ -183,14 +210,24 @@ fn first_match(equal: &[Choice; LANES], count: usize) -> (Choice, u64) {
     (seen, first)
 }
 
-fn search(code: Code, key: &[u8], center: i64, radius: i64, stop_at_match: bool) -> Option<Match> {
+fn search(
+    code: Code,
+    key: &[u8],
+    center: i64,
+    radius: i64,
+    stop_at_match: bool,
+    cost_key_len: usize,
+) -> Option<Match> {
     let mut order = window_order(center, radius).peekable();
     let mut found = None;
     // The centre alone first, with one scalar MD5: a phone in sync (most logins) is accepted
     // after ~0.2 µs instead of a batch of eight (~0.8 µs); a rejection pays one hash more.
     if let Some(&(step, 0)) = order.peek() {
         order.next();
-        if bool::from(code_at_step(step, key).0.ct_eq(&code.0)) {
+        let matched = code_at_step(step, key).0.ct_eq(&code.0);
+        let digits = itoa_buf(step).as_bytes().len();
+        md5_lanes::burn_blocks::<1>(padding_blocks(digits, key.len(), cost_key_len));
+        if bool::from(matched) {
             found = Some(Match {
                 step,
                 step_offset: 0,
@@ -219,6 +256,7 @@ fn search(code: Code, key: &[u8], center: i64, radius: i64, stop_at_match: bool)
         }
         let prefixes: [&[u8]; LANES] = std::array::from_fn(|lane| digits[lane].as_bytes());
         let digests = md5_lanes::digest_prefixed(&prefixes, key);
+        md5_lanes::burn_blocks::<LANES>(padding_blocks(prefixes[0].len(), key.len(), cost_key_len));
         // One comparison of the 3 code bytes as a word per lane, rather than one per byte.
         let wanted = u32::from_le_bytes([code.0[0], code.0[1], code.0[2], 0]);
         let equal: [Choice; LANES] = std::array::from_fn(|lane| {
@@ -353,6 +391,39 @@ mod tests {
                 assert_eq!(m.step_offset, phone_delta / 10);
             }
         }
+    }
+
+    #[test]
+    fn costing_pads_to_the_longest_key_without_changing_any_answer() {
+        // 9 digits: a key up to 46 bytes fits one block, a longer one needs two.
+        assert_eq!(padding_blocks(9, 20, 20), 0);
+        assert_eq!(padding_blocks(9, 20, 46), 0);
+        assert_eq!(padding_blocks(9, 20, 47), 1);
+        assert_eq!(padding_blocks(9, 52, 52), 0);
+        assert_eq!(
+            padding_blocks(9, 52, 20),
+            0,
+            "never less than the key's own cost"
+        );
+        let short = key("0123456789abcdef", "6666");
+        let long = key("00112233445566778899aabbccddeeff", "a-very-long-pin-of-20");
+        for k in [&short, &long] {
+            for offset in [-18, -3, 0, 1, 18] {
+                let code = code_at_step(1_000 + offset, k);
+                for cost in [0, k.len(), 96] {
+                    assert_eq!(
+                        find_step_costing(code, k, 1_000, 18, cost),
+                        find_step(code, k, 1_000, 18),
+                        "offset {offset}, cost {cost}"
+                    );
+                }
+            }
+            let wrong = Code::parse(b"000000").unwrap();
+            if find_step(wrong, k, 1_000, 18).is_none() {
+                assert_eq!(find_step_costing(wrong, k, 1_000, 18, 96), None);
+            }
+        }
+        burn_window_costing(Code::parse(b"abcdef").unwrap(), 1_000, 18, 96);
     }
 
     #[test]

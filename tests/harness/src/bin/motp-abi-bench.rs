@@ -50,7 +50,10 @@ use std::ptr;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
-use motp::engine::{burn_window, code_at_step, code_at_time, find_step, step_of, Code};
+use motp::engine::{
+    burn_window, burn_window_costing, code_at_step, code_at_time, find_step, find_step_costing,
+    step_of, Code,
+};
 use motp_harness::abi::{Env, OpenOptions, Plugin};
 use motp_harness::openvpn::{unix_now, write_motp_config, TempDir};
 use motp_harness::synthetic::{pin, secret};
@@ -991,6 +994,28 @@ fn floors(ws: &mut Workspace) -> Vec<Floor> {
         what: "the window: engine::burn_window (unknown user)",
         ns: measure(21, 2_000, |_| {
             burn_window(std::hint::black_box(wrong), center, RADIUS);
+        }),
+    });
+    // A table with one long key (a 32-hex secret and a 20-character PIN: two MD5 blocks per
+    // code): every search, and the burn for unknown users, costs what that key costs.
+    let long_key = b"00112233445566778899aabbccddeeffa-very-long-pin-of-20";
+    let cost = long_key.len();
+    out.push(Floor {
+        what: "52-byte key (2 blocks per code): engine::find_step_costing, wrong code",
+        ns: measure(21, 2_000, |_| {
+            std::hint::black_box(find_step_costing(wrong, long_key, center, RADIUS, cost));
+        }),
+    });
+    out.push(Floor {
+        what: "20-byte key in that table: engine::find_step_costing padded to 52, wrong code",
+        ns: measure(21, 2_000, |_| {
+            std::hint::black_box(find_step_costing(wrong, key, center, RADIUS, cost));
+        }),
+    });
+    out.push(Floor {
+        what: "unknown user in that table: engine::burn_window_costing padded to 52",
+        ns: measure(21, 2_000, |_| {
+            burn_window_costing(std::hint::black_box(wrong), center, RADIUS, cost);
         }),
     });
     out.push(Floor {
