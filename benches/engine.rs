@@ -123,23 +123,13 @@ fn interleaved() {
             samples[i].push(start.elapsed().as_nanos() as f64 / PER_BATCH as f64);
         }
     }
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
-        "interleaved A/B, {ROUNDS} rounds x {PER_BATCH} calls each, {} lanes (load average {}):",
-        motp::md5_lanes::LANES,
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+    motp_harness::interleaved::report(
+        &format!(
+            "interleaved A/B, {ROUNDS} rounds x {PER_BATCH} calls each, {} lanes",
+            motp::md5_lanes::LANES
+        ),
+        cases.iter().map(|(name, _)| *name).zip(samples),
     );
-    for ((name, _), mut v) in cases.iter().zip(samples) {
-        v.sort_by(f64::total_cmp);
-        println!(
-            "  {name:<40} min {:>7.1} ns  median {:>7.1} ns",
-            v[0],
-            v[v.len() / 2]
-        );
-    }
 }
 
 criterion_group!(benches, bench);

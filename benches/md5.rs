@@ -288,22 +288,10 @@ fn report(
     contenders: &[Contender],
     samples: Vec<Vec<f64>>,
 ) {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
-        "interleaved A/B, {rounds} rounds x {per_batch} {unit} each (load average {}):",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+    motp_harness::interleaved::report(
+        &format!("interleaved A/B, {rounds} rounds x {per_batch} {unit} each"),
+        contenders.iter().map(|(name, _)| *name).zip(samples),
     );
-    for ((name, _), mut v) in contenders.iter().zip(samples) {
-        v.sort_by(f64::total_cmp);
-        println!(
-            "  {name:<40} min {:>7.1} ns  median {:>7.1} ns",
-            v[0],
-            v[v.len() / 2]
-        );
-    }
 }
 
 criterion_group!(benches, bench);

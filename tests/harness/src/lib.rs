@@ -5,6 +5,7 @@
 //! - [`openvpn`]: a throw-away PKI and real `openvpn` server and client processes on loopback.
 
 pub mod abi;
+pub mod interleaved;
 pub mod openvpn;
 pub mod synthetic;
 
