@@ -10,7 +10,6 @@ use std::path::Path;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use motp::auth::{Authenticator, Decision, LoginRequest};
 use motp::config::Config;
-use motp::engine::{code_at_step, code_at_time, step_of, Code};
 use motp::state::MemoryStore;
 use motp_harness::synthetic::{pin, secret};
 
@@ -31,21 +30,11 @@ fn config_text(max_failures: u32, lockout_secs: u64) -> String {
 }
 
 fn code(i: usize, now: i64) -> String {
-    code_at_time(&secret(i), &pin(i), now).to_hex()
+    motp_harness::synthetic::code(i, now)
 }
 
-/// A code valid at no step of user `i`'s window around `now` (one step of margin each side).
 fn wrong_code(i: usize, now: i64) -> String {
-    let key = [secret(i), pin(i)].concat();
-    let center = step_of(now);
-    let window: Vec<Code> = (center - RADIUS - 1..=center + RADIUS + 1)
-        .map(|s| code_at_step(s, key.as_bytes()))
-        .collect();
-    (0u32..)
-        .map(|n| Code::parse(format!("{n:06x}").as_bytes()).expect("6 hex digits"))
-        .find(|c| !window.contains(c))
-        .expect("some code is outside the window")
-        .to_hex()
+    motp_harness::synthetic::wrong_code(i, now, RADIUS)
 }
 
 fn request<'a>(user: &'a str, password: &'a str) -> LoginRequest<'a> {

@@ -51,8 +51,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use motp::engine::{
-    burn_window, burn_window_costing, code_at_step, code_at_time, find_step, find_step_costing,
-    step_of, Code,
+    burn_window, burn_window_costing, code_at_step, find_step, find_step_costing, step_of, Code,
 };
 use motp_harness::abi::{Env, OpenOptions, Plugin};
 use motp_harness::openvpn::{unix_now, write_motp_config, TempDir};
@@ -320,26 +319,11 @@ fn unknown_name(i: usize) -> String {
 }
 
 fn valid_code(i: usize, now: i64) -> String {
-    code_at_time(&secret(i), &pin(i), now).to_hex()
+    motp_harness::synthetic::code(i, now)
 }
 
-/// A code valid at no step of user `i`'s window around `now` (one step of margin each side).
 fn wrong_code(i: usize, now: i64) -> String {
-    let key = [secret(i), pin(i)].concat();
-    let center = step_of(now);
-    let window: Vec<Code> = (center - RADIUS - 1..=center + RADIUS + 1)
-        .map(|s| code_at_step(s, key.as_bytes()))
-        .collect();
-    let current = code_at_step(center, key.as_bytes()).to_hex();
-    // Flip bits of the current code until it leaves the window: as cheap to parse as any.
-    (1u32..)
-        .map(|flip| {
-            let n = u32::from_str_radix(&current, 16).expect("hex") ^ (flip * 0x5a5a5b);
-            Code::parse(format!("{:06x}", n & 0xff_ffff).as_bytes()).expect("6 hex digits")
-        })
-        .find(|c| !window.contains(c))
-        .expect("some code is outside the window")
-        .to_hex()
+    motp_harness::synthetic::wrong_code(i, now, RADIUS)
 }
 
 /// The `[users.*]` tables for `n` users (reused by every config of that size).
