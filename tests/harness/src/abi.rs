@@ -444,10 +444,20 @@ impl Plugin {
     /// `func_v3` for `event`; `env = None` passes a NULL `envp`.
     pub fn call(&self, event: c_int, env: Option<&Env>) -> c_int {
         let envp = env.map(|e| CArray::new(&e.entries));
+        // SAFETY: the array is NULL or NULL-terminated, built just above, alive for the call.
+        unsafe { self.call_envp(event, envp.as_ref().map_or(ptr::null(), CArray::as_ptr)) }
+    }
+
+    /// `func_v3` for `event` with an env array the caller built (the ABI bench builds its
+    /// arrays ahead of its timed calls), as OpenVPN passes it.
+    ///
+    /// # Safety
+    /// `envp` must be NULL or a NULL-terminated array of C strings valid for the call.
+    pub unsafe fn call_envp(&self, event: c_int, envp: *const *const c_char) -> c_int {
         let args = sys::openvpn_plugin_args_func_in {
             type_: event,
             argv: self.argv.as_ptr(),
-            envp: envp.as_ref().map_or(ptr::null(), CArray::as_ptr),
+            envp,
             handle: self.handle,
             per_client_context: ptr::null_mut(),
             // OpenVPN passes -1 and no certificate for everything but TLS_VERIFY.

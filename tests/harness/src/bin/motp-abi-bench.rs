@@ -547,31 +547,18 @@ struct CallEnv<'t> {
 
 struct Instance {
     plugin: Plugin,
-    _argv_strings: Vec<CString>,
-    argv: Vec<*const c_char>,
 }
 
 impl Instance {
     fn open(config: &Path) -> Result<Instance, String> {
         let options = OpenOptions::new(config);
-        let argv_strings: Vec<CString> = options
-            .argv
-            .iter()
-            .map(|a| CString::new(a.clone()).expect("no NUL in argv"))
-            .collect();
-        let mut argv: Vec<*const c_char> = argv_strings.iter().map(|s| s.as_ptr()).collect();
-        argv.push(ptr::null());
         stderr_silence();
         let opened = options.open();
         stderr_restore();
         match opened {
             Ok(plugin) => {
                 plugin.take_logs();
-                Ok(Instance {
-                    plugin,
-                    _argv_strings: argv_strings,
-                    argv,
-                })
+                Ok(Instance { plugin })
             }
             Err(e) => Err(e.messages().join(" | ")),
         }
@@ -580,24 +567,11 @@ impl Instance {
     /// One `AUTH_USER_PASS_VERIFY`, built as OpenVPN builds it. The caller silences stderr.
     #[inline]
     fn call(&self, env: &CallEnv) -> c_int {
-        let args = sys::openvpn_plugin_args_func_in {
-            type_: sys::OPENVPN_PLUGIN_AUTH_USER_PASS_VERIFY,
-            argv: self.argv.as_ptr(),
-            envp: env.ptrs.as_ptr(),
-            handle: self.plugin.handle(),
-            per_client_context: ptr::null_mut(),
-            current_cert_depth: -1,
-            current_cert: ptr::null_mut(),
-        };
-        let mut return_list: *mut sys::openvpn_plugin_string_list = ptr::null_mut();
-        let mut ret = sys::openvpn_plugin_args_func_return {
-            return_list: &mut return_list,
-        };
-        // SAFETY: `args` is fully initialised; argv and envp are NULL-terminated arrays of C
-        // strings that outlive the call; the handle is open until `self.plugin` is dropped.
+        // SAFETY: `env.ptrs` is a NULL-terminated array of C strings owned by `env` and its
+        // template, both alive for the call.
         unsafe {
             self.plugin
-                .func_v3_raw(sys::OPENVPN_PLUGINV3_STRUCTVER, &args, &mut ret)
+                .call_envp(sys::OPENVPN_PLUGIN_AUTH_USER_PASS_VERIFY, env.ptrs.as_ptr())
         }
     }
 
