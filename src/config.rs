@@ -11,7 +11,7 @@ use std::fmt;
 use std::fs;
 use std::hash::{BuildHasher, RandomState};
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::de::{self, Deserializer, Visitor};
@@ -20,6 +20,8 @@ use toml::Spanned;
 use zeroize::Zeroizing;
 
 mod fast;
+
+pub use crate::os::TrustedOwners;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/openvpn/motp.toml";
 
@@ -499,9 +501,18 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
-    /// Reads and validates the file, refusing it if it is readable or writable by everyone.
+    /// Reads and validates the file, refusing it if it is readable or writable by everyone, or
+    /// if anyone but root or this process's user could change it (see [`Config::load_trusting`]).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = read_protected(path)?;
+        Config::load_trusting(path, TrustedOwners::root_and(crate::os::effective_uid()))
+    }
+
+    /// Reads and validates the file, refusing it unless only `trusted` owners can change it:
+    /// the file and every directory above it owned by one of them and writable by no one else.
+    /// The plugin passes root and the user OpenVPN started as, so that once OpenVPN has
+    /// dropped privileges the runtime user cannot edit the user table it is checked against.
+    pub fn load_trusting(path: &Path, trusted: TrustedOwners) -> Result<Config, ConfigError> {
+        let text = read_protected(path, trusted)?;
         Config::parse(path, &text)
     }
 
@@ -571,23 +582,46 @@ fn one_line(text: &str, max: usize) -> String {
 }
 
 /// The file's text, wiped when dropped: it holds every secret and PIN.
-fn read_protected(path: &Path) -> Result<Zeroizing<String>, ConfigError> {
+fn read_protected(path: &Path, trusted: TrustedOwners) -> Result<Zeroizing<String>, ConfigError> {
     let fail = |message: String| ConfigError {
         path: path.to_owned(),
         line: None,
         key: None,
         message,
     };
-    let file = fs::File::open(path).map_err(|e| {
-        fail(format!(
-            "cannot open the config: {e}; check the path given on the `plugin` line"
-        ))
-    })?;
+    // Non-blocking, so that a FIFO or a device in its place cannot hold the caller (OpenVPN's
+    // thread at start and SIGHUP, the watcher at close) in `open`; regular files ignore the
+    // flag. Nothing is read before `fstat` has said it is a regular file.
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| {
+            fail(format!(
+                "cannot open the config: {e}; check the path given on the `plugin` line"
+            ))
+        })?;
     let meta = file
         .metadata()
         .map_err(|e| fail(format!("cannot stat the config: {e}")))?;
     if !meta.is_file() {
-        return Err(fail("is not a regular file".into()));
+        return Err(fail(
+            "is not a regular file (a FIFO, device or directory?); give the path of the \
+             motp.toml file itself"
+                .into(),
+        ));
+    }
+    if let Err(untrusted) = crate::os::check_trusted_file(path, &meta, trusted) {
+        let at = if untrusted.path == path {
+            String::new()
+        } else {
+            format!("{} ", untrusted.path.display())
+        };
+        return Err(fail(format!(
+            "{at}{}; motp.toml decides who may log in, so only root (or the user OpenVPN \
+             starts as) may be able to change it. Fix: run `{}` as root",
+            untrusted.problem, untrusted.fix
+        )));
     }
     let mode = meta.mode() & 0o7777;
     if mode & 0o006 != 0 {

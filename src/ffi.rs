@@ -9,11 +9,12 @@ use std::ffi::{c_char, c_int, CStr};
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use openvpn_plugin_sys as sys;
 
-use crate::config::DEFAULT_CONFIG_PATH;
+use crate::config::{TrustedOwners, DEFAULT_CONFIG_PATH};
 use crate::env::{AuthEnv, WANTED_FIRST_BYTES, WANTED_NAMES};
 use crate::plugin::{Answer, Plugin};
 
@@ -21,9 +22,27 @@ use crate::plugin::{Answer, Plugin};
 const MAX_ENV_ENTRIES: usize = 16 * 1024;
 const PLUGIN_NAME: &CStr = c"motp";
 
+/// The effective uid of the process when OpenVPN loaded the plugin and asked for its
+/// initialization point: the user OpenVPN started as (root, on a real server). `u32::MAX` until
+/// then, for hosts that never ask.
+static LOADED_BY_UID: AtomicU32 = AtomicU32::new(u32::MAX);
+
 /// Runs `body`, turning a panic into `fallback` so no unwind ever crosses into OpenVPN.
 fn panic_boundary<T>(fallback: T, body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+}
+
+/// Asks OpenVPN to open the plugin only after it has dropped privileges (`user`/`group`),
+/// at start as at every SIGHUP: the state directory then only ever sees the runtime user, and
+/// root never opens, creates or renames a file in a directory that user controls. OpenVPN
+/// calls this right after loading the plugin, still as the user it started as; that user is
+/// remembered so motp.toml can be held to root's (or that user's) ownership later.
+#[no_mangle]
+pub extern "C" fn openvpn_plugin_select_initialization_point_v1() -> c_int {
+    panic_boundary(sys::OPENVPN_PLUGIN_INIT_POST_UID_CHANGE, || {
+        LOADED_BY_UID.store(crate::os::effective_uid(), Ordering::Relaxed);
+        sys::OPENVPN_PLUGIN_INIT_POST_UID_CHANGE
+    })
 }
 
 /// # Safety
@@ -55,7 +74,11 @@ pub unsafe extern "C" fn openvpn_plugin_open_v3(
             Some(arg) => Path::new(std::ffi::OsStr::from_bytes(arg.to_bytes())).to_owned(),
             None => Path::new(DEFAULT_CONFIG_PATH).to_owned(),
         };
-        match Plugin::open(&config_path, sink) {
+        let started_as = match LOADED_BY_UID.load(Ordering::Relaxed) {
+            u32::MAX => crate::os::effective_uid(),
+            uid => uid,
+        };
+        match Plugin::open_trusting(&config_path, sink, TrustedOwners::root_and(started_as)) {
             Ok(plugin) => {
                 // SAFETY: retptr was checked non-NULL and is OpenVPN's struct to fill.
                 let ret = unsafe { &mut *retptr };

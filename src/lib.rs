@@ -10,6 +10,7 @@
 //! - [`ip_limit`]: failed logins per source address, in a table of bounded size;
 //! - [`log`]: `tracing` events to OpenVPN's `plugin_log`;
 //! - [`plugin`]: one loaded instance tying the above together;
+//! - [`os`]: who the process runs as, and whether a file is under a trusted owner's control;
 //! - `ffi`: the C entry points, the only `unsafe` code.
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -23,6 +24,7 @@ mod ffi;
 pub mod ip_limit;
 pub mod log;
 pub mod md5_lanes;
+pub mod os;
 pub mod password;
 pub mod plugin;
 pub mod state;

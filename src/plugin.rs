@@ -45,7 +45,7 @@ use zeroize::Zeroizing;
 
 use crate::auth::{Authenticator, Decision, LoginRequest};
 use crate::clock;
-use crate::config::{Config, StateConfig};
+use crate::config::{Config, StateConfig, TrustedOwners};
 use crate::deferred::{Job, WorkerPool};
 use crate::env::{AuthEnv, OwnedAuthEnv};
 use crate::ip_limit::{self, IpLimiter};
@@ -78,8 +78,12 @@ impl From<Verdict> for Answer {
     }
 }
 
-/// Worker threads deciding deferred logins (Redis backend).
-pub const WORKER_THREADS: usize = 4;
+/// Worker threads deciding deferred logins (Redis backend). One: a decision waits on Redis for
+/// a fraction of a millisecond, and systemd's `LimitNPROC` (10 in Debian's unit) counts every
+/// thread of the runtime user, across all OpenVPN instances running as that user.
+pub const WORKER_THREADS: usize = 1;
+/// How long after a worker thread could not be started the plugin tries again.
+const WORKER_RETRY: Duration = Duration::from_secs(10);
 /// Logins waiting for a worker; one more is rejected at once with `TEMP[backoff N]`.
 pub const WORKER_QUEUE: usize = 256;
 /// Seconds the client is given to answer a `CR_TEXT` prompt (OpenVPN caps it by hand-window).
@@ -96,10 +100,13 @@ pub const CONFIG_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct Plugin {
     core: Arc<Core>,
-    /// Reloads motp.toml when it changes; stopped and joined at close.
+    /// Reloads motp.toml when it changes; stopped and joined at close. `None` when its thread
+    /// could not be started: then logins check the file, at most once a [`CONFIG_CHECK_INTERVAL`].
     watcher: Option<ConfigWatcher>,
-    /// Present with the Redis backend: decisions run there, not on OpenVPN's thread.
-    pool: Option<WorkerPool>,
+    /// When a login last checked motp.toml because there is no watcher.
+    checked_at_login: Mutex<Instant>,
+    /// With the Redis backend: decisions run on its thread, not on OpenVPN's.
+    workers: Option<Mutex<Workers>>,
     crtext: bool,
     /// `auth_control_file` paths of logins that were sent a `CR_TEXT` prompt.
     prompted: Mutex<HashMap<Vec<u8>, Instant>>,
@@ -108,6 +115,8 @@ pub struct Plugin {
 /// What workers share with OpenVPN's thread.
 struct Core {
     path: PathBuf,
+    /// Who may own motp.toml (and the directories above it) for it to be loaded.
+    trusted: TrustedOwners,
     config: RwLock<Arc<Config>>,
     /// What the watcher knows of motp.toml's versions.
     seen: Mutex<Seen>,
@@ -125,6 +134,57 @@ struct Core {
     queued: Arc<Mutex<LogQueue>>,
     sink: Sink,
 }
+
+/// The worker pool of the Redis backend, started again later when its thread could not be.
+struct Workers {
+    pool: Option<WorkerPool>,
+    /// When to try starting the pool again (it is `None`).
+    retry_at: Instant,
+}
+
+impl Workers {
+    fn start(now: Instant) -> Workers {
+        let mut workers = Workers {
+            pool: None,
+            retry_at: now,
+        };
+        workers.try_start(now);
+        workers
+    }
+
+    /// Starts the pool if it is missing and the retry time has come. Failures are logged with
+    /// the cause and the fix; the caller then decides in the call.
+    fn try_start(&mut self, now: Instant) {
+        if self.pool.is_some() || now < self.retry_at {
+            return;
+        }
+        match WorkerPool::new(WORKER_THREADS, WORKER_QUEUE) {
+            Ok(pool) => {
+                if self.retry_at != now {
+                    info!("started the worker thread; logins are deferred again");
+                }
+                self.pool = Some(pool);
+            }
+            Err(e) => {
+                self.retry_at = now + WORKER_RETRY;
+                error!(
+                    "cannot start a worker thread ({e}); logins are decided on OpenVPN's thread \
+                     meanwhile, each waiting for Redis up to timeout_ms; trying again in {} s. \
+                     The usual cause is a task limit: systemd's LimitNPROC counts every thread \
+                     of the user OpenVPN runs as, in every instance (the plugin needs {} per \
+                     instance with Redis); raise LimitNPROC for the unit or run fewer daemons \
+                     as that user",
+                    WORKER_RETRY.as_secs(),
+                    TASKS_PER_REDIS_INSTANCE,
+                );
+            }
+        }
+    }
+}
+
+/// The tasks one OpenVPN instance with the Redis backend needs: OpenVPN's own thread, the
+/// config watcher and the worker.
+const TASKS_PER_REDIS_INSTANCE: usize = 2 + WORKER_THREADS;
 
 #[derive(Default)]
 struct LogQueue {
@@ -168,14 +228,26 @@ impl FileVersion {
 impl Plugin {
     /// Loads the config and opens the state store. Every problem is logged through `sink` and
     /// returned, so OpenVPN refuses to start rather than run with a config the admin did not mean.
+    /// motp.toml must be changeable by root and this process's user only.
     pub fn open(config_path: &Path, sink: Sink) -> Result<Plugin, String> {
-        Plugin::open_watching(config_path, sink, CONFIG_CHECK_INTERVAL)
+        let trusted = TrustedOwners::root_and(crate::os::effective_uid());
+        Plugin::open_watching(config_path, sink, trusted, CONFIG_CHECK_INTERVAL)
     }
 
-    /// [`Plugin::open`] with the watcher checking motp.toml every `check_interval`.
+    /// [`Plugin::open`], with motp.toml (at open and at every reload) held to `trusted` owners.
+    pub fn open_trusting(
+        config_path: &Path,
+        sink: Sink,
+        trusted: TrustedOwners,
+    ) -> Result<Plugin, String> {
+        Plugin::open_watching(config_path, sink, trusted, CONFIG_CHECK_INTERVAL)
+    }
+
+    /// [`Plugin::open_trusting`] with the watcher checking motp.toml every `check_interval`.
     pub fn open_watching(
         config_path: &Path,
         sink: Sink,
+        trusted: TrustedOwners,
         check_interval: Duration,
     ) -> Result<Plugin, String> {
         let dispatch = log::dispatch(sink.clone(), tracing::Level::INFO);
@@ -199,7 +271,8 @@ impl Plugin {
                 message
             };
             let seen = FileVersion::of(config_path);
-            let config = Config::load(config_path).map_err(|e| refuse(e.to_string()))?;
+            let config =
+                Config::load_trusting(config_path, trusted).map_err(|e| refuse(e.to_string()))?;
             let store = open_store(&config).map_err(refuse)?;
             if clock::test_hook_active() {
                 warn!(
@@ -207,14 +280,11 @@ impl Plugin {
                     clock::TEST_SKEW_ENV
                 );
             }
-            let pool = match &config.state {
-                StateConfig::Redis(_) => Some(
-                    WorkerPool::new(WORKER_THREADS, WORKER_QUEUE)
-                        .map_err(|e| refuse(format!("cannot start worker threads: {e}")))?,
-                ),
+            let workers = match &config.state {
+                StateConfig::Redis(_) => Some(Mutex::new(Workers::start(Instant::now()))),
                 _ => None,
             };
-            info!(
+            let ready = format!(
                 "ready: {} users from {}, {}, {}{}",
                 config.users.len(),
                 config.path.display(),
@@ -229,6 +299,7 @@ impl Plugin {
             let crtext = config.crtext_prompt;
             let core = Arc::new(Core {
                 path: config.path.clone(),
+                trusted,
                 state: config.state.clone(),
                 config: RwLock::new(Arc::new(config)),
                 seen: Mutex::new(Seen {
@@ -243,12 +314,25 @@ impl Plugin {
                 queued,
                 sink,
             });
-            let watcher = ConfigWatcher::start(core.clone(), check_interval)
-                .map_err(|e| refuse(format!("cannot start the config watcher thread: {e}")))?;
+            let watcher = match ConfigWatcher::start(core.clone(), check_interval) {
+                Ok(watcher) => Some(watcher),
+                Err(e) => {
+                    warn!(
+                        "cannot start the config watcher thread ({e}); logins check {} for \
+                         changes instead, at most once a second. A task limit is the usual \
+                         cause: systemd's LimitNPROC counts every thread of the user OpenVPN \
+                         runs as",
+                        core.path.display()
+                    );
+                    None
+                }
+            };
+            info!("{ready}");
             Ok(Plugin {
                 core,
-                watcher: Some(watcher),
-                pool,
+                watcher,
+                checked_at_login: Mutex::new(Instant::now()),
+                workers,
                 crtext,
                 prompted: Mutex::new(HashMap::new()),
             })
@@ -262,11 +346,6 @@ impl Plugin {
     /// Whether OpenVPN should call `OPENVPN_PLUGIN_CLIENT_CRRESPONSE` (`crtext_prompt = true`).
     pub fn wants_crresponse(&self) -> bool {
         self.crtext
-    }
-
-    /// Whether decisions are made on worker threads (the Redis backend).
-    pub fn defers(&self) -> bool {
-        self.pool.is_some()
     }
 
     /// Decides one `AUTH_USER_PASS_VERIFY` in the call, logs the decision once, and writes the
@@ -285,13 +364,16 @@ impl Plugin {
     pub fn auth_user_pass_verify(&self, env: &AuthEnv) -> Answer {
         self.flush_logs();
         let answer = tracing::dispatcher::with_default(&self.core.dispatch, || {
+            self.check_config_without_watcher();
             if self.should_prompt(env) && self.prompt(env) {
                 return Answer::Deferred;
             }
-            match (&self.pool, env.auth_control_file) {
-                (Some(pool), Some(_)) => self.defer(pool, env.to_owned_env()),
-                _ => self.core.decide(env, &self.core.sink).into(),
+            if env.auth_control_file.is_some() {
+                if let Some(answer) = self.with_pool(|pool| self.defer(pool, env.to_owned_env())) {
+                    return answer;
+                }
             }
+            self.core.decide(env, &self.core.sink).into()
         });
         self.flush_logs();
         answer
@@ -322,16 +404,19 @@ impl Plugin {
                 );
                 return;
             }
-            let mut owned = env.to_owned_env();
-            owned.password = Some(decode_cr_response(env.crresponse));
-            owned.crresponse = None;
-            match &self.pool {
-                Some(pool) => {
-                    if self.defer(pool, owned) == Answer::Reject {
-                        write_control(acf, false);
-                    }
+            let mut owned = Some(env.to_owned_env());
+            if let Some(owned) = owned.as_mut() {
+                owned.password = Some(decode_cr_response(env.crresponse));
+                owned.crresponse = None;
+            }
+            let deferred = self.with_pool(|pool| {
+                let login = owned.take().expect("taken once");
+                if self.defer(pool, login) == Answer::Reject {
+                    write_control(acf, false);
                 }
-                None => {
+            });
+            if deferred.is_none() {
+                if let Some(owned) = owned {
                     let verdict = self.core.decide(&owned.borrow(), &self.core.sink);
                     write_control(acf, verdict == Verdict::Accept);
                 }
@@ -355,6 +440,30 @@ impl Plugin {
                 &format!("{dropped} log lines of worker threads were dropped (too many at once)"),
             );
         }
+    }
+
+    /// Runs `job` with the worker pool, starting it if it is missing and due for a retry.
+    /// `None` without a pool (no Redis backend, or its thread cannot be started).
+    fn with_pool<T>(&self, job: impl FnOnce(&WorkerPool) -> T) -> Option<T> {
+        let mut workers = self.workers.as_ref()?.lock();
+        workers.try_start(Instant::now());
+        workers.pool.as_ref().map(job)
+    }
+
+    /// Without a watcher thread, a login looks at motp.toml at most once a check interval
+    /// (a `stat`; the file is read only when it changed and then stayed the same for a check).
+    fn check_config_without_watcher(&self) {
+        if self.watcher.is_some() {
+            return;
+        }
+        {
+            let mut checked = self.checked_at_login.lock();
+            if checked.elapsed() < CONFIG_CHECK_INTERVAL {
+                return;
+            }
+            *checked = Instant::now();
+        }
+        self.core.reload_if_changed();
     }
 
     fn should_prompt(&self, env: &AuthEnv) -> bool {
@@ -381,7 +490,7 @@ impl Plugin {
             prompted.insert(acf.to_vec(), Instant::now());
         }
         let text = format!("{CRTEXT_TIMEOUT_SECS}\ncrtext\nCR_TEXT:E,R:{CRTEXT_PROMPT}\n");
-        if let Err(e) = std::fs::write(path_of(apf), text) {
+        if let Err(e) = write_answer_file(apf, text.as_bytes()) {
             warn!(
                 "cannot write auth_pending_file {}: {e}",
                 path_of(apf).display()
@@ -419,8 +528,10 @@ impl Drop for Plugin {
         if let Some(watcher) = self.watcher.take() {
             watcher.stop();
         }
-        if let Some(mut pool) = self.pool.take() {
-            pool.shutdown();
+        if let Some(workers) = self.workers.take() {
+            if let Some(mut pool) = workers.into_inner().pool {
+                pool.shutdown();
+            }
         }
         self.flush_logs();
     }
@@ -509,7 +620,7 @@ impl Core {
                 return;
             }
         }
-        let loaded = Config::load(&self.path);
+        let loaded = Config::load_trusting(&self.path, self.trusted);
         if FileVersion::of(&self.path) != current {
             return; // written to while being read: the next checks see the newer version
         }
@@ -649,10 +760,34 @@ fn path_of(raw: &[u8]) -> &Path {
     Path::new(std::ffi::OsStr::from_bytes(raw))
 }
 
+/// Writes one of the files OpenVPN hands the plugin for its answer (`auth_control_file`,
+/// `auth_pending_file`, `auth_failed_reason_file`). OpenVPN creates each one empty before the
+/// call, so the plugin never creates a file (a removed one stays removed: the login is then
+/// refused at hand-window) and never follows a symlink put in its place. Opening without
+/// `O_TRUNC` matters: on ext4 a truncating open forces writeback at close (measured ~45 µs per
+/// rejection, on OpenVPN's single event loop); a file that was not empty is cut after writing.
+fn write_answer_file(raw_path: &[u8], content: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path_of(raw_path))?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    file.write_all(content)?;
+    if meta.len() > content.len() as u64 {
+        file.set_len(content.len() as u64)?;
+    }
+    Ok(())
+}
+
 /// The decision for OpenVPN's deferred auth: `1` or `0` as the file's first byte.
 fn write_control(acf: &[u8], accept: bool) {
     let path = path_of(acf);
-    if let Err(e) = std::fs::write(path, if accept { b"1" } else { b"0" }) {
+    if let Err(e) = write_answer_file(acf, if accept { b"1" } else { b"0" }) {
         error!(
             "cannot write auth_control_file {}: {e}; OpenVPN rejects the login at hand-window",
             path.display()
@@ -764,28 +899,12 @@ fn describe_policy(policy: &crate::config::Policy) -> String {
     )
 }
 
-/// OpenVPN hands the file over empty. Opening it without `O_TRUNC` matters: on ext4 a
-/// truncating open forces writeback at close (measured ~45 µs per rejection, on OpenVPN's
-/// single event loop). A file that was not empty is cut to the reason after writing.
+/// The `TEMP[backoff N]` text for the client, through [`write_answer_file`].
 fn write_client_reason(path: &[u8], reason: &str) {
-    use std::io::Write;
-    let path = path_of(path);
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .and_then(|mut f| {
-            f.write_all(reason.as_bytes())?;
-            if f.metadata()?.len() > reason.len() as u64 {
-                f.set_len(reason.len() as u64)?;
-            }
-            Ok(())
-        });
-    if let Err(e) = written {
+    if let Err(e) = write_answer_file(path, reason.as_bytes()) {
         warn!(
             "cannot write auth_failed_reason_file {}: {e}",
-            path.display()
+            path_of(path).display()
         );
     }
 }
@@ -861,6 +980,7 @@ mod tests {
             Plugin::open_watching(
                 &self.config,
                 Arc::new(move |level, line: &str| lines.lock().push((level, line.to_owned()))),
+                TrustedOwners::root_and(crate::os::effective_uid()),
                 Duration::from_millis(10),
             )
         }
@@ -986,6 +1106,7 @@ mod tests {
         let plugin = Plugin::open_watching(
             &s.config,
             Arc::new(move |level, line: &str| lines.lock().push((level, line.to_owned()))),
+            TrustedOwners::root_and(crate::os::effective_uid()),
             hour,
         )
         .unwrap();

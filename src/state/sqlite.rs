@@ -4,8 +4,26 @@
 //! Every decision is one `BEGIN IMMEDIATE` transaction: it takes SQLite's write lock before it
 //! reads the user's row, so two OpenVPN processes sharing the directory (a UDP and a TCP
 //! instance) serialise on it and can never both accept the same code. A process waits up to
-//! [`BUSY_TIMEOUT`] for the lock. The directory must be on a local filesystem (SQLite's WAL
-//! needs shared memory between the processes; network filesystems do not provide it).
+//! [`BUSY_TIMEOUT`] for the lock: a transaction of the plugin holds it for microseconds, so only
+//! a foreign holder (an admin's `sqlite3` shell inside `BEGIN IMMEDIATE`, a backup tool) waits
+//! that long, and then the login is refused with `TEMP[backoff]` instead of OpenVPN's only
+//! thread stalling for every client. A database that is locked when the plugin opens it is
+//! opened at a later login. The directory must be on a local filesystem (SQLite's WAL needs
+//! shared memory between the processes; network filesystems do not provide it).
+//!
+//! # Who may touch the directory
+//! Only its owner, and only when writable by no one else: the store refuses to work in a
+//! directory another user owns or can write, above all when it runs as root (see
+//! docs/security.md). Every name in the directory is chosen by its owner, so root acting on
+//! one (creating, truncating, chmod-ing or chown-ing by path) could be steered onto any file on
+//! the system. OpenVPN opens the plugin after dropping privileges, so the runtime user creates
+//! and owns every file; `motpctl` switches to the directory's owner before it opens the store.
+//!
+//! # Only what the plugin made
+//! The database must hold exactly the tables and indexes the plugin creates, with the same
+//! SQL: a trigger, view or index added by whoever can write the file (the runtime user) makes
+//! it count as corrupt. The connection also runs with triggers and views disabled and
+//! `trusted_schema = OFF`, so such an object never runs even before it is noticed.
 //!
 //! # Durability: WAL with `synchronous = NORMAL`
 //! A commit appends to the write-ahead log with `write()` but does not `fsync` it; the log is
@@ -42,13 +60,14 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use rusqlite::config::DbConfig;
 use rusqlite::ffi::ErrorCode;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use tracing::{error, info, warn};
@@ -56,10 +75,11 @@ use tracing::{error, info, warn};
 use super::{StateError, StateStore, UserState};
 use crate::config::{MAX_OFFSET_SECS, MAX_WINDOW_SECS};
 use crate::engine::STEP_SECS;
+use crate::os::Identity;
 
 pub const DB_FILE_NAME: &str = "motp-state.db";
 const SCHEMA_VERSION: i64 = 1;
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub const BUSY_TIMEOUT: Duration = Duration::from_millis(50);
 /// How long an idle row (no failures, no lock) is kept: two of the widest windows plus the
 /// widest clock offset, with a margin. Long past the point where its step could matter.
 pub const PRUNE_AFTER_SECS: i64 = 2 * MAX_WINDOW_SECS as i64 + MAX_OFFSET_SECS + 2 * STEP_SECS;
@@ -77,14 +97,6 @@ CREATE TABLE users (
     updated_at INTEGER NOT NULL
 );
 ";
-const USERS_COLUMNS: [&str; 5] = [
-    "username",
-    "last_step",
-    "failures",
-    "locked_until",
-    "updated_at",
-];
-const META_COLUMNS: [&str; 2] = ["key", "value"];
 
 const SELECT_USER: &str = "SELECT last_step, failures, locked_until FROM users WHERE username = ?1";
 const SELECT_LOST: &str = "SELECT value FROM meta WHERE key = 'history_lost_at'";
@@ -147,7 +159,9 @@ impl Boot {
 pub struct SqliteStore {
     path: PathBuf,
     host: Host,
-    inner: Mutex<Inner>,
+    /// `None` while the database could not be opened because another process held it locked:
+    /// each decision tries again.
+    inner: Mutex<Option<Inner>>,
     decisions: AtomicU32,
 }
 
@@ -178,8 +192,25 @@ impl FileId {
 enum Failure {
     /// The file is unusable (corrupt, other schema, unwritable): move it aside.
     Unusable(String),
+    /// Another process holds it locked: try again later.
+    Busy(String),
     /// Anything else: the plugin cannot run.
     Fatal(String),
+}
+
+/// Why [`open_db`] gave up.
+enum OpenError {
+    /// Another process holds the database locked; nothing was changed.
+    Busy(StateError),
+    Other(StateError),
+}
+
+impl From<OpenError> for StateError {
+    fn from(e: OpenError) -> StateError {
+        match e {
+            OpenError::Busy(e) | OpenError::Other(e) => e,
+        }
+    }
 }
 
 impl SqliteStore {
@@ -193,7 +224,17 @@ impl SqliteStore {
     pub fn open_with(dir: &Path, host: Host) -> Result<SqliteStore, StateError> {
         prepare_dir(dir)?;
         let path = dir.join(DB_FILE_NAME);
-        let inner = open_db(&path, &host, None)?;
+        let inner = match open_db(&path, &host, None) {
+            Ok(inner) => Some(inner),
+            Err(OpenError::Busy(e)) => {
+                warn!(
+                    "{e}; logins are refused with TEMP[backoff] until it is released, and the \
+                     database is opened at the first login after that"
+                );
+                None
+            }
+            Err(OpenError::Other(e)) => return Err(e),
+        };
         let store = SqliteStore {
             path,
             host,
@@ -212,6 +253,9 @@ impl SqliteStore {
     pub fn prune(&self) {
         let now = (self.host.now)();
         let inner = self.inner.lock();
+        let Some(inner) = inner.as_ref() else {
+            return;
+        };
         if let Err(e) = prune(&inner.conn, now) {
             warn!(
                 "state database {}: pruning old rows failed: {e}",
@@ -244,6 +288,23 @@ impl SqliteStore {
         *inner = open_db(&self.path, &self.host, lost)?;
         Ok(())
     }
+
+    /// The open database, opening it first if it was locked when the store was opened.
+    fn opened<'a>(&self, slot: &'a mut Option<Inner>) -> Result<&'a mut Inner, StateError> {
+        if slot.is_none() {
+            let inner = open_db(&self.path, &self.host, None).map_err(|e| {
+                let e = StateError::from(e);
+                error!("{e}; the login is refused");
+                e
+            })?;
+            *slot = Some(inner);
+            info!(
+                "state database {} is no longer locked; opened it",
+                self.path.display()
+            );
+        }
+        Ok(slot.as_mut().expect("set above"))
+    }
 }
 
 impl StateStore for SqliteStore {
@@ -253,8 +314,9 @@ impl StateStore for SqliteStore {
         decide: &mut dyn FnMut(&mut UserState),
     ) -> Result<(), StateError> {
         let now = (self.host.now)();
-        let mut inner = self.inner.lock();
-        self.ensure_current(&mut inner, now)?;
+        let mut slot = self.inner.lock();
+        let inner = self.opened(&mut slot)?;
+        self.ensure_current(inner, now)?;
         let result = decide_in_transaction(&mut inner.conn, username, now, decide);
         if let Err(e) = &result {
             if is_corruption(e) {
@@ -340,8 +402,9 @@ fn is_corruption(e: &rusqlite::Error) -> bool {
 
 /// Opens the database at `path`, moving unusable files aside until a usable one opens.
 /// `lost` is a time at which the caller knows history was lost (the file was replaced).
-fn open_db(path: &Path, host: &Host, mut lost: Option<i64>) -> Result<Inner, StateError> {
+fn open_db(path: &Path, host: &Host, mut lost: Option<i64>) -> Result<Inner, OpenError> {
     let now = (host.now)();
+    let other = |message: String| OpenError::Other(StateError(message));
     let wal_left_behind = fs::symlink_metadata(with_suffix(path, "-wal")).is_ok();
     for _ in 0..5 {
         let existing = match fs::symlink_metadata(path) {
@@ -352,27 +415,32 @@ fn open_db(path: &Path, host: &Host, mut lost: Option<i64>) -> Result<Inner, Sta
                     &m,
                     now,
                     "is not a regular file (a directory or symlink?)",
-                )?;
+                )
+                .map_err(OpenError::Other)?;
                 lost = Some(now);
                 continue;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => {
-                return Err(StateError(format!(
+                return Err(other(format!(
                     "cannot examine the state database {}: {e}",
                     path.display()
                 )))
             }
         };
-        let opened = try_open(path, existing.is_some(), host, lost, wal_left_behind);
+        // A new database is created here, mode 0600, never through a name someone left in
+        // the directory (O_EXCL refuses an existing name, symlink or not). SQLite then opens
+        // that file and creates `-wal`/`-shm` with the same mode.
+        let created = existing.is_none() && create_empty(path).map_err(other)?;
+        if existing.is_none() && !created {
+            continue; // another process created it meanwhile: open that one
+        }
+        let opened = try_open(path, !created, host, lost, wal_left_behind);
         match (opened, existing) {
-            (Ok(conn), existing) => {
+            (Ok(conn), _) => {
                 let meta = fs::symlink_metadata(path).map_err(|e| {
-                    StateError(format!("state database {} vanished: {e}", path.display()))
+                    other(format!("state database {} vanished: {e}", path.display()))
                 })?;
-                if existing.is_none() {
-                    protect_new_files(path, &meta);
-                }
                 return Ok(Inner {
                     conn,
                     file: FileId::of(&meta),
@@ -380,21 +448,47 @@ fn open_db(path: &Path, host: &Host, mut lost: Option<i64>) -> Result<Inner, Sta
                 });
             }
             (Err(Failure::Unusable(why)), Some(m)) => {
-                move_aside(path, &m, now, &why)?;
+                move_aside(path, &m, now, &why).map_err(OpenError::Other)?;
                 lost = Some(now);
             }
+            (Err(Failure::Busy(why)), _) => {
+                return Err(OpenError::Busy(StateError(format!(
+                    "cannot open the state database {}: {why}",
+                    path.display()
+                ))))
+            }
             (Err(Failure::Unusable(why)), None) | (Err(Failure::Fatal(why)), _) => {
-                return Err(StateError(format!(
+                return Err(other(format!(
                     "cannot open the state database {}: {why}",
                     path.display()
                 )))
             }
         }
     }
-    Err(StateError(format!(
+    Err(other(format!(
         "cannot open the state database {}: it kept changing while being opened",
         path.display()
     )))
+}
+
+/// Creates `path` empty with mode 0600, refusing to follow or reuse any existing name.
+/// `Ok(false)` when the name exists already (another process won the race, or someone planted
+/// something there: the caller examines it again).
+fn create_empty(path: &Path) -> Result<bool, String> {
+    match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(format!(
+            "cannot create the state database {}: {e}",
+            path.display()
+        )),
+    }
 }
 
 /// Opens one file and brings it to a known state in one IMMEDIATE transaction: the schema
@@ -414,6 +508,19 @@ fn try_open(
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
     let mut conn = Connection::open_with_flags(path, flags).map_err(classify)?;
+    // Before anything reads the schema: whatever was added to the file must not run.
+    conn.pragma_update(None, "trusted_schema", "OFF")
+        .map_err(classify)?;
+    for feature in [
+        DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER,
+        DbConfig::SQLITE_DBCONFIG_ENABLE_VIEW,
+    ] {
+        if conn.set_db_config(feature, false).map_err(classify)? {
+            return Err(Failure::Fatal(
+                "SQLite refused to disable triggers and views".to_owned(),
+            ));
+        }
+    }
     conn.busy_timeout(BUSY_TIMEOUT).map_err(classify)?;
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
@@ -509,19 +616,30 @@ fn check_schema(tx: &rusqlite::Transaction) -> Result<(), Failure> {
             crate::log::sanitize(&check.chars().take(200).collect::<String>())
         )));
     }
-    for (table, expected) in [("users", &USERS_COLUMNS[..]), ("meta", &META_COLUMNS[..])] {
-        let mut stmt = tx
-            .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
-            .map_err(classify)?;
-        let columns = stmt
-            .query_map([table], |r| r.get::<_, String>(0))
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(classify)?;
-        if columns != expected {
-            return Err(Failure::Unusable(format!(
-                "is not a motp state database (table `{table}` is missing or has other columns)"
-            )));
-        }
+    let found = schema_objects(tx).map_err(classify)?;
+    let expected = expected_schema();
+    let foreign: Vec<String> = found
+        .iter()
+        .filter(|object| !expected.contains(object))
+        .map(|object| {
+            format!(
+                "{} `{}`",
+                crate::log::sanitize(&object.kind),
+                crate::log::sanitize(&object.name.chars().take(64).collect::<String>())
+            )
+        })
+        .collect();
+    if !foreign.is_empty() {
+        return Err(Failure::Unusable(format!(
+            "holds objects the plugin did not create ({}); triggers, views or changed tables \
+             could turn replay protection or lockout off",
+            foreign.join(", ")
+        )));
+    }
+    if found.len() != expected.len() {
+        return Err(Failure::Unusable(
+            "is not a motp state database (some of its tables are missing)".to_owned(),
+        ));
     }
     let version: Option<i64> = tx
         .query_row(
@@ -540,6 +658,41 @@ fn check_schema(tx: &rusqlite::Transaction) -> Result<(), Failure> {
     Ok(())
 }
 
+/// One row of `sqlite_schema`: a table, index, view or trigger with the SQL that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SchemaObject {
+    kind: String,
+    name: String,
+    table: String,
+    sql: Option<String>,
+}
+
+fn schema_objects(conn: &Connection) -> rusqlite::Result<Vec<SchemaObject>> {
+    let mut stmt =
+        conn.prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(SchemaObject {
+            kind: r.get(0)?,
+            name: r.get(1)?,
+            table: r.get(2)?,
+            sql: r.get(3)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// What [`SCHEMA`] creates, read back from a database made with it, so the comparison follows
+/// SQLite's own rendering of the schema and there is one definition of it.
+fn expected_schema() -> &'static [SchemaObject] {
+    static EXPECTED: std::sync::OnceLock<Vec<SchemaObject>> = std::sync::OnceLock::new();
+    EXPECTED.get_or_init(|| {
+        let conn = Connection::open_in_memory().expect("an in-memory SQLite database opens");
+        conn.execute_batch(SCHEMA)
+            .expect("the plugin's own schema is valid SQL");
+        schema_objects(&conn).expect("an in-memory schema reads back")
+    })
+}
+
 fn classify(e: rusqlite::Error) -> Failure {
     match e.sqlite_error_code() {
         Some(
@@ -550,9 +703,10 @@ fn classify(e: rusqlite::Error) -> Failure {
             | ErrorCode::CannotOpen
             | ErrorCode::TypeMismatch,
         ) => Failure::Unusable(e.to_string()),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Failure::Fatal(format!(
-            "another process has held it locked for more than {} s ({e})",
-            BUSY_TIMEOUT.as_secs()
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Failure::Busy(format!(
+            "another process has held it locked for more than {} ms ({e}); is an `sqlite3` \
+             shell or a backup tool holding a transaction on it?",
+            BUSY_TIMEOUT.as_millis()
         )),
         _ => match e {
             rusqlite::Error::InvalidColumnType(..)
@@ -607,72 +761,74 @@ fn move_aside(path: &Path, seen: &fs::Metadata, now: i64, why: &str) -> Result<(
     Ok(())
 }
 
-/// A database we just created: mode 0600 (with its `-wal`/`-shm`), and when we run as root,
-/// owned by the directory's owner so that OpenVPN can reopen it after dropping privileges.
-fn protect_new_files(path: &Path, meta: &fs::Metadata) {
-    let dir_owner = path
-        .parent()
-        .and_then(|d| fs::metadata(d).ok())
-        .map(|d| (d.uid(), d.gid()));
-    for file in [
-        path.to_owned(),
-        with_suffix(path, "-wal"),
-        with_suffix(path, "-shm"),
-    ] {
-        if fs::symlink_metadata(&file).is_err() {
-            continue;
-        }
-        if let Err(e) = fs::set_permissions(&file, fs::Permissions::from_mode(0o600)) {
-            warn!("cannot set mode 0600 on {}: {e}", file.display());
-        }
-        if let Some((uid, gid)) = dir_owner {
-            if meta.uid() == 0 && uid != 0 {
-                if let Err(e) = std::os::unix::fs::chown(&file, Some(uid), Some(gid)) {
-                    warn!("cannot give {} to uid {uid}: {e}", file.display());
-                }
-            }
-        }
-    }
-}
-
-/// Makes sure `dir` exists (creating it with mode 0700) and that this process can create files
-/// in it. The error says which directory, which user we run as, and what to run.
+/// Makes sure `dir` exists (creating it with mode 0700), belongs to this process's user, is
+/// writable by no one else, and that this process can create files in it. The error says which
+/// directory, which user we run as, and what to run.
 fn prepare_dir(dir: &Path) -> Result<(), StateError> {
-    match fs::metadata(dir) {
-        Ok(m) if m.is_dir() => {}
+    let me = Identity::current();
+    let meta = match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => m,
         Ok(_) => return Err(dir_error(dir, "exists but is not a directory".to_owned())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             fs::DirBuilder::new().mode(0o700).create(dir).map_err(|e| {
                 dir_error(dir, format!("does not exist and cannot be created: {e}"))
             })?;
-            let me = Identity::current();
             info!("created the state directory {} (mode 0700)", dir.display());
-            if me.uid == 0 {
-                warn!(
-                    "the state directory {} was created owned by root; if OpenVPN drops \
-                     privileges (`user`/`group`), it cannot reopen the state after a SIGHUP: run \
-                     `install -d -m 0700 -o nobody -g nogroup {}` with OpenVPN's user and group",
-                    dir.display(),
-                    dir.display()
-                );
-            }
+            fs::metadata(dir).map_err(|e| dir_error(dir, format!("cannot be examined: {e}")))?
         }
         Err(e) => return Err(dir_error(dir, format!("cannot be examined: {e}"))),
+    };
+    if meta.uid() != me.uid {
+        let owner = crate::os::user_label(meta.uid());
+        let problem = if me.uid == 0 {
+            format!(
+                "belongs to {owner}, but the plugin runs as root here; root never works in a \
+                 directory another user controls (every name in it is that user's choice). \
+                 With `user {owner}` in server.conf OpenVPN opens the plugin only after \
+                 switching to {owner}; without a `user` line, give the directory to root"
+            )
+        } else {
+            format!("belongs to {owner}, not to the user the plugin runs as")
+        };
+        return Err(dir_error(dir, problem));
     }
-    let probe = dir.join(format!(".motp-write-test-{}", std::process::id()));
-    let created = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&probe);
-    match created {
-        Ok(_) => {
-            let _ = fs::remove_file(&probe);
-            Ok(())
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(dir_error(
+            dir,
+            format!(
+                "is writable by its group or by everyone (mode {mode:04o}), so others could \
+                 plant files in it"
+            ),
+        ));
+    }
+    // O_EXCL: an existing name (a symlink planted by someone) is never opened, let alone
+    // truncated or followed; the name is new each time.
+    for attempt in 0..16u32 {
+        let probe = dir.join(format!(
+            ".motp-write-test-{}-{}-{attempt}",
+            std::process::id(),
+            crate::clock::now()
+        ));
+        let created = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&probe);
+        match created {
+            Ok(_) => {
+                let _ = fs::remove_file(&probe);
+                return Ok(());
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(dir_error(dir, format!("is not writable: {e}"))),
         }
-        Err(e) => Err(dir_error(dir, format!("is not writable: {e}"))),
     }
+    Err(dir_error(
+        dir,
+        "holds too many stale write-test files (.motp-write-test-*); remove them".to_owned(),
+    ))
 }
 
 fn dir_error(dir: &Path, problem: String) -> StateError {
@@ -680,8 +836,8 @@ fn dir_error(dir: &Path, problem: String) -> StateError {
 }
 
 fn dir_error_text(dir: &Path, problem: &str, me: &Identity) -> String {
-    let user = me.user.clone().unwrap_or_else(|| me.uid.to_string());
-    let group = me.group.clone().unwrap_or_else(|| me.gid.to_string());
+    let user = me.user_label();
+    let group = me.group_label();
     format!(
         "state directory {dir} {problem}; the plugin runs as user {user} (uid {uid}), group \
          {group} (gid {gid}); OpenVPN reopens it as that user after a SIGHUP once it has \
@@ -693,58 +849,13 @@ fn dir_error_text(dir: &Path, problem: &str, me: &Identity) -> String {
     )
 }
 
-/// Who this process is, for error messages: effective ids from `/proc/self/status`, names from
-/// `/etc/passwd` and `/etc/group`.
-struct Identity {
-    uid: u32,
-    gid: u32,
-    user: Option<String>,
-    group: Option<String>,
-}
-
-impl Identity {
-    fn current() -> Identity {
-        let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let effective = |field: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(field))
-                .and_then(|rest| rest.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u32>().ok())
-        };
-        // Without /proc, the owner of a file we create is our effective uid/gid.
-        let (uid, gid) = match (effective("Uid:"), effective("Gid:")) {
-            (Some(u), Some(g)) => (u, g),
-            _ => fs::metadata("/proc/self")
-                .map(|m| (m.uid(), m.gid()))
-                .unwrap_or((u32::MAX, u32::MAX)),
-        };
-        Identity {
-            uid,
-            gid,
-            user: name_in("/etc/passwd", uid),
-            group: name_in("/etc/group", gid),
-        }
-    }
-}
-
-/// The name of `id` in a passwd-style file (`name:x:id:...`).
-fn name_in(file: &str, id: u32) -> Option<String> {
-    let text = fs::read_to_string(file).ok()?;
-    text.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        let id_field = fields.nth(1)?;
-        (id_field.parse::<u32>().ok() == Some(id) && !name.is_empty()).then(|| name.to_owned())
-    })
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::auth::{Authenticator, Decision, LoginRequest};
     use crate::config::Config;
     use crate::engine::code_at_time;
+    use std::os::unix::fs::PermissionsExt;
     use std::sync::atomic::AtomicI64;
     use tracing::Level;
 
