@@ -94,6 +94,32 @@ fn relative(secs: i64) -> String {
     }
 }
 
+/// How long until the phone shows a code the plugin takes again, after a replay: a code must be
+/// newer than the last one accepted and, after the store lost its history, than any code the
+/// window could have reached before the loss.
+fn replay_wait(state: &motp::state::UserState, step: i64, offset_secs: i64, radius: i64) -> String {
+    let after_last = state.last_step.unwrap_or(i64::MIN);
+    let after_loss = state.history_lost_at.map_or(i64::MIN, |lost| {
+        step_of(lost.saturating_add(offset_secs)).saturating_add(radius)
+    });
+    let first_free = after_last.max(after_loss).saturating_add(1);
+    let steps = first_free.saturating_sub(step).max(1);
+    let why = if after_loss > after_last {
+        "the state store started without its history, and every code the window could have \
+         reached before that counts as used"
+    } else {
+        "a code must be newer than the last one accepted"
+    };
+    if steps == 1 {
+        format!("wait for the phone's next code ({why})")
+    } else {
+        format!(
+            "the phone's codes are taken again in about {} ({why})",
+            human_duration(steps.saturating_mul(STEP_SECS))
+        )
+    }
+}
+
 /// The secret and PIN of one user, as written in the file (for diagnostics only).
 fn raw_secret_and_pin(path: &Path, user: &str) -> Option<(String, String)> {
     let (text, _) = edit::read_text(path).ok()?;
@@ -138,7 +164,7 @@ pub fn verify(args: VerifyArgs, now: i64) -> Outcome {
             return Ok(Status::Warn);
         }
         // The code is right; would the plugin take it now? Read (never change) the state.
-        match crate::state::peek(&config, name, now) {
+        match crate::state::peek(&config, name) {
             Ok(Some(state)) if state.locked_until > now => {
                 println!(
                     "invalid now: the code {verdict}, but `{name}` is locked for another {} \
@@ -150,7 +176,8 @@ pub fn verify(args: VerifyArgs, now: i64) -> Outcome {
             Ok(Some(state)) if state.may_have_been_used(m.step, user.offset_secs, radius) => {
                 println!(
                     "invalid now: the code {verdict}, but it (or a later one) was already used, \
-                     so the plugin refuses it as a replay; wait for the phone's next code"
+                     so the plugin refuses it as a replay; {}",
+                    replay_wait(&state, m.step, user.offset_secs, radius)
                 );
                 return Ok(Status::Warn);
             }
@@ -173,12 +200,18 @@ pub fn verify(args: VerifyArgs, now: i64) -> Outcome {
     let server_step = step_of(now);
     if let Some(m) = find_step(code, user.key, server_step, SEARCH_STEPS) {
         let phone = m.step_offset * STEP_SECS;
+        let sign = match phone.signum() {
+            1 => " (positive: the phone runs ahead)",
+            -1 => " (negative: the phone runs behind)",
+            _ => "",
+        };
         println!(
             "invalid: not within the window of ±{window} s{}. The code matches the \
-             phone's clock being {} (offset_secs = {phone} would fit). Set the phone's \
+             phone's clock being {}, so offset_secs = {phone}{sign} would fit. Set the phone's \
              clock to network time, or run `motpctl resync {name} CODE1 CODE2` with two \
-             consecutive codes (a single code matches somewhere in ±24 h by chance about once \
-             in a thousand tries).",
+             consecutive codes, which finds the offset and saves it as offset_secs (one code \
+             is not enough: it matches somewhere in ±24 h by chance about once in a thousand \
+             tries).",
             if user.offset_secs == 0 {
                 String::new()
             } else {
@@ -285,7 +318,7 @@ pub fn resync(args: ResyncArgs, now: i64) -> Outcome {
     set_value(file.user_mut(name)?, "offset_secs", offset.into());
     file.save()?;
     println!("{name}: offset_secs {old} → {offset} (phone {description})");
-    println!("the plugin reads the change at the next login (no reload needed)");
+    println!("the plugin applies the change within one to two seconds (no reload needed)");
     Ok(Status::Ok)
 }
 

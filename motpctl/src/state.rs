@@ -12,11 +12,11 @@ use motp::state::{Host, RedisStore, SqliteStore, StateStore, UserState, DB_FILE_
 
 use crate::cli::{StatusArgs, UserArgs};
 use crate::codes::human_duration;
-use crate::sys;
+
 use crate::{Fail, Outcome, Status};
 
 /// The store of this config, or `None` when nothing was ever recorded (no database yet).
-fn open_store(config: &Config, now: i64) -> Result<Option<Box<dyn StateStore>>, Fail> {
+fn open_store(config: &Config) -> Result<Option<Box<dyn StateStore>>, Fail> {
     let dir = match &config.state {
         StateConfig::Memory => {
             return Err(Fail(format!(
@@ -38,38 +38,70 @@ fn open_store(config: &Config, now: i64) -> Result<Option<Box<dyn StateStore>>, 
         }
     };
     let db = dir.join(DB_FILE_NAME);
-    let meta = match fs::symlink_metadata(&db) {
-        Ok(m) => m,
+    match fs::symlink_metadata(&db) {
+        Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Fail(format!("cannot examine {}: {e}", db.display()))),
-    };
-    // Only the plugin's own user (or root, for whom SQLite keeps the owner of the files it
-    // creates) may open the database: the store moves aside a file it cannot write, which
-    // must never happen because someone ran motpctl as the wrong user.
-    let me = effective_uid();
-    if me != 0 && me != meta.uid() {
-        let owner = sys::user_name(meta.uid());
-        return Err(Fail(format!(
-            "{} belongs to {owner}: run this as root, or as that user (`sudo -u {owner} \
-             motpctl ...`)",
-            db.display()
-        )));
     }
-    let host = Host {
-        now: Arc::new(move || now),
-        boot: Host::current().boot,
-    };
+    become_owner_of(dir)?;
+    // The real clock, whatever `--now` says: opening records the boot and may mark lost
+    // history, and those must be true. Nothing is pruned from motpctl.
+    let host = Host::current();
     let sink: motp::log::Sink = Arc::new(|level, line: &str| eprintln!("{level}: {line}"));
     let dispatch = motp::log::dispatch(sink, tracing::Level::WARN);
-    tracing::dispatcher::with_default(&dispatch, || SqliteStore::open_with(dir, host))
+    tracing::dispatcher::with_default(&dispatch, || SqliteStore::open_without_pruning(dir, host))
         .map(|store| Some(Box::new(store) as Box<dyn StateStore>))
         .map_err(|e| Fail(e.to_string()))
 }
 
+/// Makes this process the owner of the state directory before it opens anything in it. Every
+/// name in that directory is its owner's choice (the runtime user's, `nobody`): root opening,
+/// creating or renaming them could be steered onto any file of the system. So root switches to
+/// the directory's uid and gid (no supplementary groups) first; another user must own it.
+fn become_owner_of(dir: &Path) -> Result<(), Fail> {
+    let meta = fs::metadata(dir).map_err(|e| {
+        Fail(format!(
+            "cannot examine the state directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let me = motp::os::effective_uid();
+    let (uid, gid) = (meta.uid(), meta.gid());
+    if me == uid {
+        return Ok(());
+    }
+    let owner = motp::os::user_label(uid);
+    if me != 0 {
+        return Err(Fail(format!(
+            "the state directory {} belongs to {owner}: run this as root, or as that user \
+             (`sudo -u {owner} motpctl ...`)",
+            dir.display()
+        )));
+    }
+    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+    setgroups(&[])
+        .and_then(|()| setgid(Gid::from_raw(gid)))
+        .and_then(|()| setuid(Uid::from_raw(uid)))
+        .map_err(|e| {
+            Fail(format!(
+                "cannot switch to {owner} (uid {uid}, gid {gid}), the owner of the state \
+                 directory {}: {e}; motpctl does not open the state as root in a directory \
+                 another user controls",
+                dir.display()
+            ))
+        })?;
+    if motp::os::effective_uid() != uid {
+        return Err(Fail(format!(
+            "switching to {owner} (uid {uid}) did not take effect; not opening the state"
+        )));
+    }
+    Ok(())
+}
+
 /// What the store says about `name` for `verify`: `Ok(None)` when nothing is recorded, `Err`
 /// with the reason when the state cannot be read (memory backend, not our database, ...).
-pub fn peek(config: &Config, name: &str, now: i64) -> Result<Option<UserState>, String> {
-    match open_store(config, now) {
+pub fn peek(config: &Config, name: &str) -> Result<Option<UserState>, String> {
+    match open_store(config) {
         Ok(Some(store)) => read(&*store, name).map(Some).map_err(|Fail(e)| e),
         Ok(None) => Ok(None),
         Err(Fail(e)) => Err(e),
@@ -133,7 +165,7 @@ pub fn status(args: StatusArgs, now: i64) -> Outcome {
         None => config.users.names().collect(),
     };
     names.sort_unstable();
-    let Some(store) = open_store(&config, now)? else {
+    let Some(store) = open_store(&config)? else {
         println!("no state recorded yet (no state database): no user is locked");
         return Ok(Status::Ok);
     };
@@ -166,7 +198,7 @@ pub fn unlock(args: UserArgs, now: i64) -> Outcome {
             args.config.config.display()
         )));
     }
-    let Some(store) = open_store(&config, now)? else {
+    let Some(store) = open_store(&config)? else {
         println!("{name}: not locked (no state recorded yet); nothing changed");
         return Ok(Status::Ok);
     };
@@ -196,18 +228,4 @@ pub fn unlock(args: UserArgs, now: i64) -> Outcome {
         println!("{name}: not locked, no failed logins; nothing changed");
     }
     Ok(Status::Ok)
-}
-
-/// This process's effective uid (from /proc; the owner of /proc/self otherwise).
-fn effective_uid() -> u32 {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|rest| rest.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .or_else(|| fs::metadata("/proc/self").ok().map(|m| m.uid()))
-        .unwrap_or(u32::MAX)
 }

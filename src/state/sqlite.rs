@@ -57,6 +57,13 @@
 //! A row with no failures and no lock only remembers the last accepted step, which matters
 //! while that step can still be inside someone's window. Such rows untouched for
 //! [`PRUNE_AFTER_SECS`] are deleted at open and every [`PRUNE_EVERY`] decisions.
+//!
+//! Age is measured on a clock that a jump of the wall clock cannot move forward: the time of
+//! the last prune (kept in `meta`) plus the time the machine has really been up since then
+//! (`/proc/uptime`, which counts suspend and ignores `settimeofday`), never more than the wall
+//! clock. A clock set a day ahead therefore prunes nothing (and ends no lock) until a day has
+//! really passed; after a reboot only the new boot's uptime counts, so rows are kept a little
+//! longer, never shorter.
 
 use std::fs;
 use std::io;
@@ -112,12 +119,14 @@ const PRUNE: &str =
 /// A source of Unix seconds.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
-/// What the store needs from the machine: the clock and which boot this is. The plugin uses
-/// [`Host::current`]; tests pass fakes.
+/// What the store needs from the machine: the clock, which boot this is, and how long the
+/// machine has been up. The plugin uses [`Host::current`]; tests pass fakes.
 #[derive(Clone)]
 pub struct Host {
     pub now: Clock,
     pub boot: Option<Boot>,
+    /// Seconds since boot, suspend included; `None` where the machine does not say.
+    pub uptime: Arc<dyn Fn() -> Option<i64> + Send + Sync>,
 }
 
 /// The kernel's boot id and the boot time (Unix seconds).
@@ -134,8 +143,18 @@ impl Host {
         Host {
             now: Arc::new(crate::clock::now),
             boot: Boot::current(),
+            uptime: Arc::new(uptime_secs),
         }
     }
+}
+
+/// Whole seconds since boot, from `/proc/uptime` (CLOCK_BOOTTIME: suspend included, not moved
+/// by setting the clock).
+fn uptime_secs() -> Option<i64> {
+    let text = fs::read_to_string("/proc/uptime").ok()?;
+    let first = text.split_whitespace().next()?;
+    let whole = first.split('.').next()?;
+    whole.parse().ok()
 }
 
 impl Boot {
@@ -222,6 +241,14 @@ impl SqliteStore {
     /// Prepares `dir` (created 0700 when missing; must be writable), then opens the database,
     /// moving a corrupt one aside. Errors name the directory, the user and the fix.
     pub fn open_with(dir: &Path, host: Host) -> Result<SqliteStore, StateError> {
+        let store = SqliteStore::open_without_pruning(dir, host)?;
+        store.prune();
+        Ok(store)
+    }
+
+    /// [`SqliteStore::open_with`] without the prune at open: for `motpctl`, whose reading
+    /// commands must change nothing the plugin keeps.
+    pub fn open_without_pruning(dir: &Path, host: Host) -> Result<SqliteStore, StateError> {
         prepare_dir(dir)?;
         let path = dir.join(DB_FILE_NAME);
         let inner = match open_db(&path, &host, None) {
@@ -241,7 +268,6 @@ impl SqliteStore {
             inner: Mutex::new(inner),
             decisions: AtomicU32::new(0),
         };
-        store.prune();
         Ok(store)
     }
 
@@ -256,7 +282,7 @@ impl SqliteStore {
         let Some(inner) = inner.as_ref() else {
             return;
         };
-        if let Err(e) = prune(&inner.conn, now) {
+        if let Err(e) = prune(&inner.conn, &self.host, now) {
             warn!(
                 "state database {}: pruning old rows failed: {e}",
                 self.path.display()
@@ -329,7 +355,7 @@ impl StateStore for SqliteStore {
         }
         let count = self.decisions.fetch_add(1, Ordering::Relaxed);
         if count % PRUNE_EVERY == PRUNE_EVERY - 1 {
-            if let Err(e) = prune(&inner.conn, now) {
+            if let Err(e) = prune(&inner.conn, &self.host, now) {
                 warn!(
                     "state database {}: pruning old rows failed: {e}",
                     self.path.display()
@@ -388,9 +414,88 @@ fn decide_in_transaction(
     tx.commit()
 }
 
-fn prune(conn: &Connection, now: i64) -> rusqlite::Result<usize> {
-    conn.prepare_cached(PRUNE)?
-        .execute(params![now, now.saturating_sub(PRUNE_AFTER_SECS)])
+/// Deletes what no longer protects anything, by the age the prune clock allows (see the module
+/// doc), and advances that clock. One transaction.
+fn prune(conn: &Connection, host: &Host, now: i64) -> rusqlite::Result<usize> {
+    let tx = conn.unchecked_transaction()?;
+    let meta = |key: &str| -> rusqlite::Result<Option<String>> {
+        tx.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
+            r.get::<_, rusqlite::types::Value>(0)
+        })
+        .optional()
+        .map(|v| match v {
+            Some(rusqlite::types::Value::Text(t)) => Some(t),
+            Some(rusqlite::types::Value::Integer(i)) => Some(i.to_string()),
+            _ => None,
+        })
+    };
+    let stored_wall = meta("prune_clock")?.and_then(|v| v.parse::<i64>().ok());
+    let stored_uptime = meta("prune_uptime")?.and_then(|v| v.parse::<i64>().ok());
+    let stored_boot = meta("prune_boot")?;
+    let uptime = (host.uptime)();
+    let boot = host.boot.as_ref().map(|b| b.id.clone());
+    let newest_row: Option<i64> =
+        tx.query_row("SELECT max(updated_at) FROM users", [], |r| r.get(0))?;
+    let reference = prune_reference(
+        now,
+        stored_wall,
+        stored_uptime,
+        stored_boot.as_deref(),
+        uptime,
+        boot.as_deref(),
+        newest_row,
+    );
+    let deleted = tx.prepare_cached(PRUNE)?.execute(params![
+        reference,
+        reference.saturating_sub(PRUNE_AFTER_SECS)
+    ])?;
+    tx.execute(
+        "DELETE FROM meta WHERE key = 'history_lost_at' AND value < ?1",
+        [reference.saturating_sub(LOST_HISTORY_RELEVANT_SECS)],
+    )?;
+    let mut set = tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?;
+    set.execute(params!["prune_clock", reference.to_string()])?;
+    match (uptime, &boot) {
+        (Some(up), Some(id)) => {
+            set.execute(params!["prune_uptime", up.to_string()])?;
+            set.execute(params!["prune_boot", id])?;
+        }
+        _ => {
+            tx.execute(
+                "DELETE FROM meta WHERE key IN ('prune_uptime', 'prune_boot')",
+                [],
+            )?;
+        }
+    }
+    drop(set);
+    tx.commit()?;
+    Ok(deleted)
+}
+
+/// The time pruning may take as "now": the wall clock, but no later than the last prune's
+/// time plus the uptime since (the same boot) or since boot (a new one). Without a record of
+/// a last prune, no later than the newest row: a first prune after an upgrade, or without
+/// uptime, cannot be pushed by a jump either beyond what the rows themselves say.
+fn prune_reference(
+    now: i64,
+    stored_wall: Option<i64>,
+    stored_uptime: Option<i64>,
+    stored_boot: Option<&str>,
+    uptime: Option<i64>,
+    boot: Option<&str>,
+    newest_row: Option<i64>,
+) -> i64 {
+    let bound = match (stored_wall, uptime) {
+        (Some(wall), Some(up)) => {
+            let elapsed = match (stored_uptime, stored_boot, boot) {
+                (Some(then), Some(a), Some(b)) if a == b => up.saturating_sub(then),
+                _ => up, // another boot (or not recorded): only this boot's time is known
+            };
+            wall.saturating_add(elapsed.max(0))
+        }
+        _ => newest_row.unwrap_or(now),
+    };
+    now.min(bound)
 }
 
 fn is_corruption(e: &rusqlite::Error) -> bool {
@@ -596,11 +701,6 @@ fn try_open(
         )
         .map_err(classify)?;
     }
-    tx.execute(
-        "DELETE FROM meta WHERE key = 'history_lost_at' AND value < ?1",
-        [now.saturating_sub(LOST_HISTORY_RELEVANT_SECS)],
-    )
-    .map_err(classify)?;
     tx.commit().map_err(classify)?;
     Ok(conn)
 }
@@ -930,11 +1030,15 @@ pin = "4321"
         fn set(&self, now: i64) {
             self.now.store(now, Ordering::SeqCst);
         }
+        /// The fake clock, and an uptime that follows it (a machine whose clock never jumps).
         fn host(&self) -> Host {
             let now = self.now.clone();
+            let up = self.now.clone();
+            let booted = self.boot.as_ref().map_or(T0 - 86_400, |b| b.time);
             Host {
                 now: Arc::new(move || now.load(Ordering::SeqCst)),
                 boot: self.boot.clone(),
+                uptime: Arc::new(move || Some(up.load(Ordering::SeqCst) - booted)),
             }
         }
         fn open(&self, dir: &TempDir) -> SqliteStore {
