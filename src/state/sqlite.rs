@@ -880,17 +880,21 @@ fn prepare_dir(dir: &Path) -> Result<(), StateError> {
     };
     if meta.uid() != me.uid {
         let owner = crate::os::user_label(meta.uid());
-        let problem = if me.uid == 0 {
-            format!(
-                "belongs to {owner}, but the plugin runs as root here; root never works in a \
-                 directory another user controls (every name in it is that user's choice). \
-                 With `user {owner}` in server.conf OpenVPN opens the plugin only after \
-                 switching to {owner}; without a `user` line, give the directory to root"
-            )
-        } else {
-            format!("belongs to {owner}, not to the user the plugin runs as")
-        };
-        return Err(dir_error(dir, problem));
+        if me.uid == 0 {
+            return Err(StateError(format!(
+                "state directory {dir} belongs to {owner}, but the plugin runs as root here; \
+                 root never works in a directory another user controls (every name in it is \
+                 that user's choice). Fix: run OpenVPN with `user {owner}` (and its group) in \
+                 server.conf, so that it opens the plugin only after switching to {owner}; or, \
+                 if OpenVPN must keep running as root, give the directory to root: \
+                 `chown root:root {dir}`",
+                dir = dir.display()
+            )));
+        }
+        return Err(dir_error(
+            dir,
+            format!("belongs to {owner}, not to the user the plugin runs as"),
+        ));
     }
     let mode = meta.mode() & 0o7777;
     if mode & 0o022 != 0 {

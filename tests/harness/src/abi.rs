@@ -250,6 +250,11 @@ pub struct OpenOptions {
     pub version: c_int,
     /// Pass the callback table (OpenVPN always does); `false` passes NULL.
     pub callbacks: bool,
+    /// `(uid, gid)` OpenVPN switches to (`user`/`group`). When set, the plugin is loaded as the
+    /// current user, asked for its initialization point, and the whole process switches to
+    /// this user before `open_v3` if the plugin asked for `POST_UID_CHANGE` (after it
+    /// otherwise). Irreversible: for a child process of a test only.
+    pub runtime_user: Option<(u32, u32)>,
 }
 
 impl OpenOptions {
@@ -262,6 +267,7 @@ impl OpenOptions {
             envp: open_env(),
             version: sys::OPENVPN_PLUGINV3_STRUCTVER,
             callbacks: true,
+            runtime_user: None,
         }
     }
 
@@ -289,6 +295,39 @@ fn open_env() -> Vec<Vec<u8>> {
     .iter()
     .map(|s| s.as_bytes().to_vec())
     .collect()
+}
+
+/// What `openvpn_plugin_select_initialization_point_v1` answers, as OpenVPN asks right after
+/// loading; `OPENVPN_PLUGIN_INIT_PRE_DAEMON` (OpenVPN's default) when it is not exported.
+fn requested_point(library: &Library) -> c_int {
+    // SAFETY: the symbol, if present, is `int (*)(void)` as the header declares; it is called
+    // while `library` is loaded.
+    unsafe {
+        match library.get::<unsafe extern "C" fn() -> c_int>(
+            b"openvpn_plugin_select_initialization_point_v1\0",
+        ) {
+            Ok(select) => select(),
+            Err(_) => sys::OPENVPN_PLUGIN_INIT_PRE_DAEMON,
+        }
+    }
+}
+
+/// The initialization point the plugin at `so` asks for (it is loaded and unloaded for this).
+pub fn requested_initialization_point(so: &Path) -> c_int {
+    // SAFETY: as in `Plugin::open_with`.
+    let library = unsafe { Library::open(Some(so), RTLD_NOW | RTLD_LOCAL) }
+        .unwrap_or_else(|e| panic!("cannot dlopen {}: {e}", so.display()));
+    requested_point(&library)
+}
+
+/// Switches the whole process to `uid`/`gid` with no supplementary groups, as OpenVPN's
+/// `user`/`group` do.
+fn become_user(uid: u32, gid: u32) {
+    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
+    setgroups(&[])
+        .and_then(|()| setgid(Gid::from_raw(gid)))
+        .and_then(|()| setuid(Uid::from_raw(uid)))
+        .unwrap_or_else(|e| panic!("cannot switch to uid {uid} gid {gid}: {e}"));
 }
 
 /// `open_v3` refused, or returned success with a NULL handle (OpenVPN treats both as fatal).
@@ -354,6 +393,16 @@ impl Plugin {
             (open, func, close)
         };
 
+        let init_point = requested_point(&library);
+        let switch = || {
+            if let Some((uid, gid)) = options.runtime_user {
+                become_user(uid, gid);
+            }
+        };
+        if init_point == sys::OPENVPN_PLUGIN_INIT_POST_UID_CHANGE {
+            switch();
+        }
+
         let argv = CArray::new(&options.argv);
         let envp = CArray::new(&options.envp);
         let mut callbacks = options.callbacks.then(|| Box::new(host_callbacks()));
@@ -395,6 +444,9 @@ impl Plugin {
             return_list.is_null(),
             "motp.so set a return_list at open, which it has no reason to do"
         );
+        if init_point != sys::OPENVPN_PLUGIN_INIT_POST_UID_CHANGE {
+            switch();
+        }
         if code != sys::OPENVPN_PLUGIN_FUNC_SUCCESS || ret.handle.is_null() {
             // OpenVPN calls no close on a failed open; it exits (M_FATAL). `library` is dropped.
             return Err(OpenError {

@@ -7,6 +7,7 @@
 pub mod abi;
 pub mod interleaved;
 pub mod openvpn;
+pub mod runtime_user;
 pub mod synthetic;
 
 use std::path::PathBuf;

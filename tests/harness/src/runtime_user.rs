@@ -1,0 +1,121 @@
+//! The runtime user as an attacker: OpenVPN runs as `nobody` after start, so whatever nobody can
+//! write (the state directory) is hostile input to root. [`Racer`] plays that attacker, and
+//! [`Victims`] are the root files it aims at.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub const NOBODY: u32 = 65534;
+pub const NOGROUP: u32 = 65534;
+
+/// Panics unless the process runs as root (as OpenVPN starts, and as the suite runs).
+pub fn require_root() {
+    assert_eq!(
+        motp::os::effective_uid(),
+        0,
+        "this test runs as root, as OpenVPN starts (run ./test.sh as root)"
+    );
+}
+
+/// Root's files that the racer points its links at, with what they must still be at the end.
+pub struct Victims {
+    pub dir: PathBuf,
+    files: Vec<(PathBuf, Vec<u8>, u32, u32, u32)>,
+}
+
+impl Victims {
+    /// Two files of root's (modes 0640 and 0644) in a new root-owned `dir`.
+    pub fn create(dir: PathBuf) -> Victims {
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let mut files = Vec::new();
+        for (name, mode) in [("shadow-like", 0o640), ("library-like", 0o644)] {
+            let path = dir.join(name);
+            let content = format!("precious {name} content\n").into_bytes();
+            fs::write(&path, &content).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            files.push((path, content, 0, 0, mode));
+        }
+        Victims { dir, files }
+    }
+
+    /// Panics unless every file keeps its content, owner and mode and `dir` holds nothing
+    /// else.
+    pub fn assert_untouched(&self) {
+        for (path, content, uid, gid, mode) in &self.files {
+            let meta = fs::symlink_metadata(path).unwrap();
+            assert_eq!(
+                &fs::read(path).unwrap(),
+                content,
+                "{} content",
+                path.display()
+            );
+            assert_eq!(
+                (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+                (*uid, *gid, *mode),
+                "{} owner or mode",
+                path.display()
+            );
+        }
+        let mut names: Vec<String> = fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["library-like", "shadow-like"],
+            "a file was created in root's directory through a dangling link"
+        );
+    }
+}
+
+/// A process running as nobody that swaps the state directory's names for symlinks to root's
+/// files (and dangling ones into root's directory) in bursts of a fifth of a second, for at most two minutes.
+pub struct Racer(Child);
+
+impl Racer {
+    pub fn start(state: &Path, victims: &Victims) -> Racer {
+        let script = r#"
+            end=$(( $(date +%s) + 120 ))
+            i=0
+            while [ "$(date +%s)" -lt "$end" ]; do
+                for n in motp-state.db motp-state.db-wal motp-state.db-shm motp-state.db-journal; do
+                    case $((i % 3)) in
+                        0) ln -sfn "$V/shadow-like" "$S/$n.t" && mv -Tf "$S/$n.t" "$S/$n" ;;
+                        1) ln -sfn "$V/new-$n" "$S/$n.t" && mv -Tf "$S/$n.t" "$S/$n" ;;
+                        2) ln -sfn "$V/library-like" "$S/$n.t" && mv -Tf "$S/$n.t" "$S/$n" ;;
+                    esac
+                done 2>/dev/null
+                i=$((i + 1))
+                [ $((i % 50)) -eq 0 ] && sleep 0.2
+            done
+        "#;
+        let child = Command::new("setpriv")
+            .args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "--",
+                "sh",
+                "-c",
+                script,
+            ])
+            .env("S", state)
+            .env("V", &victims.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("setpriv (util-linux) runs the racer as nobody");
+        Racer(child)
+    }
+}
+
+impl Drop for Racer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
