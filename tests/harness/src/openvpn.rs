@@ -334,6 +334,13 @@ pub struct ServerSpec<'a> {
     pub tun_owner: Option<(String, String)>,
     /// Run with `--daemon` (and `--writepid`): OpenVPN forks, the started process exits.
     pub daemon: bool,
+    /// Commands `openvpn` is started through, outermost first, e.g. [`debian_unit_launcher`].
+    /// Each must exec the next (as `prlimit CMD` and `setpriv CMD` do), so the started process
+    /// is `openvpn` itself and signals reach it. Empty: `openvpn` is started directly.
+    pub launcher: Vec<String>,
+    /// `openvpn` command-line options before `--config` (so server.conf can override them),
+    /// e.g. the `--status` a systemd unit passes.
+    pub args: Vec<String>,
 }
 
 impl<'a> ServerSpec<'a> {
@@ -347,8 +354,92 @@ impl<'a> ServerSpec<'a> {
             env: Vec::new(),
             tun_owner: None,
             daemon: false,
+            launcher: Vec::new(),
+            args: Vec::new(),
         }
     }
+}
+
+/// `LimitNPROC=` of Debian 12's `openvpn-server@.service`.
+pub const DEBIAN_UNIT_NPROC: u32 = 10;
+
+/// `CapabilityBoundingSet=` of Debian 12's `openvpn-server@.service`, in `setpriv`'s names
+/// (no `chown`, no `fowner`).
+pub const DEBIAN_UNIT_CAPABILITIES: &[&str] = &[
+    "ipc_lock",
+    "net_admin",
+    "net_bind_service",
+    "net_raw",
+    "setgid",
+    "setuid",
+    "setpcap",
+    "sys_chroot",
+    "dac_override",
+    "audit_write",
+];
+
+/// [`ServerSpec::launcher`] emulating Debian's `openvpn-server@.service` without systemd:
+/// `prlimit --nproc=10:10 setpriv --bounding-set -all,+ipc_lock,... openvpn ...`. Root keeps
+/// only the unit's capabilities across the exec of `openvpn` (its permitted set becomes the
+/// bounding set), and every task of the runtime user (counted over the whole machine, threads
+/// included) beyond [`DEBIAN_UNIT_NPROC`] fails to start once OpenVPN dropped root. Only the
+/// capability bounding set and `LimitNPROC` are emulated (not ProtectSystem, ProtectHome or
+/// PrivateTmp). Needs `prlimit` and `setpriv` (util-linux).
+pub fn debian_unit_launcher() -> Vec<String> {
+    require(&["prlimit", "setpriv"]);
+    let caps: Vec<String> = DEBIAN_UNIT_CAPABILITIES
+        .iter()
+        .map(|c| format!("+{c}"))
+        .collect();
+    vec![
+        "prlimit".to_owned(),
+        format!("--nproc={DEBIAN_UNIT_NPROC}:{DEBIAN_UNIT_NPROC}"),
+        "setpriv".to_owned(),
+        "--bounding-set".to_owned(),
+        format!("-all,{}", caps.join(",")),
+    ]
+}
+
+/// The tasks (threads included) whose real uid is `uid`, on the whole machine: what
+/// RLIMIT_NPROC counts for that user. One `pid/tid comm` entry each.
+pub fn tasks_of_uid(uid: u32) -> Vec<String> {
+    let mut tasks = Vec::new();
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return tasks;
+    };
+    for proc_entry in procs.flatten() {
+        let pid = proc_entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(threads) = fs::read_dir(proc_entry.path().join("task")) else {
+            continue;
+        };
+        for thread in threads.flatten() {
+            let Ok(status) = fs::read_to_string(thread.path().join("status")) else {
+                continue;
+            };
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_owned())
+                    .unwrap_or_default()
+            };
+            let real_uid = field("Uid:")
+                .split_whitespace()
+                .next()
+                .and_then(|u| u.parse::<u32>().ok());
+            if real_uid == Some(uid) {
+                tasks.push(format!(
+                    "{pid}/{} {}",
+                    thread.file_name().to_string_lossy(),
+                    field("Name:")
+                ));
+            }
+        }
+    }
+    tasks
 }
 
 /// A running `openvpn` server with the plugin loaded.
@@ -428,8 +519,16 @@ impl Server {
         let conf_path = dir.join(format!("server-{port}.conf"));
         fs::write(&conf_path, conf).expect("write server.conf");
         let log_path = dir.join(format!("server-{port}.log"));
-        let mut cmd = Command::new("openvpn");
-        cmd.arg("--config")
+        let mut cmd = match spec.launcher.split_first() {
+            Some((first, rest)) => {
+                let mut cmd = Command::new(first);
+                cmd.args(rest).arg("openvpn");
+                cmd
+            }
+            None => Command::new("openvpn"),
+        };
+        cmd.args(&spec.args)
+            .arg("--config")
             .arg(&conf_path)
             .arg("--log")
             .arg(&log_path)
@@ -480,6 +579,21 @@ impl Server {
             l.matches("Initialization Sequence Completed").count() > before
         });
         assert!(ok, "server did not come back after SIGHUP:\n{log}");
+    }
+
+    /// [`Server::sighup`] that reports instead of panicking: `Err(log)` when the server did
+    /// not serve again (it exited, e.g. a plugin that failed to reopen, or the wait passed).
+    pub fn try_sighup(&mut self) -> Result<(), String> {
+        let completed = |l: &str| l.matches("Initialization Sequence Completed").count();
+        let before = completed(&self.log());
+        self.proc.signal("HUP");
+        let log_path = self.log_path.clone();
+        let (ok, log) = wait_for_log(&mut self.proc, &log_path, |l| completed(l) > before);
+        if ok {
+            Ok(())
+        } else {
+            Err(log)
+        }
     }
 
     pub fn is_running(&mut self) -> bool {
