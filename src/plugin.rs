@@ -1121,6 +1121,64 @@ mod tests {
     }
 
     #[test]
+    fn a_fifo_put_in_place_of_the_config_neither_hangs_the_reload_nor_the_close() {
+        let mut s = Setup::new("fifo");
+        let state = s.state_table();
+        s.write(&format!("{state}{ALICE}"));
+        let plugin = s.open_watching_fast().unwrap();
+        s.take_lines();
+        let fifo = s.config.with_extension("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        std::fs::rename(&fifo, &s.config).unwrap();
+        let lines = s.wait_for_line(&plugin, |l, m| {
+            l == Level::ERROR && m.contains("is not a regular file")
+        });
+        assert!(!lines.is_empty());
+        assert_eq!(
+            alice(&plugin, 0),
+            Verdict::Accept,
+            "the table in service stays"
+        );
+        // The watcher is not stuck in open(): closing returns (a hang fails by the harness's
+        // timeout; this bound is only against that).
+        let started = Instant::now();
+        drop(plugin);
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // And at open: refused at once.
+        let e = s.open().err().unwrap();
+        assert!(e.contains("is not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn a_config_the_runtime_user_could_change_is_refused_at_open_and_at_reload() {
+        let mut s = Setup::new("untrusted");
+        let state = s.state_table();
+        s.write(&format!("{state}{ALICE}"));
+        let plugin = s.open_watching_fast().unwrap();
+        s.take_lines();
+        // Made group-writable: the reload is refused, the table in service stays.
+        let next = s.config.with_extension("toml.new");
+        std::fs::write(&next, format!("{state}{ALICE}{BOB}")).unwrap();
+        std::fs::set_permissions(&next, std::fs::Permissions::from_mode(0o660)).unwrap();
+        std::fs::rename(&next, &s.config).unwrap();
+        let lines = s.wait_for_line(&plugin, |l, m| {
+            l == Level::ERROR && m.contains("writable by its group")
+        });
+        assert!(
+            errors(&lines).iter().all(|m| m.contains("chmod go-w")),
+            "{lines:?}"
+        );
+        assert_eq!(bob(&plugin, 0), Verdict::Reject, "bob was not added");
+        drop(plugin);
+        let e = s.open().err().unwrap();
+        assert!(e.contains("writable by its group"), "{e}");
+    }
+
+    #[test]
     fn state_survives_reopening_the_plugin() {
         let mut s = Setup::new("sighup");
         s.write(&format!("{}{ALICE}", s.state_table()));

@@ -1310,6 +1310,327 @@ pin = "4321"
         });
     }
 
+    /// A trigger, view or index added by whoever can write the file (the runtime user, with
+    /// `sqlite3`): the file counts as corrupt, and the code accepted before is still refused.
+    #[test]
+    fn objects_the_plugin_did_not_create_make_the_file_count_as_corrupt() {
+        let additions = [
+            (
+                "trigger-update",
+                "CREATE TRIGGER forget AFTER UPDATE ON users BEGIN \
+                 UPDATE users SET last_step = NULL, failures = 0, locked_until = 0; END;",
+            ),
+            (
+                "trigger-insert",
+                "CREATE TRIGGER forget AFTER INSERT ON users BEGIN \
+                 DELETE FROM users; END;",
+            ),
+            ("view", "CREATE VIEW v AS SELECT * FROM users;"),
+            ("index", "CREATE INDEX i ON users (failures);"),
+            (
+                "changed-table",
+                "DROP TABLE users; CREATE TABLE users (username TEXT PRIMARY KEY NOT NULL, \
+                 last_step INTEGER, failures INTEGER NOT NULL DEFAULT 0 CHECK (failures < 1), \
+                 locked_until INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL);",
+            ),
+        ];
+        for (name, sql) in additions {
+            let dir = TempDir::new(name);
+            let cfg = config(CONFIG);
+            let host = FakeHost::at(T0);
+            let store = host.open(&dir);
+            assert!(login(&cfg, &store, "alice", &alice(T0), T0).is_accepted());
+            drop(store);
+            Connection::open(dir.db())
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap();
+            let (store, logs) = capture(|| host.open(&dir));
+            assert_eq!(dir.aside_files().len(), 1, "{name}: {logs:?}");
+            assert!(
+                logs.iter()
+                    .any(|(l, m)| *l == Level::ERROR && m.contains("did not create")),
+                "{name}: {logs:?}"
+            );
+            for _ in 0..3 {
+                assert_eq!(
+                    login(&cfg, &store, "alice", &alice(T0), T0 + 1),
+                    Decision::Replay,
+                    "{name}"
+                );
+            }
+        }
+    }
+
+    /// Even before the schema check has run, a trigger does not fire on the connection.
+    #[test]
+    fn triggers_never_run_on_the_plugins_connection() {
+        let dir = TempDir::new("no-triggers");
+        let host = FakeHost::at(T0);
+        drop(host.open(&dir));
+        let inner = open_db(&dir.db(), &host.host(), None).ok().unwrap();
+        inner
+            .conn
+            .execute_batch("CREATE TRIGGER t AFTER INSERT ON users BEGIN DELETE FROM users; END;")
+            .unwrap();
+        inner
+            .conn
+            .execute(
+                "INSERT INTO users (username, failures, updated_at) VALUES ('x', 1, 0)",
+                [],
+            )
+            .unwrap();
+        let rows: i64 = inner
+            .conn
+            .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1, "the trigger must not have run");
+    }
+
+    /// Another process (an admin's `sqlite3` shell) inside `BEGIN IMMEDIATE`.
+    struct ForeignLock(std::process::Child);
+
+    impl ForeignLock {
+        fn hold(db: &Path) -> ForeignLock {
+            use std::io::Write;
+            let mut child = std::process::Command::new("sqlite3")
+                .arg(db)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("the sqlite3 shell is installed (test.sh installs it)");
+            let stdin = child.stdin.as_mut().unwrap();
+            stdin
+                .write_all(b"BEGIN IMMEDIATE;\nSELECT 'locked';\n")
+                .unwrap();
+            stdin.flush().unwrap();
+            let mut line = String::new();
+            std::io::BufRead::read_line(
+                &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+                &mut line,
+            )
+            .unwrap();
+            assert_eq!(line.trim(), "locked");
+            ForeignLock(child)
+        }
+    }
+
+    impl Drop for ForeignLock {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn a_database_locked_by_another_process_refuses_quickly_then_recovers() {
+        use std::time::Instant;
+        let dir = TempDir::new("foreign-lock");
+        let cfg = config(CONFIG);
+        let host = FakeHost::at(T0);
+        let store = host.open(&dir);
+        {
+            let _lock = ForeignLock::hold(&dir.db());
+            let started = Instant::now();
+            let (decision, logs) = capture(|| login(&cfg, &store, "alice", &alice(T0), T0));
+            // Against a hang only: the figure is in docs/performance.md.
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "{:?}",
+                started.elapsed()
+            );
+            assert_eq!(decision, Decision::StateUnavailable);
+            assert!(logs.iter().any(|(_, m)| m.contains("locked")), "{logs:?}");
+            // Opening while it is held: no error, the store opens at a later login.
+            let started = Instant::now();
+            let (second, logs) = capture(|| host.open(&dir));
+            assert!(started.elapsed() < Duration::from_secs(1));
+            assert!(
+                logs.iter()
+                    .any(|(l, m)| *l == Level::WARN && m.contains("opened at the first login")),
+                "{logs:?}"
+            );
+            assert_eq!(
+                login(&cfg, &second, "alice", &alice(T0), T0),
+                Decision::StateUnavailable
+            );
+            drop(second);
+        }
+        assert!(login(&cfg, &store, "alice", &alice(T0), T0).is_accepted());
+        let (reopened, _) = capture(|| host.open(&dir));
+        assert_eq!(
+            login(&cfg, &reopened, "alice", &alice(T0), T0 + 1),
+            Decision::Replay
+        );
+        assert!(dir.aside_files().is_empty());
+    }
+
+    /// A store opened while the database was locked opens it at the first login after.
+    #[test]
+    fn a_store_opened_while_locked_opens_the_database_once_free() {
+        let dir = TempDir::new("lazy-open");
+        let cfg = config(CONFIG);
+        let host = FakeHost::at(T0);
+        drop(host.open(&dir));
+        let lock = ForeignLock::hold(&dir.db());
+        let (store, _) = capture(|| host.open(&dir));
+        drop(lock);
+        let (decision, logs) = capture(|| login(&cfg, &store, "alice", &alice(T0), T0));
+        assert!(decision.is_accepted(), "{decision:?}");
+        assert!(
+            logs.iter().any(|(_, m)| m.contains("no longer locked")),
+            "{logs:?}"
+        );
+    }
+
+    #[test]
+    fn a_forward_clock_jump_prunes_nothing_until_the_time_has_passed() {
+        let dir = TempDir::new("clock-jump");
+        let cfg = config(CONFIG);
+        let wall = Arc::new(AtomicI64::new(T0));
+        let up = Arc::new(AtomicI64::new(1000));
+        let host = {
+            let (wall, up) = (wall.clone(), up.clone());
+            Host {
+                now: Arc::new(move || wall.load(Ordering::SeqCst)),
+                boot: Some(Boot {
+                    id: "boot-a".into(),
+                    time: T0 - 1000,
+                }),
+                uptime: Arc::new(move || Some(up.load(Ordering::SeqCst))),
+            }
+        };
+        let store = SqliteStore::open_with(&dir.0, host.clone()).unwrap();
+        assert!(login(&cfg, &store, "alice", &alice(T0), T0).is_accepted());
+        store
+            .update("bob", &mut |s| s.locked_until = T0 + 600)
+            .unwrap();
+        drop(store);
+
+        // The clock is set two days ahead (a wrong NTP answer, `date -s`, an admin's typo).
+        wall.store(T0 + 2 * PRUNE_AFTER_SECS, Ordering::SeqCst);
+        up.fetch_add(5, Ordering::SeqCst);
+        let store = SqliteStore::open_with(&dir.0, host.clone()).unwrap();
+        store.prune();
+        assert_eq!(count_rows(&dir), 2, "nothing pruned by the jump");
+        drop(store);
+
+        // Put right again: the replay is still refused, the lock still holds.
+        wall.store(T0 + 10, Ordering::SeqCst);
+        let store = SqliteStore::open_with(&dir.0, host.clone()).unwrap();
+        assert_eq!(
+            login(&cfg, &store, "alice", &alice(T0), T0 + 10),
+            Decision::Replay
+        );
+        let mut bob = UserState::default();
+        store.update("bob", &mut |s| bob = *s).unwrap();
+        assert_eq!(bob.locked_until, T0 + 600);
+        drop(store);
+
+        // Once the time has really passed (uptime), bob's idle row goes; alice's stays, as
+        // the refused replay counts as a failure.
+        wall.store(T0 + PRUNE_AFTER_SECS + 100, Ordering::SeqCst);
+        up.fetch_add(PRUNE_AFTER_SECS + 100, Ordering::SeqCst);
+        let store = SqliteStore::open_with(&dir.0, host).unwrap();
+        store.prune();
+        let left: String = Connection::open(dir.db())
+            .unwrap()
+            .query_row("SELECT group_concat(username) FROM users", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, "alice");
+    }
+
+    #[test]
+    fn the_prune_clock_follows_uptime_and_never_passes_the_wall_clock() {
+        let r = |now, wall, up_then, boot_then, up, boot, newest| {
+            prune_reference(now, wall, up_then, boot_then, up, boot, newest)
+        };
+        // Same boot: the last prune plus the uptime since.
+        assert_eq!(
+            r(
+                5000,
+                Some(1000),
+                Some(10),
+                Some("a"),
+                Some(110),
+                Some("a"),
+                None
+            ),
+            1100
+        );
+        // Never more than the wall clock.
+        assert_eq!(
+            r(
+                1050,
+                Some(1000),
+                Some(10),
+                Some("a"),
+                Some(110),
+                Some("a"),
+                None
+            ),
+            1050
+        );
+        // Another boot: only this boot's uptime counts.
+        assert_eq!(
+            r(
+                9000,
+                Some(1000),
+                Some(10),
+                Some("a"),
+                Some(60),
+                Some("b"),
+                None
+            ),
+            1060
+        );
+        // No record yet: the newest row bounds it.
+        assert_eq!(
+            r(9000, None, None, None, Some(60), Some("a"), Some(2000)),
+            2000
+        );
+        assert_eq!(r(9000, None, None, None, None, None, None), 9000);
+    }
+
+    #[test]
+    fn as_root_a_directory_of_another_user_is_refused_untouched() {
+        if crate::os::effective_uid() != 0 {
+            return; // the rule under test is root's
+        }
+        let dir = TempDir::new("foreign-dir");
+        let victim = dir.0.join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        let state = dir.0.join("state");
+        fs::create_dir(&state).unwrap();
+        std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
+        std::os::unix::fs::symlink(&victim, state.join(DB_FILE_NAME)).unwrap();
+        std::os::unix::fs::symlink(&victim, state.join("motp-state.db-wal")).unwrap();
+        let e = SqliteStore::open_with(&state, FakeHost::at(T0).host())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("belongs to nobody"), "{e}");
+        assert!(e.contains("user nobody"), "{e}");
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(fs::metadata(&victim).unwrap().uid(), 0);
+        let names: Vec<_> = fs::read_dir(&state).unwrap().collect();
+        assert_eq!(names.len(), 2, "nothing created, renamed or removed");
+    }
+
+    #[test]
+    fn a_directory_others_can_write_is_refused() {
+        let dir = TempDir::new("group-writable");
+        let state = dir.0.join("state");
+        fs::create_dir(&state).unwrap();
+        fs::set_permissions(&state, fs::Permissions::from_mode(0o770)).unwrap();
+        let e = SqliteStore::open_with(&state, FakeHost::at(T0).host())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("writable by its group or by everyone"), "{e}");
+        assert!(!state.join(DB_FILE_NAME).exists());
+    }
+
     #[test]
     fn a_directory_or_symlink_in_place_of_the_file_is_moved_aside() {
         let dir = recovers_from("directory", true, |d| {
