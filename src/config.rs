@@ -611,6 +611,14 @@ fn read_protected(path: &Path, trusted: TrustedOwners) -> Result<Zeroizing<Strin
                 .into(),
         ));
     }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o006 != 0 {
+        return Err(fail(format!(
+            "is readable or writable by every user (mode {mode:04o}) but holds secrets and PINs; \
+             run `chmod 0640 {}` and give its group to OpenVPN's runtime group",
+            path.display()
+        )));
+    }
     if let Err(untrusted) = crate::os::check_trusted_file(path, &meta, trusted) {
         let at = if untrusted.path == path {
             String::new()
@@ -621,14 +629,6 @@ fn read_protected(path: &Path, trusted: TrustedOwners) -> Result<Zeroizing<Strin
             "{at}{}; motp.toml decides who may log in, so only root (or the user OpenVPN \
              starts as) may be able to change it. Fix: run `{}` as root",
             untrusted.problem, untrusted.fix
-        )));
-    }
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o006 != 0 {
-        return Err(fail(format!(
-            "is readable or writable by every user (mode {mode:04o}) but holds secrets and PINs; \
-             run `chmod 0640 {}` and give its group to OpenVPN's runtime group",
-            path.display()
         )));
     }
     if meta.len() > MAX_CONFIG_BYTES {
