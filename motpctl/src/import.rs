@@ -246,6 +246,35 @@ fn hours_to_secs(text: &str) -> Result<i64, String> {
     Ok(secs as i64)
 }
 
+/// What goes in pam_mobile_otp's fields, for messages.
+const PAM_FIELDS: [&str; 4] = [
+    "the username (1st field)",
+    "the secret (2nd field)",
+    "the PIN (3rd field)",
+    "the offset (4th field)",
+];
+
+/// What to do about a `#` in the PIN or secret (both formats).
+const HASH_ADVICE: &str = "leave this line out of the import and add the user afterwards with \
+     `motpctl add-user NAME --secret - --pin -`, which reads both from standard input";
+
+/// Text that may be the secret or a PIN: hex digits only, secret-sized.
+fn secret_like(field: &str) -> bool {
+    field.len() >= 8 && field.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The first field of a motp.conf line, if it can be named in a message: only when it is not
+/// made of hex digits only (a line without its user field starts with the secret) and the
+/// second field is secret-sized (a line without user and secret starts with the PIN).
+fn pam_user<'a>(fields: &[&'a str]) -> Option<&'a str> {
+    match fields {
+        [user, second, ..] if !user.bytes().all(|b| b.is_ascii_hexdigit()) && second.len() >= 8 => {
+            Some(user)
+        }
+        _ => None,
+    }
+}
+
 pub fn pam_motp(args: PamMotpArgs) -> Outcome {
     let text = read_source(&args.file)?;
     let mut b = Builder::new(&args.file, "pam_mobile_otp motp.conf");
@@ -265,14 +294,49 @@ pub fn pam_motp(args: PamMotpArgs) -> Outcome {
             }));
             continue;
         }
+        // A `#` after the data: a comment only where it stands apart after the PIN. One inside
+        // a field, or where the secret or PIN should be, may be part of them: refused, and the
+        // rest of the line (maybe the rest of a PIN) is not carried over as a comment.
+        if comment.is_some() {
+            let glued = !data.ends_with(char::is_whitespace);
+            let field = if glued {
+                fields.len()
+            } else {
+                fields.len() + 1
+            };
+            if glued || field <= 3 {
+                let what = PAM_FIELDS.get(field - 1).copied().unwrap_or("a field");
+                let how = if glued { "inside" } else { "at the start of" };
+                b.refuse(
+                    n,
+                    pam_user(&fields),
+                    format!(
+                        "a `#` {how} {what}: it would be read as the start of a comment, \
+                         cutting the line there; if it starts a comment, put it after the PIN \
+                         and offset with a space before it; if it belongs to the PIN or secret, \
+                         {HASH_ADVICE}"
+                    ),
+                );
+                continue;
+            }
+        }
         if let Some(c) = comment {
             b.comment(Some(c));
         }
-        let user = fields[0];
+        let user = pam_user(&fields);
+        if secret_like(fields[0]) && !fields.get(1).is_some_and(|f| secret_like(f)) {
+            b.refuse(
+                n,
+                None,
+                "the first field looks like a secret, not a username: the user field seems to \
+                 be missing (expected `USER SECRET PIN OFFSET_HOURS`)",
+            );
+            continue;
+        }
         if !(3..=4).contains(&fields.len()) {
             b.refuse(
                 n,
-                Some(user),
+                user,
                 format!(
                     "expected `USER SECRET PIN OFFSET_HOURS`, found {} fields",
                     fields.len()
@@ -280,29 +344,30 @@ pub fn pam_motp(args: PamMotpArgs) -> Outcome {
             );
             continue;
         }
-        if let Err(e) = check_username(user) {
+        let name = fields[0];
+        if let Err(e) = check_username(name) {
             b.refuse(n, None, e.0);
             continue;
         }
         if let Some(problem) = secret_problem(fields[1]) {
-            b.refuse(n, Some(user), problem);
+            b.refuse(n, user, problem);
             continue;
         }
         if let Some(problem) = pin_problem(fields[2]) {
-            b.refuse(n, Some(user), problem);
+            b.refuse(n, user, problem);
             continue;
         }
         let offset_secs = match fields.get(3).map(|h| hours_to_secs(h)).unwrap_or(Ok(0)) {
             Ok(s) => s,
             Err(e) => {
-                b.refuse(n, Some(user), e);
+                b.refuse(n, user, e);
                 continue;
             }
         };
         b.add(
             n,
             Entry {
-                name: user.to_owned(),
+                name: name.to_owned(),
                 secret: fields[1].to_owned(),
                 pin: fields[2].to_owned(),
                 offset_secs,
@@ -314,8 +379,9 @@ pub fn pam_motp(args: PamMotpArgs) -> Outcome {
 
 /// Splits a secrets-file line into words as openvpn-otp's `read_word` does: whitespace
 /// separates, `'` and `"` quote, `\` escapes the next character, and `#` outside quotes starts
-/// a comment. Returns the words and the comment text.
-fn split_words(line: &str) -> (Vec<String>, Option<String>) {
+/// a comment. Returns the words, the comment text, and whether the `#` came right after a
+/// word's last character (cutting what may have been meant as part of the word).
+fn split_words(line: &str) -> (Vec<String>, Option<String>, bool) {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;
@@ -335,7 +401,7 @@ fn split_words(line: &str) -> (Vec<String>, Option<String>) {
                 if in_word {
                     words.push(std::mem::take(&mut word));
                 }
-                return (words, Some(chars.collect()));
+                return (words, Some(chars.collect()), in_word);
             }
             c if c.is_whitespace() => {
                 if in_word {
@@ -362,7 +428,24 @@ fn split_words(line: &str) -> (Vec<String>, Option<String>) {
     if in_word {
         words.push(word);
     }
-    (words, None)
+    (words, None, false)
+}
+
+/// `hash `sha256``, or `an unknown hash (not shown)` for a value not in `names`: a field out
+/// of place (a missing one shifts the others) may hold the key or the PIN.
+fn known(what: &str, value: &str, names: &[&str]) -> String {
+    match names.iter().find(|n| n.eq_ignore_ascii_case(value)) {
+        Some(name) => format!("{what} `{name}`"),
+        None => format!("an unknown {what} (not shown: it may be the key or PIN)"),
+    }
+}
+
+/// The first word of a secrets-file line, if it can be named in a message: not when it holds a
+/// `:` (a line without its USER and SERVER fields starts with the one holding key and PIN) or
+/// looks like a key.
+fn otp_user(words: &[String]) -> Option<&str> {
+    let first = words.first()?.as_str();
+    (!first.contains(':') && !secret_like(first)).then_some(first)
 }
 
 /// Converts `METHOD:HASH:ENCODING:KEY:PIN[:UDID]`, or says why it cannot be.
@@ -399,14 +482,14 @@ fn convert_otp_field(field: &str, udid_into_pin: bool) -> Result<(String, String
     }
     if lower != "motp" {
         return Err(format!(
-            "unknown method `{}`: only motp lines can be converted",
-            printable(method)
+            "{}: only motp lines can be converted",
+            known("method", method, &["motp", "totp", "totp-60-6", "hotp"])
         ));
     }
     if !hash.eq_ignore_ascii_case("md5") {
         return Err(format!(
-            "hash `{}`: openvpn-otp hashes with it instead of MD5, so the codes are not mOTP codes",
-            printable(hash)
+            "{}: openvpn-otp hashes with it instead of MD5, so the codes are not mOTP codes",
+            known("hash", hash, &["sha1", "sha256", "sha512", "md5"])
         ));
     }
     match encoding.to_ascii_lowercase().as_str() {
@@ -429,8 +512,8 @@ fn convert_otp_field(field: &str, udid_into_pin: bool) -> Result<(String, String
         }
         other => {
             return Err(format!(
-                "unknown encoding `{}` (openvpn-otp refuses it too)",
-                printable(other)
+                "{}; openvpn-otp refuses it too",
+                known("encoding", other, &["text", "hex", "base32"])
             ))
         }
     }
@@ -460,7 +543,7 @@ pub fn openvpn_otp(args: OpenvpnOtpArgs) -> Outcome {
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let line = raw.trim_end_matches('\r');
-        let (words, comment) = split_words(line);
+        let (words, comment, cut) = split_words(line);
         if words.is_empty() {
             b.comment(comment.as_deref().or(if line.trim().is_empty() {
                 None
@@ -469,14 +552,35 @@ pub fn openvpn_otp(args: OpenvpnOtpArgs) -> Outcome {
             }));
             continue;
         }
-        if let Some(c) = &comment {
-            b.comment(Some(c));
+        let user = otp_user(&words);
+        // openvpn-otp, too, reads an unquoted `#` as the start of a comment, also inside a
+        // word. One that cuts the first three fields may have been meant as part of the key or
+        // PIN: refused. A comment before the CLIENT field is not carried over either (it may
+        // hold the rest of the key field); the line is refused below for its missing fields.
+        if comment.is_some() && cut && words.len() <= 3 {
+            b.refuse(
+                n,
+                user,
+                format!(
+                    "an unquoted `#` inside the {} field: openvpn-otp reads it as the start \
+                     of a comment and cuts the field there (this line then has no CLIENT field, \
+                     so openvpn-otp skips it); if it belongs to the key or PIN, put the field in \
+                     quotes ('...') and import again, or {}",
+                    ["1st (USER)", "2nd (SERVER)", "3rd (METHOD:...:KEY:PIN)"][words.len() - 1],
+                    HASH_ADVICE
+                ),
+            );
+            continue;
         }
-        let user = words[0].as_str();
+        if words.len() >= 4 {
+            if let Some(c) = &comment {
+                b.comment(Some(c));
+            }
+        }
         if words.len() < 3 {
             b.refuse(
                 n,
-                Some(user),
+                user,
                 "expected `USER SERVER METHOD:HASH:ENCODING:KEY:PIN[:UDID] CLIENT`",
             );
             continue;
@@ -484,12 +588,13 @@ pub fn openvpn_otp(args: OpenvpnOtpArgs) -> Outcome {
         if words.len() == 3 {
             b.refuse(
                 n,
-                Some(user),
+                user,
                 "no CLIENT field (e.g. `*`) after the secret: openvpn-otp skips such a line, so \
                  this user could not log in; add ` *` to the line if that was not intended",
             );
             continue;
         }
+        let user = words[0].as_str();
         if user == "*" {
             b.refuse(n, None, "`*` is not a username (no wildcards in motp.toml)");
             continue;
@@ -508,7 +613,7 @@ pub fn openvpn_otp(args: OpenvpnOtpArgs) -> Outcome {
                     offset_secs: 0,
                 },
             ),
-            Err(reason) => b.refuse(n, Some(user), reason),
+            Err(reason) => b.refuse(n, otp_user(&words), reason),
         }
     }
     b.finish(&args.out)
@@ -520,17 +625,23 @@ mod tests {
 
     #[test]
     fn words_split_like_openvpn_otp() {
-        let (w, c) = split_words("bob otp 'motp:md5:text:0123456789abcdef:12 34:' * # phone");
+        let (w, c, cut) = split_words("bob otp 'motp:md5:text:0123456789abcdef:12 34:' * # phone");
         assert_eq!(
             w,
             ["bob", "otp", "motp:md5:text:0123456789abcdef:12 34:", "*"]
         );
         assert_eq!(c.as_deref(), Some(" phone"));
-        let (w, c) = split_words("  # only a comment");
+        assert!(!cut);
+        let (w, c, cut) = split_words("  # only a comment");
         assert!(w.is_empty());
         assert_eq!(c.as_deref(), Some(" only a comment"));
-        let (w, _) = split_words(r"a\ b c#d");
+        assert!(!cut);
+        let (w, _, cut) = split_words(r"a\ b c#d");
         assert_eq!(w, ["a b", "c"]);
+        assert!(cut);
+        let (w, c, _) = split_words("u s 'motp:md5:text:0123456789abcdef:1#2:' *");
+        assert_eq!(w[2], "motp:md5:text:0123456789abcdef:1#2:");
+        assert_eq!(c, None);
     }
 
     #[test]
