@@ -57,7 +57,9 @@ pub fn check_config(args: CheckArgs) -> Outcome {
     };
 
     match Config::load(&path) {
-        Err(e) => report.error(format!("{e} (the plugin would refuse to start with it)")),
+        Err(e) => report.error(format!(
+            "{e} (the plugin would refuse to start with it, and ignore it as a live change)"
+        )),
         Ok(config) => {
             let disabled = config
                 .users

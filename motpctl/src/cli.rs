@@ -23,10 +23,11 @@ const LONG_ABOUT: &str = "\
 motpctl manages the users and settings of the openvpn-motp plugin (motp.so), which checks a \
 certificate plus a mobile OTP (mOTP) code at every OpenVPN login.
 
-The plugin reads motp.toml (default /etc/openvpn/motp.toml) when OpenVPN starts, and again at \
-the first login after the file changes: users and policy take effect without a reload (the \
-[state] table only at a SIGHUP or restart). A changed file the plugin refuses is ignored, the \
-old user table keeps serving, but the same file at a SIGHUP or restart stops OpenVPN.
+The plugin reads motp.toml (default /etc/openvpn/motp.toml) when OpenVPN starts, and a thread \
+of the plugin checks it once a second: a change takes effect one to two seconds after the file \
+was written, without a reload or SIGHUP (the [state] table and crtext_prompt only at a SIGHUP or \
+restart). A changed file the plugin refuses is ignored and logged, and the old user table keeps \
+serving, but the same file at a SIGHUP or restart stops OpenVPN.
 
 Commands that change the file keep its comments, order, owner and mode, check the result the \
 same way the plugin does, and replace the file atomically, so the plugin never sees a \
@@ -69,17 +70,19 @@ pub enum Cmd {
     /// Deletes the user's [users.NAME] section, with the comment lines directly above its
     /// header (a comment block separated from it by a blank line is kept). The file keeps its
     /// other comments, order, owner and mode; it is replaced atomically, and only if the plugin
-    /// would accept the result. The plugin reads the change at the next login.
+    /// would accept the result. The plugin applies the change within one to two seconds (no
+    /// reload needed).
     RemoveUser(UserArgs),
     /// Refuse a user's logins, keeping the entry (sets `disabled = true`).
     ///
     /// The user is refused until `motpctl enable NAME`. The file keeps its comments, order,
-    /// owner and mode; it is replaced atomically. The plugin reads the change at the next login.
+    /// owner and mode; it is replaced atomically. The plugin applies the change within one to two
+    /// seconds (no reload needed).
     Disable(UserArgs),
     /// Let a disabled user log in again (removes `disabled = true`).
     ///
-    /// The file keeps its comments, order, owner and mode; it is replaced atomically. Reload
-    /// OpenVPN afterwards.
+    /// The file keeps its comments, order, owner and mode; it is replaced atomically. The plugin
+    /// applies the change within one to two seconds (no reload needed).
     Enable(UserArgs),
     Verify(VerifyArgs),
     Resync(ResyncArgs),
@@ -154,8 +157,11 @@ pub struct CodeArgs {
 /// a state directory the runtime user cannot write, and a system clock that is not synchronised
 /// (mOTP codes depend on the server's clock).
 ///
-/// Run it after editing motp.toml by hand, and before every `systemctl reload
-/// openvpn-server@NAME` or SIGHUP.
+/// Run it after editing motp.toml by hand: the plugin applies a valid change to the users and
+/// policy by itself within one to two seconds (no reload), and ignores a file it refuses. Run it
+/// also before a SIGHUP or restart, which such a file would stop. A SIGHUP is only needed for a
+/// change to the [state] table (or crtext_prompt); Debian's openvpn-server@NAME unit has no reload command, so send
+/// it with `systemctl kill -s HUP openvpn-server@NAME` (or restart the unit).
 #[derive(Args, Debug)]
 #[command(after_help = "\
 Exit status:
@@ -198,7 +204,8 @@ pub struct CheckArgs {
 /// default).
 ///
 /// The file keeps its comments, order, owner and mode; it is replaced atomically, and only if
-/// the plugin would accept the result. The plugin reads the change at the next login.
+/// the plugin would accept the result. The plugin applies the change within one to two seconds
+/// (no reload needed).
 #[derive(Args, Debug)]
 #[command(after_help = EXIT_CODES)]
 pub struct AddUserArgs {
@@ -296,7 +303,7 @@ pub struct VerifyArgs {
 /// than one place, nothing is written.
 ///
 /// Better still, set the phone's clock right (automatic network time) and leave offset_secs
-/// at 0. The plugin reads the change at the next login.
+/// at 0. The plugin applies the change within one to two seconds (no reload needed).
 #[derive(Args, Debug)]
 #[command(after_help = "\
 Exit status:

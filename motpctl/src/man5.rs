@@ -27,13 +27,16 @@ pub fn page() -> String {
     section(
         &mut out,
         "DESCRIPTION",
-        "motp.toml is a TOML file read by motp.so when OpenVPN loads it, and again at the next \
-         login whenever the file changes. It holds every user's mOTP secret and PIN: keep it \
+        "motp.toml is a TOML file read by motp.so when OpenVPN loads it. A thread of the plugin \
+         checks it once a second and applies a change one to two seconds after it (users and \
+         policy; the [state] table and crtext_prompt only at a SIGHUP or restart); a changed \
+         file the plugin refuses is ignored and logged, and the previous table keeps serving. \
+         It holds every user's mOTP secret and PIN: keep it \
          mode 0640, owned by root and readable by OpenVPN's runtime group. The plugin refuses a \
          file readable or writable by everyone, an unknown key, a missing or malformed secret or \
          PIN, a duplicate user and a window over one hour, with one message naming the file, \
-         the line and the key (never the value). Check a file with motpctl check-config before \
-         reloading OpenVPN.",
+         the line and the key (never the value). Check a file with motpctl check-config after \
+         every edit by hand.",
     );
     out.push_str(
         ".SH \"ANNOTATED EXAMPLE\"\nEvery key, its default and its meaning:\n.PP\n.nf\n.ft CR\n",
