@@ -220,9 +220,9 @@ fn check_permissions(path: &Path, meta: &fs::Metadata, account: Option<&Account>
     }
 }
 
-/// The state backend: memory is lost at every SIGHUP; the local store's directory must exist
-/// and be writable by the runtime user, or the plugin cannot open it (at start as root it
-/// creates it 0700 for root, which the runtime user cannot reopen after a SIGHUP).
+/// The state backend: memory is lost at every SIGHUP; the local store's directory must belong
+/// to the user the plugin runs as (OpenVPN opens it after switching to its runtime user) and be
+/// writable by no one else, or the plugin refuses to open it.
 fn check_state(state: &StateConfig, account: Option<&Account>, r: &mut Report) {
     let dir = match state {
         StateConfig::Memory => {
@@ -250,11 +250,11 @@ fn check_state(state: &StateConfig, account: Option<&Account>, r: &mut Report) {
             return;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            match account.filter(|a| a.uid != 0) {
+            match account {
                 Some(a) => r.warning(format!(
-                    "the state directory {} does not exist: OpenVPN, starting as root, would \
-                     create it for root, and as {} it could not reopen it after a SIGHUP. \
-                     Create it: `install -d -m 0700 -o {} {}`",
+                    "the state directory {} does not exist: the plugin, running as {}, creates \
+                     it only if it may write the directory above; create it: `install -d -m \
+                     0700 -o {} {}`",
                     dir.display(),
                     a.name,
                     a.name,
@@ -262,7 +262,7 @@ fn check_state(state: &StateConfig, account: Option<&Account>, r: &mut Report) {
                 )),
                 None => r.note(format!(
                     "the state directory {} does not exist yet; the plugin creates it (mode \
-                     0700) for the user OpenVPN starts as; pass --runtime-user to check more",
+                     0700) as the user it runs as; pass --runtime-user to check more",
                     dir.display()
                 )),
             }
@@ -273,23 +273,45 @@ fn check_state(state: &StateConfig, account: Option<&Account>, r: &mut Report) {
             return;
         }
     };
-    let Some(account) = account else {
-        r.note(format!(
-            "state directory {} exists; pass --runtime-user to check that OpenVPN can write it",
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        r.error(format!(
+            "the state directory {} is writable by its group or by everyone (mode {mode:04o}): \
+             the plugin refuses it, as others could plant files there; run `chmod go-w {}`",
+            dir.display(),
             dir.display()
         ));
         return;
-    };
-    let mode = meta.mode() & 0o7777;
-    if !account.may(meta.uid(), meta.gid(), mode, 0o3) {
-        r.warning(format!(
-            "the runtime user {} cannot write the state directory {} (owner {}, group {}, mode \
-             {mode:04o}): the plugin cannot open its state after a SIGHUP; run `chown {} {}`",
-            account.name,
+    }
+    let Some(account) = account else {
+        r.note(format!(
+            "state directory {} exists (owner {}); pass --runtime-user to check that it belongs \
+             to the user OpenVPN runs as",
             dir.display(),
             sys::user_name(meta.uid()),
-            sys::group_name(meta.gid()),
+        ));
+        return;
+    };
+    if meta.uid() != account.uid {
+        r.error(format!(
+            "the state directory {} belongs to {}, not to the runtime user {}: the plugin, \
+             opened by OpenVPN after switching to {}, refuses a directory it does not own; run \
+             `chown {} {}`",
+            dir.display(),
+            sys::user_name(meta.uid()),
             account.name,
+            account.name,
+            account.name,
+            dir.display()
+        ));
+        return;
+    }
+    if !account.may(meta.uid(), meta.gid(), mode, 0o3) {
+        r.error(format!(
+            "the runtime user {} cannot write the state directory {} (mode {mode:04o}): run \
+             `chmod 0700 {}`",
+            account.name,
+            dir.display(),
             dir.display()
         ));
         return;

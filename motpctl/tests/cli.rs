@@ -1115,7 +1115,7 @@ fn check_config_checks_the_state_directory() {
     let (path, state) = local_state_config(&dir);
     let p = s(&path);
     let me = run_id_un(fs::metadata(&path).unwrap().uid());
-    // Missing: the plugin would create it for the user OpenVPN starts as.
+    // Missing: the plugin would create it as the user it runs as.
     let r = run(&["check-config", p, "--no-clock-check"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("does not exist yet"), "{r:?}");
@@ -1125,15 +1125,23 @@ fn check_config_checks_the_state_directory() {
     let r = run(&["check-config", p, "--no-clock-check", "-u", &me]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("is writable by"), "{r:?}");
-    // Not writable by another runtime user.
+    // Another runtime user: the plugin, opened as that user, refuses a directory it does not
+    // own.
     if me != "nobody" {
         let r = run(&["check-config", p, "--no-clock-check", "-u", "nobody"]);
-        assert_eq!(r.code, 1, "{r:?}");
+        assert_eq!(r.code, 2, "{r:?}");
         assert!(
-            r.stdout.contains("nobody cannot write the state directory"),
+            r.stdout
+                .contains("belongs to root, not to the runtime user nobody"),
             "{r:?}"
         );
     }
+    // Writable by its group: refused, whoever runs the plugin.
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o770)).unwrap();
+    let r = run(&["check-config", p, "--no-clock-check", "-u", &me]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains("chmod go-w"), "{r:?}");
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
     // A file where the directory should be: the plugin would not start.
     fs::remove_dir(&state).unwrap();
     fs::write(&state, "").unwrap();
