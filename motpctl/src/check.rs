@@ -201,7 +201,8 @@ fn check_permissions(path: &Path, meta: &fs::Metadata, account: Option<&Account>
     if !account.may(meta.uid(), meta.gid(), mode, 0o4) {
         r.warning(format!(
             "the runtime user {} cannot read {} (owner {}, group {group}, mode {mode:04o}): \
-             after a SIGHUP OpenVPN re-opens the plugin without root, fails, and stops. Run \
+             OpenVPN opens the plugin as that user (at start and at every SIGHUP), fails, and \
+             stops. Run \
              `chgrp GROUP {}` with OpenVPN's group and `chmod 0640 {}`",
             account.name,
             path.display(),

@@ -944,8 +944,8 @@ fn dir_error_text(dir: &Path, problem: &str, me: &Identity) -> String {
     let group = me.group_label();
     format!(
         "state directory {dir} {problem}; the plugin runs as user {user} (uid {uid}), group \
-         {group} (gid {gid}); OpenVPN reopens it as that user after a SIGHUP once it has \
-         dropped privileges. Fix: run `install -d -m 0700 -o {user} -g {group} {dir}` as root, \
+         {group} (gid {gid}); OpenVPN opens it as the `user`/`group` of server.conf, at start \
+         and at every SIGHUP. Fix: run `install -d -m 0700 -o {user} -g {group} {dir}` as root, \
          or set `dir` in the [state] table of motp.toml to a directory that user can write",
         dir = dir.display(),
         uid = me.uid,
