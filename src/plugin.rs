@@ -1179,6 +1179,43 @@ mod tests {
     }
 
     #[test]
+    fn answer_files_are_never_created_followed_or_waited_on() {
+        use std::os::unix::ffi::OsStrExt;
+        let s = Setup::new("answers");
+        let raw = |p: &Path| p.as_os_str().as_bytes().to_vec();
+        // OpenVPN's file, empty: written. A longer leftover is cut to the answer.
+        let acf = s.dir.0.join("acf");
+        std::fs::write(&acf, b"").unwrap();
+        write_control(&raw(&acf), true);
+        assert_eq!(std::fs::read(&acf).unwrap(), b"1");
+        std::fs::write(&acf, b"0000").unwrap();
+        write_control(&raw(&acf), true);
+        assert_eq!(std::fs::read(&acf).unwrap(), b"1");
+        // Removed: stays removed (OpenVPN then refuses the login at hand-window).
+        let gone = s.dir.0.join("gone");
+        write_control(&raw(&gone), true);
+        write_client_reason(&raw(&gone), "TEMP[backoff 5]: x");
+        assert!(!gone.exists());
+        // A symlink in its place: not followed, the target keeps its content.
+        let target = s.dir.0.join("target");
+        std::fs::write(&target, b"precious").unwrap();
+        let link = s.dir.0.join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_control(&raw(&link), true);
+        write_client_reason(&raw(&link), "TEMP[backoff 5]: x");
+        assert!(write_answer_file(&raw(&link), b"1").is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+        // A FIFO: refused at once, not waited on.
+        let fifo = s.dir.0.join("fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        assert!(write_answer_file(&raw(&fifo), b"1").is_err());
+    }
+
+    #[test]
     fn state_survives_reopening_the_plugin() {
         let mut s = Setup::new("sighup");
         s.write(&format!("{}{ALICE}", s.state_table()));
