@@ -1108,7 +1108,8 @@ fn validate_redis(check: &Checker, raw: RawState) -> Result<StateConfig, ConfigE
                 return Err(check.error(
                     at,
                     "state.ca_file",
-                    "must be an absolute path to the PEM file of the CA that signed the Redis                      server's certificate",
+                    "must be an absolute path to the PEM file of the CA that signed the Redis \
+                     server's certificate",
                 ));
             }
             Some(PathBuf::from(p))
@@ -1575,11 +1576,12 @@ disabled = true
         assert_names(&e, 4, "state.ca_file");
         assert!(e.message.contains("rediss://"), "{e}");
         let tls = "url = \"rediss://127.0.0.1\"\n";
-        assert_names(
-            &refused(&format!("{r}{tls}ca_file = \"ca.pem\"\n")),
-            4,
-            "state.ca_file",
+        let relative = refused(&format!("{r}{tls}ca_file = \"ca.pem\"\n"));
+        assert!(
+            !relative.message.contains("  "),
+            "one space between words: {relative}"
         );
+        assert_names(&relative, 4, "state.ca_file");
         assert_names(
             &refused("[state]\nbackend = \"memory\"\nca_file = \"/etc/ca.pem\"\n"),
             3,
