@@ -40,6 +40,15 @@
 //! room for the threads the first server SIGHUPed had to start again, and it exited with
 //! `cannot start worker threads: Resource temporarily unavailable`).
 //!
+//! The last two tests (issue 12, "a small thread budget") lower the limit below what the
+//! plugin's threads need, counted from the tasks nobody already has: with room for 4 tasks, a
+//! first Redis instance takes 3 (OpenVPN's thread, `motp-worker`, `motp-config`) and a second
+//! only its own thread; with room for 1, a local-store instance has no config watcher. OpenVPN
+//! itself starts no task as nobody (no `--daemon`, `ifconfig-noexec`, `route-noexec`), at start
+//! or at SIGHUP, so the servers run and must keep deciding correctly: the Redis instance on
+//! OpenVPN's thread until a retry (every 10 s, at a login) finds room for its worker, the
+//! local one applying motp.toml edits at logins more than a second apart.
+//!
 //! RLIMIT_NPROC counts every task of nobody on the machine, so the tests of this file run one
 //! at a time (a static mutex), and each first waits until no other task runs as nobody (cargo
 //! runs test binaries one after another, so within one `cargo test` only this file runs
@@ -58,9 +67,9 @@ use std::time::{Duration, Instant};
 
 use motp::engine::code_at_time;
 use motp_harness::openvpn::{
-    debian_unit_launcher, login, require, require_tools, tasks_of_uid, unix_now, write_motp_config,
-    Credentials, Outcome, Pki, Proto, RedisServer, Server, ServerSpec, TempDir,
-    DEBIAN_UNIT_CAPABILITIES, DEBIAN_UNIT_NPROC,
+    debian_unit_launcher, debian_unit_launcher_with_nproc, login, require, require_tools,
+    tasks_of_uid, unix_now, write_motp_config, Credentials, Outcome, Pki, Proto, RedisServer,
+    Server, ServerSpec, TempDir, DEBIAN_UNIT_CAPABILITIES, DEBIAN_UNIT_NPROC,
 };
 
 const ALICE_SECRET: &str = "0123456789abcdef";
@@ -163,6 +172,24 @@ impl Unit {
     /// Debian's tmpfiles.d makes it. With `own_status`, server.conf names a status file of its
     /// own, in a directory of nobody's, which overrides the unit's (as the setup guide says).
     fn try_start(&self, proto: Proto, own_status: bool) -> Result<Server, String> {
+        self.try_start_with_nproc(proto, own_status, DEBIAN_UNIT_NPROC)
+    }
+
+    /// [`Unit::start`] with `LimitNPROC=nproc` instead of the unit's 10.
+    fn start_with_nproc(&self, proto: Proto, nproc: u32) -> Server {
+        self.try_start_with_nproc(proto, true, nproc)
+            .unwrap_or_else(|log| {
+                panic!("{proto:?} server did not start under the unit with NPROC {nproc}:\n{log}")
+            })
+    }
+
+    /// [`Unit::try_start`] with `LimitNPROC=nproc` instead of the unit's 10.
+    fn try_start_with_nproc(
+        &self,
+        proto: Proto,
+        own_status: bool,
+        nproc: u32,
+    ) -> Result<Server, String> {
         let runtime_dir = self.dir.path().join("run-openvpn-server");
         let runtime = runtime_dir.display().to_string();
         run(&[
@@ -170,7 +197,11 @@ impl Unit {
         ]);
         let mut spec = ServerSpec::new(&self.pki, motp_harness::plugin_path(), self.config.clone());
         spec.proto = proto;
-        spec.launcher = debian_unit_launcher();
+        spec.launcher = if nproc == DEBIAN_UNIT_NPROC {
+            debian_unit_launcher()
+        } else {
+            debian_unit_launcher_with_nproc(nproc)
+        };
         spec.args = vec![
             "--status".into(),
             runtime_dir
@@ -218,7 +249,7 @@ impl Unit {
             spec.extra.push(format!("status {}", status.display()));
         }
         let server = Server::start(self.dir.path(), &spec)?;
-        assert_confined(&server);
+        assert_confined_to(&server, nproc);
         Ok(server)
     }
 
@@ -236,8 +267,8 @@ impl Unit {
 }
 
 /// The server runs as nobody:nogroup, with the unit's capability bounding set (no CAP_CHOWN,
-/// no CAP_FOWNER) and RLIMIT_NPROC 10.
-fn assert_confined(server: &Server) {
+/// no CAP_FOWNER) and RLIMIT_NPROC `max_tasks` (the unit's 10 unless a test lowers it).
+fn assert_confined_to(server: &Server, max_tasks: u32) {
     let pid = server.pid();
     let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("server status");
     let field = |name: &str| {
@@ -271,7 +302,7 @@ fn assert_confined(server: &Server) {
         .expect("Max processes in limits")
         .split_whitespace()
         .collect();
-    let limit = DEBIAN_UNIT_NPROC.to_string();
+    let limit = max_tasks.to_string();
     assert_eq!(&nproc[2..4], [limit.as_str(), limit.as_str()], "{nproc:?}");
 }
 
@@ -297,6 +328,11 @@ fn unit_capabilities() -> u64 {
 
 /// `systemctl kill -s HUP openvpn-server@NAME`, then waits for the reload to complete.
 fn reload(server: &mut Server, what: &str) {
+    reload_confined_to(server, what, DEBIAN_UNIT_NPROC);
+}
+
+/// [`reload`] of a server started with RLIMIT_NPROC `nproc`.
+fn reload_confined_to(server: &mut Server, what: &str, nproc: u32) {
     let closes = server.log().matches("PLUGIN_CLOSE").count();
     server
         .try_sighup()
@@ -307,7 +343,7 @@ fn reload(server: &mut Server, what: &str) {
         "{what}: SIGHUP must have closed and reopened the plugin:\n{log}"
     );
     assert!(server.is_running(), "{what}: server exited after SIGHUP");
-    assert_confined(server);
+    assert_confined_to(server, nproc);
 }
 
 /// The last plugin line about alice.
@@ -509,4 +545,392 @@ fn the_units_own_status_file_stops_a_server_running_as_nobody_at_sighup() {
         "{log}"
     );
     assert!(!server.is_running());
+}
+
+// Issue 12, "a small thread budget": an NPROC limit too small for the plugin's threads (the
+// uid's other OpenVPN instances took the room) must never stop OpenVPN. Each test counts from
+// the tasks nobody already has, so the arithmetic holds whatever else runs as nobody.
+
+/// The worker's start-up failure, as the plugin logs it (with the cause in the brackets).
+const WORKER_FAILED: &str = "cannot start a worker thread (";
+/// The config watcher's start-up failure.
+const WATCHER_FAILED: &str = "cannot start the config watcher thread (";
+/// What a thread that cannot start fails with under RLIMIT_NPROC (EAGAIN).
+const EAGAIN: &str = "Resource temporarily unavailable";
+
+/// The budget of a test: what nobody already holds, plus `room` tasks for this test's servers.
+fn nproc_leaving_room_for(room: u32) -> u32 {
+    let held = tasks_of_uid(NOBODY);
+    eprintln!("tasks of nobody before the servers: {held:?}");
+    u32::try_from(held.len()).expect("task count") + room
+}
+
+/// The names of a server's tasks (threads included), sorted: `openvpn`, `motp-config`, ...
+fn task_names(server: &Server) -> Vec<String> {
+    let pid = server.pid();
+    let mut names: Vec<String> = fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("server's tasks")
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn assert_tasks(server: &Server, expected: &[&str], what: &str) {
+    let mut expected: Vec<String> = expected.iter().map(|&n| n.to_owned()).collect();
+    expected.sort();
+    assert_eq!(
+        task_names(server),
+        expected,
+        "{what}: tasks of the server; all tasks of nobody: {:?}",
+        tasks_of_uid(NOBODY)
+    );
+}
+
+/// Every `ready:` line (one per open of the plugin: start and each SIGHUP) comes right after
+/// that open's `failures`, so `ready:` is never logged before a thread failed to start.
+fn assert_ready_after(server: &Server, failures: &[&str], opens: usize, what: &str) {
+    let lines = server.plugin_lines();
+    let readies: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains("PLUGIN motp: ready: "))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(readies.len(), opens, "{what}: `ready:` lines: {lines:#?}");
+    for i in readies {
+        let open = &lines[i.saturating_sub(failures.len())..i];
+        for failure in failures {
+            assert!(
+                open.iter().any(|l| l.contains(failure)),
+                "{what}: `{failure}` must be logged just before `ready:` (line {i}): {lines:#?}"
+            );
+        }
+    }
+}
+
+/// The first plugin line containing `needle`, which must name the cause (EAGAIN) and the fix
+/// (LimitNPROC).
+fn assert_explained(server: &Server, needle: &str, what: &str) {
+    let lines = server.plugin_lines();
+    let line = lines
+        .iter()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{what}: no `{needle}` in the plugin's lines: {lines:#?}"));
+    assert!(
+        line.contains(EAGAIN) && line.contains("LimitNPROC"),
+        "{what}: the line must name the cause and LimitNPROC: {line}"
+    );
+}
+
+fn count_in_log(server: &Server, needle: &str) -> usize {
+    server.log().matches(needle).count()
+}
+
+/// Waits (against hangs only) until nobody holds at most `tasks` tasks.
+fn wait_until_nobody_holds_at_most(tasks: usize) {
+    let start = Instant::now();
+    loop {
+        let held = tasks_of_uid(NOBODY);
+        if held.len() <= tasks {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "nobody still holds {} tasks, expected at most {tasks}: {held:#?}",
+            held.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Long enough after any worker failure for the plugin's retry (every 10 s) to be due.
+const PAST_WORKER_RETRY: Duration = Duration::from_secs(11);
+
+#[test]
+fn a_redis_instance_without_room_for_its_threads_still_decides_and_retries_the_worker() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    wait_until_nobody_runs_nothing();
+    let redis_dir = TempDir::new("e2e-unit-starved-redis-server");
+    let redis = RedisServer::start(redis_dir.path());
+    let unit = Unit::prepare("e2e-unit-starved-redis", |_state| {
+        format!(
+            "max_failures = 20\n\n\
+             [state]\nbackend = \"redis\"\nurl = \"{}\"\ntimeout_ms = 300\n\n{USERS}",
+            redis.url()
+        )
+    });
+    // Room for 4 tasks of nobody: the first instance takes 3 (OpenVPN's thread, the worker,
+    // the config watcher), the second only its own thread. OpenVPN itself starts nothing as
+    // nobody (no --daemon, ifconfig-noexec, route-noexec), at start or at SIGHUP.
+    let nproc = nproc_leaving_room_for(4);
+    let mut full = unit.start_with_nproc(Proto::Udp, nproc);
+    assert_tasks(
+        &full,
+        &["openvpn", "motp-worker", "motp-config"],
+        "first instance",
+    );
+    let mut starved = unit.start_with_nproc(Proto::Tcp, nproc);
+    assert_tasks(&starved, &["openvpn"], "second instance");
+    assert!(full.is_running() && starved.is_running());
+
+    // The starved instance said why and what to do, and was ready only after that.
+    assert_explained(&starved, WORKER_FAILED, "second instance");
+    assert_explained(&starved, WATCHER_FAILED, "second instance");
+    assert_ready_after(
+        &starved,
+        &[WORKER_FAILED, WATCHER_FAILED],
+        1,
+        "second instance",
+    );
+    assert_no_plugin_trouble(&full, "first instance");
+
+    // Decided on OpenVPN's thread, and still right: accepted once, then a replay, on either
+    // instance (Redis is shared).
+    let now = unix_now();
+    let first = alice_code(now);
+    assert_accepted(
+        &unit.login(&starved, &first),
+        "a fresh code, starved instance",
+    );
+    assert_replay(
+        &starved,
+        &unit.login(&starved, &first),
+        "that code again, starved instance",
+    );
+    assert_refused(
+        &unit.login(&full, &first),
+        "that code through the first instance",
+    );
+    let second = alice_code(now + 10);
+    assert_accepted(&unit.login(&full, &second), "a fresh code, first instance");
+    assert_replay(
+        &starved,
+        &unit.login(&starved, &second),
+        "the first instance's code, starved instance",
+    );
+
+    // The worker is tried again (every 10 s): still no room, logged again, still decided.
+    std::thread::sleep(PAST_WORKER_RETRY);
+    let failures = count_in_log(&starved, WORKER_FAILED);
+    let third = alice_code(now + 20);
+    assert_accepted(
+        &unit.login(&starved, &third),
+        "a fresh code after the retry, starved instance",
+    );
+    assert!(
+        count_in_log(&starved, WORKER_FAILED) > failures,
+        "the worker was not tried again after 10 s:\n{}",
+        starved.log()
+    );
+    assert_tasks(&starved, &["openvpn"], "second instance after the retry");
+
+    // A SIGHUP reopens the plugin: the same failures, then `ready:`, and it serves on.
+    reload_confined_to(&mut starved, "starved instance, SIGHUP", nproc);
+    assert_ready_after(
+        &starved,
+        &[WORKER_FAILED, WATCHER_FAILED],
+        2,
+        "second instance after SIGHUP",
+    );
+    let fourth = alice_code(now + 30);
+    assert_accepted(
+        &unit.login(&starved, &fourth),
+        "a fresh code after SIGHUP, starved instance",
+    );
+    assert_replay(
+        &starved,
+        &unit.login(&starved, &fourth),
+        "that code again after SIGHUP, starved instance",
+    );
+    assert!(full.is_running() && starved.is_running());
+
+    // Room again (the first instance stops): the next retry starts the worker, and logins are
+    // deferred to it again.
+    let held = tasks_of_uid(NOBODY).len();
+    drop(full);
+    wait_until_nobody_holds_at_most(held - 3);
+    std::thread::sleep(PAST_WORKER_RETRY);
+    let fifth = alice_code(now + 40);
+    assert_accepted(
+        &unit.login(&starved, &fifth),
+        "a fresh code once there is room, starved instance",
+    );
+    assert!(
+        starved
+            .log()
+            .contains("started the worker thread; logins are deferred again"),
+        "the worker did not start once there was room:\n{}",
+        starved.log()
+    );
+    assert_tasks(
+        &starved,
+        &["openvpn", "motp-worker"],
+        "second instance after the worker started",
+    );
+    assert_refused(
+        &unit.login(&starved, &fifth),
+        "that code again, decided by the worker",
+    );
+    // One more call writes out the worker's queued lines: that refusal was a replay too.
+    assert_refused(&unit.login(&starved, "not a code"), "a malformed password");
+    assert_eq!(replays_logged(&starved), 4, "{:#?}", starved.plugin_lines());
+    assert!(starved.is_running());
+    eprintln!(
+        "starved redis instance: {:#?}",
+        starved
+            .plugin_lines()
+            .iter()
+            .filter(|l| l.contains("cannot start") || l.contains("ready:") || l.contains("started"))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_local_store_instance_without_room_for_its_watcher_applies_edits_at_logins() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    wait_until_nobody_runs_nothing();
+    let unit = Unit::prepare("e2e-unit-starved-local", |state| {
+        format!(
+            "max_failures = 20\n\n[state]\ndir = \"{}\"\n\n{USERS}",
+            state.display()
+        )
+    });
+    // Room for OpenVPN's own thread only.
+    let nproc = nproc_leaving_room_for(1);
+    let mut server = unit.start_with_nproc(Proto::Udp, nproc);
+    assert_tasks(&server, &["openvpn"], "local instance");
+    assert_explained(&server, WATCHER_FAILED, "local instance");
+    assert_eq!(
+        count_in_log(&server, WATCHER_FAILED),
+        1,
+        "logged once:\n{}",
+        server.log()
+    );
+    assert_ready_after(&server, &[WATCHER_FAILED], 1, "local instance");
+
+    let now = unix_now();
+    let first = alice_code(now);
+    assert_accepted(&unit.login(&server, &first), "a fresh code");
+    assert_replay(&server, &unit.login(&server, &first), "that code again");
+
+    // Add carol (bound to alice's certificate, the only client certificate here) the way an
+    // admin tool does: a new file, root:nogroup 0640, renamed over motp.toml.
+    let carol_secret = "fedcba9876543210";
+    let carol_pin = "9999";
+    let edited = unit.dir.path().join("motp.toml.new");
+    write_motp_config(
+        &edited,
+        &format!(
+            "max_failures = 20\n\n[state]\ndir = \"{}\"\n\n{USERS}\n\
+             [users.carol]\nsecret = \"{carol_secret}\"\npin = \"{carol_pin}\"\n\
+             common_name = \"alice\"\n",
+            unit.state.display()
+        ),
+    );
+    run(&["chown", "root:nogroup", &edited.display().to_string()]);
+    fs::rename(&edited, &unit.config).expect("rename the edited motp.toml into place");
+    let meta = fs::metadata(&unit.config).expect("motp.toml metadata");
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (0, NOGROUP, 0o640)
+    );
+
+    let carol = |server: &Server, password: &str| {
+        login(
+            server,
+            &unit.pki,
+            "alice",
+            &Credentials::File {
+                username: "carol",
+                password,
+            },
+        )
+    };
+    let last_carol = |server: &Server| {
+        server
+            .plugin_lines()
+            .into_iter()
+            .rev()
+            .find(|l| l.contains("user=carol "))
+            .unwrap_or_default()
+    };
+    let carol_code = code_at_time(carol_secret, carol_pin, unix_now()).to_hex();
+    // First login more than a second after the last check: it sees the new version only.
+    std::thread::sleep(Duration::from_millis(1100));
+    let outcome = carol(&server, &carol_code);
+    assert!(
+        outcome.rejected(),
+        "carol before the reload: {}",
+        outcome.log
+    );
+    assert!(
+        last_carol(&server).contains("unknown user"),
+        "{}",
+        last_carol(&server)
+    );
+    assert!(
+        !server.log().contains("reloaded"),
+        "applied after one check:\n{}",
+        server.log()
+    );
+    // The second, more than a second later, sees the same version again and applies it.
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_accepted(&carol(&server, &carol_code), "carol after two checks");
+    let reloaded: Vec<String> = server
+        .plugin_lines()
+        .into_iter()
+        .filter(|l| l.contains("PLUGIN motp: reloaded "))
+        .collect();
+    assert!(
+        reloaded.len() == 1 && reloaded[0].contains("2 users"),
+        "{reloaded:#?}\n{}",
+        server.log()
+    );
+    let outcome = carol(&server, &carol_code);
+    assert!(outcome.rejected(), "carol's code again: {}", outcome.log);
+    assert!(
+        last_carol(&server).contains("reason=replay"),
+        "{}",
+        last_carol(&server)
+    );
+    assert_accepted(
+        &unit.login(&server, &alice_code(now + 10)),
+        "alice after the reload",
+    );
+
+    // At SIGHUP the plugin opens with the edited file, the watcher fails again, `ready:` after.
+    reload_confined_to(&mut server, "local instance, SIGHUP", nproc);
+    assert_tasks(&server, &["openvpn"], "local instance after SIGHUP");
+    assert_ready_after(&server, &[WATCHER_FAILED], 2, "local instance after SIGHUP");
+    let carol_next = code_at_time(carol_secret, carol_pin, unix_now() + 10).to_hex();
+    assert_accepted(&carol(&server, &carol_next), "carol after SIGHUP");
+    assert!(server.is_running());
+    assert_no_plugin_trouble_but_the_watcher(&server);
+    eprintln!(
+        "starved local instance: {:#?}",
+        server
+            .plugin_lines()
+            .iter()
+            .filter(|l| l.contains("cannot start")
+                || l.contains("ready:")
+                || l.contains("reloaded"))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// [`assert_no_plugin_trouble`], but the watcher's (expected) start-up failure.
+fn assert_no_plugin_trouble_but_the_watcher(server: &Server) {
+    let log = server.log();
+    for line in log.lines().filter(|l| !l.contains(WATCHER_FAILED)) {
+        for bad in ["moved it aside", "cannot start", "cannot give"] {
+            assert!(!line.contains(bad), "`{bad}` in the server log: {line}");
+        }
+    }
 }

@@ -386,6 +386,12 @@ pub const DEBIAN_UNIT_CAPABILITIES: &[&str] = &[
 /// capability bounding set and `LimitNPROC` are emulated (not ProtectSystem, ProtectHome or
 /// PrivateTmp). Needs `prlimit` and `setpriv` (util-linux).
 pub fn debian_unit_launcher() -> Vec<String> {
+    debian_unit_launcher_with_nproc(DEBIAN_UNIT_NPROC)
+}
+
+/// [`debian_unit_launcher`] with `LimitNPROC=nproc` instead of the unit's
+/// [`DEBIAN_UNIT_NPROC`], e.g. a budget too small for the plugin's threads.
+pub fn debian_unit_launcher_with_nproc(nproc: u32) -> Vec<String> {
     require(&["prlimit", "setpriv"]);
     let caps: Vec<String> = DEBIAN_UNIT_CAPABILITIES
         .iter()
@@ -393,7 +399,7 @@ pub fn debian_unit_launcher() -> Vec<String> {
         .collect();
     vec![
         "prlimit".to_owned(),
-        format!("--nproc={DEBIAN_UNIT_NPROC}:{DEBIAN_UNIT_NPROC}"),
+        format!("--nproc={nproc}:{nproc}"),
         "setpriv".to_owned(),
         "--bounding-set".to_owned(),
         format!("-all,{}", caps.join(",")),
