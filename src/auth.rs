@@ -7,7 +7,8 @@ use crate::config::{Policy, UserTable};
 use crate::engine::{self, Code};
 use crate::ip_limit::IpLimiter;
 use crate::password::{self, Malformed};
-use crate::state::{StateError, StateStore};
+use crate::rule::{Found, Limits};
+use crate::state::StateStore;
 
 /// One login attempt as OpenVPN describes it. All fields are untrusted bytes.
 #[derive(Default, Clone, Copy)]
@@ -135,50 +136,35 @@ impl Authenticator<'_> {
             burn(code, now, radius, self.users.longest_key());
             return Decision::CnMismatch;
         }
+        // The window is searched before any state is read: the search needs none, so a store
+        // decides in one step (one round trip for Redis), and a locked user costs the same
+        // work as any other.
         let center = engine::step_of(now.saturating_add(user.offset_secs));
-        let policy = self.policy;
-        let mut decision = Decision::StateUnavailable;
-        let stored: Result<(), StateError> = self.store.update(username, &mut |state| {
-            if state.locked_until > now {
-                decision = Decision::Locked {
-                    until: state.locked_until,
-                };
-                return;
-            }
-            decision = match code {
-                None => Decision::MalformedPassword(Malformed::NotACode),
-                Some(Err(why)) => Decision::MalformedPassword(why),
-                Some(Ok(code)) => match engine::find_step_costing(
-                    code,
-                    user.key,
-                    center,
-                    radius,
-                    self.users.longest_key(),
-                ) {
-                    None => Decision::BadCode,
-                    Some(m) if state.may_have_been_used(m.step, user.offset_secs, radius) => {
-                        Decision::Replay
-                    }
-                    Some(m) => {
-                        state.last_step = Some(m.step);
-                        Decision::Accepted {
-                            step_offset: m.step_offset,
-                        }
-                    }
+        let found = match code {
+            None => Found::Malformed(Malformed::NotACode),
+            Some(Err(why)) => Found::Malformed(why),
+            Some(Ok(code)) => match engine::find_step_costing(
+                code,
+                user.key,
+                center,
+                radius,
+                self.users.longest_key(),
+            ) {
+                None => Found::NoMatch,
+                Some(m) => Found::Step {
+                    step: m.step,
+                    step_offset: m.step_offset,
                 },
-            };
-            if decision.is_accepted() {
-                state.failures = 0;
-            } else {
-                state.failures = state.failures.saturating_add(1);
-                if state.failures >= policy.max_failures {
-                    state.failures = 0;
-                    state.locked_until = now.saturating_add_unsigned(policy.lockout_secs);
-                }
-            }
-        });
-        match stored {
-            Ok(()) => decision,
+            },
+        };
+        let limits = Limits {
+            max_failures: self.policy.max_failures,
+            lockout_secs: self.policy.lockout_secs,
+            offset_secs: user.offset_secs,
+            radius,
+        };
+        match self.store.decide(username, &found, now, &limits) {
+            Ok(decision) => decision,
             Err(_) => Decision::StateUnavailable,
         }
     }

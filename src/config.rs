@@ -115,7 +115,10 @@ pub struct RedisConfig {
     pub ca_file: Option<PathBuf>,
     pub key_prefix: String,
     pub timeout_ms: u64,
-    /// `fallback = "local"`: the SQLite store in this directory decides while Redis is down.
+    /// `[state] dir` (default `/var/lib/openvpn-motp`): where this server remembers the Redis
+    /// data epoch it last saw (to notice a Redis that lost its data), and the fallback store.
+    pub dir: PathBuf,
+    /// `fallback = "local"`: the SQLite store in `dir` decides while Redis is down.
     /// `None` (`fallback = "none"`, the default): logins fail closed during an outage.
     pub fallback_dir: Option<PathBuf>,
 }
@@ -128,6 +131,7 @@ impl fmt::Debug for RedisConfig {
             .field("ca_file", &self.ca_file)
             .field("key_prefix", &self.key_prefix)
             .field("timeout_ms", &self.timeout_ms)
+            .field("dir", &self.dir)
             .field("fallback_dir", &self.fallback_dir)
             .finish()
     }
@@ -1015,8 +1019,8 @@ impl RawState {
                 Some(dir) => Err(check.error(
                     dir.span().start,
                     "state.dir",
-                    "only applies to backend = \"local\" (or \"redis\" with fallback = \
-                     \"local\"); remove it, or remove backend = \"memory\"",
+                    "only applies to backend = \"local\" or \"redis\"; remove it, or remove \
+                     backend = \"memory\"",
                 )),
                 None => Ok(StateConfig::Memory),
             },
@@ -1163,24 +1167,15 @@ fn validate_redis(check: &Checker, raw: RawState) -> Result<StateConfig, ConfigE
             }
         },
     };
-    let fallback_dir = match (fallback_local, raw.dir) {
-        (true, dir) => Some(validate_dir(check, dir)?),
-        (false, Some(dir)) => {
-            return Err(check.error(
-                dir.span().start,
-                "state.dir",
-                "with backend = \"redis\" only applies to fallback = \"local\"; remove it, or \
-                 add fallback = \"local\"",
-            ))
-        }
-        (false, None) => None,
-    };
+    let dir = validate_dir(check, raw.dir)?;
+    let fallback_dir = fallback_local.then(|| dir.clone());
     Ok(StateConfig::Redis(RedisConfig {
         url,
         password_file,
         ca_file,
         key_prefix,
         timeout_ms,
+        dir,
         fallback_dir,
     }))
 }
@@ -1570,7 +1565,16 @@ disabled = true
             4,
             "state.password_file",
         );
-        assert_names(&refused(&format!("{r}{u}dir = \"/srv\"\n")), 4, "state.dir");
+        // `dir` is where a Redis server remembers the data epoch; relative paths are refused.
+        assert_names(&refused(&format!("{r}{u}dir = \"srv\"\n")), 4, "state.dir");
+        let c = parse(&format!("{r}{u}dir = \"/srv\"\n")).unwrap();
+        let StateConfig::Redis(redis) = &c.state else {
+            panic!()
+        };
+        assert_eq!(
+            (redis.dir.as_path(), redis.fallback_dir.as_deref()),
+            (Path::new("/srv"), None)
+        );
         // ca_file: TLS URLs only, an absolute path, and never outside the redis backend.
         let e = refused(&format!("{r}{u}ca_file = \"/etc/ca.pem\"\n"));
         assert_names(&e, 4, "state.ca_file");

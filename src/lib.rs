@@ -6,6 +6,7 @@
 //! - [`config`]: `motp.toml`, validated, as a user table and a policy;
 //! - [`state`]: replay and lockout state behind one transactional operation;
 //! - [`auth`]: the decision for one login;
+//! - [`rule`]: what a login does to a user's stored state (lock, replay, failures), pure;
 //! - [`env`]: picking the variables the plugin uses out of OpenVPN's env;
 //! - [`ip_limit`]: failed logins per source address, in a table of bounded size;
 //! - [`log`]: `tracing` events to OpenVPN's `plugin_log`;
@@ -27,4 +28,5 @@ pub mod md5_lanes;
 pub mod os;
 pub mod password;
 pub mod plugin;
+pub mod rule;
 pub mod state;

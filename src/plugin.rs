@@ -273,7 +273,7 @@ impl Plugin {
             let seen = FileVersion::of(config_path);
             let config =
                 Config::load_trusting(config_path, trusted).map_err(|e| refuse(e.to_string()))?;
-            let store = open_store(&config).map_err(refuse)?;
+            let store = open_store(&config, trusted).map_err(refuse)?;
             if clock::test_hook_active() {
                 warn!(
                     "TEST BUILD: {} is set and shifts the plugin's clock",
@@ -710,7 +710,7 @@ impl ConfigWatcher {
 }
 
 /// Opens the store `[state]` asks for. Errors say what to fix.
-fn open_store(config: &Config) -> Result<Box<dyn StateStore>, String> {
+fn open_store(config: &Config, trusted: TrustedOwners) -> Result<Box<dyn StateStore>, String> {
     match &config.state {
         StateConfig::Memory => {
             warn!(
@@ -736,7 +736,12 @@ fn open_store(config: &Config) -> Result<Box<dyn StateStore>, String> {
                 }
                 None => None,
             };
-            let store = RedisStore::open(redis, config.policy.retention_secs(), fallback)?;
+            let store = RedisStore::open_trusting(
+                redis,
+                config.policy.retention_secs(),
+                fallback,
+                trusted,
+            )?;
             store.probe();
             Ok(Box::new(store))
         }

@@ -18,13 +18,15 @@ const ALICE_PIN: &str = "1234";
 const BOB_SECRET: &str = "fedcba9876543210fedcba9876543210";
 const BOB_PIN: &str = "987654";
 
-fn config(redis: &RedisServer, top: &str) -> String {
+/// `dir`: where the server remembers the Redis data epoch (the test's own directory).
+fn config(redis: &RedisServer, dir: &std::path::Path, top: &str) -> String {
     format!(
         "{top}max_failures = 5\nlockout_secs = 300\n\
-         [state]\nbackend = \"redis\"\nurl = \"{}\"\ntimeout_ms = 300\n\
+         [state]\nbackend = \"redis\"\nurl = \"{}\"\ntimeout_ms = 300\ndir = \"{}\"\n\
          [users.alice]\nsecret = \"{ALICE_SECRET}\"\npin = \"{ALICE_PIN}\"\n\
          [users.bob]\nsecret = \"{BOB_SECRET}\"\npin = \"{BOB_PIN}\"\n",
-        redis.url()
+        redis.url(),
+        dir.display()
     )
 }
 
@@ -61,7 +63,7 @@ fn two_servers_share_replay_and_lockout_through_redis() {
     let dir = TempDir::new("e2e-redis-two");
     let redis = RedisServer::start(dir.path());
     let pki = Pki::create(dir.path(), &["alice", "bob"]);
-    let text = config(&redis, "");
+    let text = config(&redis, &dir.path().join("state"), "");
     let a = start_server(dir.path(), &pki, &text, "motp-a.toml");
     let b = start_server(dir.path(), &pki, &text, "motp-b.toml");
 
@@ -97,9 +99,15 @@ fn two_servers_share_replay_and_lockout_through_redis() {
 fn redis_killed_fails_closed_fast_and_logins_recover_when_it_is_back() {
     require_tools();
     let dir = TempDir::new("e2e-redis-outage");
-    let mut redis = RedisServer::start(dir.path());
+    // With its data on disk, as the docs advise: it comes back with every used step.
+    let mut redis = RedisServer::start_persistent(dir.path());
     let pki = Pki::create(dir.path(), &["alice"]);
-    let mut server = start_server(dir.path(), &pki, &config(&redis, ""), "motp.toml");
+    let mut server = start_server(
+        dir.path(),
+        &pki,
+        &config(&redis, &dir.path().join("state"), ""),
+        "motp.toml",
+    );
     let ok = file_login(&server, &pki, "alice", &alice_code(-2));
     assert!(ok.accepted, "{}", ok.log);
 
@@ -145,6 +153,36 @@ fn redis_killed_fails_closed_fast_and_logins_recover_when_it_is_back() {
     assert!(server.is_running());
 }
 
+/// Redis restarted while no login was going on: the plugin's pooled connection is stale, and
+/// the very next login through a real server is still accepted (reconnected and retried at
+/// once, not taken for an outage).
+#[test]
+fn the_next_login_after_a_redis_restart_is_accepted() {
+    require_tools();
+    let dir = TempDir::new("e2e-redis-restart");
+    let mut redis = RedisServer::start_persistent(dir.path());
+    let pki = Pki::create(dir.path(), &["alice"]);
+    let server = start_server(
+        dir.path(),
+        &pki,
+        &config(&redis, &dir.path().join("state"), ""),
+        "motp.toml",
+    );
+    let ok = file_login(&server, &pki, "alice", &alice_code(-1));
+    assert!(ok.accepted, "{}", ok.log);
+    redis.start_again();
+    let code = alice_code(0);
+    let next = file_login(&server, &pki, "alice", &code);
+    assert!(next.accepted, "the very next login: {}", next.log);
+    let replay = file_login(&server, &pki, "alice", &code);
+    assert!(replay.rejected(), "{}", replay.log);
+    assert!(
+        !server.log().contains("unreachable"),
+        "{}",
+        server.plugin_lines().join("\n")
+    );
+}
+
 #[test]
 fn crtext_client_is_prompted_and_other_clients_keep_the_normal_path() {
     require_tools();
@@ -154,7 +192,7 @@ fn crtext_client_is_prompted_and_other_clients_keep_the_normal_path() {
     let server = start_server(
         dir.path(),
         &pki,
-        &config(&redis, "crtext_prompt = true\n"),
+        &config(&redis, &dir.path().join("state"), "crtext_prompt = true\n"),
         "motp.toml",
     );
 

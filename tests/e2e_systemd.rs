@@ -468,13 +468,14 @@ fn udp_and_tcp_servers_on_redis_survive_sighups_under_the_debian_unit() {
     wait_until_nobody_runs_nothing();
     let redis_dir = TempDir::new("e2e-unit-redis-server");
     let redis = RedisServer::start(redis_dir.path());
-    let unit = Unit::prepare("e2e-unit-redis", |_state| {
+    let unit = Unit::prepare("e2e-unit-redis", |state| {
         format!(
             // Replays and malformed passwords count as failures: keep this test's few of them
             // far from a lock.
             "max_failures = 20\n\n\
-             [state]\nbackend = \"redis\"\nurl = \"{}\"\ntimeout_ms = 300\n\n{USERS}",
-            redis.url()
+             [state]\nbackend = \"redis\"\nurl = \"{}\"\ntimeout_ms = 300\ndir = \"{}\"\n\n{USERS}",
+            redis.url(),
+            state.display()
         )
     });
     let mut udp = unit.start(Proto::Udp);
@@ -657,11 +658,12 @@ fn a_redis_instance_without_room_for_its_threads_still_decides_and_retries_the_w
     wait_until_nobody_runs_nothing();
     let redis_dir = TempDir::new("e2e-unit-starved-redis-server");
     let redis = RedisServer::start(redis_dir.path());
-    let unit = Unit::prepare("e2e-unit-starved-redis", |_state| {
+    let unit = Unit::prepare("e2e-unit-starved-redis", |state| {
         format!(
             "max_failures = 20\n\n\
-             [state]\nbackend = \"redis\"\nurl = \"{}\"\ntimeout_ms = 300\n\n{USERS}",
-            redis.url()
+             [state]\nbackend = \"redis\"\nurl = \"{}\"\ntimeout_ms = 300\ndir = \"{}\"\n\n{USERS}",
+            redis.url(),
+            state.display()
         )
     });
     // Room for 4 tasks of nobody: the first instance takes 3 (OpenVPN's thread, the worker,

@@ -82,6 +82,13 @@ impl Setup {
         } else {
             "max_failures = 5\n"
         };
+        // A Redis server remembers the data epoch in `[state] dir`: the test's own, never the
+        // machine's /var/lib/openvpn-motp.
+        let state = if state.contains("backend = \"redis\"") && !state.contains("dir =") {
+            format!("{state}dir = \"{}\"\n", dir.path().join("state").display())
+        } else {
+            state.to_owned()
+        };
         let text = format!(
             "{top}{mf}lockout_secs = 300\n\
              [users.alice]\nsecret = \"{ALICE_SECRET}\"\npin = \"{ALICE_PIN}\"\n\
@@ -175,10 +182,12 @@ fn deferred_logins_accept_reject_and_replay() {
         .without("auth_control_file");
     assert_eq!(plugin.auth(&sync), ERROR);
 
-    // The key lives in Redis, with an expiry.
+    // The key lives in Redis, with an expiry that outlasts any window and offset the config
+    // could be reloaded to (so a live reload can never let a used code back in).
     let ttl = redis.command(&["TTL", "motp:user:alice"]).unwrap();
     let ttl: i64 = ttl.trim_start_matches(':').trim().parse().unwrap();
-    assert!(ttl > 300 && ttl <= 410, "ttl {ttl}");
+    let keep = motp::state::KEEP_USED_STEP_SECS as i64;
+    assert!(ttl > keep - 60 && ttl <= keep, "ttl {ttl}");
 
     // Worker lines reached the host log on OpenVPN's thread (the calls above), never outside.
     let lines = plugin.close();
@@ -296,7 +305,9 @@ fn closing_with_decisions_in_flight_answers_every_login_and_leaves_no_thread() {
 fn redis_outage_fails_closed_fast_logs_once_and_recovers() {
     let _s = serial();
     let dir = TempDir::new("redis-outage");
-    let mut redis = RedisServer::start(dir.path());
+    // With its data on disk, as the docs advise: the outage loses nothing (a Redis that comes
+    // back empty is tested below).
+    let mut redis = RedisServer::start_persistent(dir.path());
     let setup = Setup::redis("redis-outage", &redis, "");
     let plugin = setup.open();
     assert!(deferred(&plugin, &setup.env("alice", &alice_code(-3))));
@@ -374,26 +385,296 @@ fn redis_down_at_open_still_opens_and_fails_closed() {
 }
 
 #[test]
-fn local_fallback_decides_while_redis_is_down() {
+fn local_fallback_decides_while_redis_is_down_and_neither_side_forgets() {
     let _s = serial();
     let dir = TempDir::new("redis-fallback");
-    let mut redis = RedisServer::start(dir.path());
+    let mut redis = RedisServer::start_persistent(dir.path());
     let state = dir.path().join("fallback-state");
     let setup = Setup::redis(
         "redis-fallback",
         &redis,
         &format!("fallback = \"local\"\ndir = \"{}\"\n", state.display()),
     );
+    // Another server on the same Redis, without a fallback.
+    let other = Setup::redis("redis-fallback-other", &redis, "");
     let plugin = setup.open();
+    let peer = other.open();
+
+    // Through Redis, then the same code during an outage: the fallback knows it (written
+    // through while Redis was up).
+    let before = alice_code(-2);
+    assert!(deferred(&plugin, &setup.env("alice", &before)));
     redis.stop();
-    let code = alice_code(0);
-    assert!(deferred(&plugin, &setup.env("alice", &code)));
-    assert!(!deferred(&plugin, &setup.env("alice", &code)));
+    assert!(
+        !deferred(&plugin, &setup.env("alice", &before)),
+        "a code accepted through Redis must not be accepted again by the fallback"
+    );
+    // Decided by the fallback during the outage, then Redis is back: the same code is refused
+    // here and on the other server (what the fallback decided was merged into Redis).
+    let during = alice_code(0);
+    assert!(deferred(&plugin, &setup.env("alice", &during)));
+    assert!(!deferred(&plugin, &setup.env("alice", &during)));
+    redis.start_again();
+    let back = Instant::now();
+    // The first contact after the outage comes once the reconnect backoff allows it (until
+    // then the fallback decides: bob's wrong codes, which change nothing that matters here).
+    let mut seen: Vec<LogLine> = Vec::new();
+    while !seen.iter().any(|l| l.message.contains("reachable again")) {
+        assert!(
+            back.elapsed() < Duration::from_secs(15),
+            "Redis never came back: {seen:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!deferred(&plugin, &setup.env("bob", "000000")));
+        let _ = plugin.auth(&setup.env("nobody", "x").without("auth_control_file"));
+        seen.extend(plugin.take_logs());
+    }
+    assert!(
+        !deferred(&peer, &other.env("alice", &during)),
+        "a code the fallback accepted must be refused by every server once Redis is back"
+    );
+    assert!(!deferred(&plugin, &setup.env("alice", &during)));
+    assert!(deferred(&plugin, &setup.env("alice", &alice_code(1))));
+    seen.extend(plugin.close());
+    assert!(
+        seen.iter()
+            .any(|l| l.message.contains("merged what the local store decided")),
+        "{seen:#?}"
+    );
+    drop(peer);
+}
+
+/// A Redis restarted between two logins (no login saw it down): the pooled connection is
+/// stale, and the very next login is still accepted (reconnected and retried at once).
+#[test]
+fn the_first_login_after_a_redis_restart_is_accepted() {
+    let _s = serial();
+    let dir = TempDir::new("redis-restart");
+    let mut redis = RedisServer::start_persistent(dir.path());
+    let setup = Setup::redis("redis-restart", &redis, "");
+    let plugin = setup.open();
+    assert!(deferred(&plugin, &setup.env("alice", &alice_code(-1))));
+    for step in 0..3 {
+        redis.start_again();
+        assert!(
+            deferred(&plugin, &setup.env("alice", &alice_code(step))),
+            "the first login after restart {step}"
+        );
+    }
     let lines = plugin.close();
     assert!(
-        lines.iter().any(|l| l.message.contains("fallback")),
-        "{lines:#?}"
+        !lines.iter().any(|l| l.message.contains("unreachable")),
+        "no outage was declared: {lines:#?}"
     );
+}
+
+/// Moves the plugin's clock (debug builds' test hook) while held; every test of this file
+/// runs under `serial()`, so none sees another's skew.
+struct ClockSkew(PathBuf);
+
+impl ClockSkew {
+    fn set(dir: &Path, secs: i64) -> ClockSkew {
+        let file = dir.join("clock-skew");
+        std::fs::write(&file, secs.to_string()).unwrap();
+        std::env::set_var(motp::clock::TEST_SKEW_ENV, &file);
+        ClockSkew(file)
+    }
+    fn to(&self, secs: i64) {
+        std::fs::write(&self.0, secs.to_string()).unwrap();
+    }
+}
+
+impl Drop for ClockSkew {
+    fn drop(&mut self) {
+        std::env::remove_var(motp::clock::TEST_SKEW_ENV);
+    }
+}
+
+/// A Redis that comes back empty (no persistence): every server that knew its data refuses the
+/// codes the window could have reached before the loss, and takes codes one window later.
+#[test]
+fn a_redis_that_lost_its_data_does_not_reopen_replay() {
+    let _s = serial();
+    let dir = TempDir::new("redis-lost");
+    let mut redis = RedisServer::start(dir.path());
+    let skew = ClockSkew::set(dir.path(), 0);
+    let setup = Setup::redis("redis-lost", &redis, "");
+    let plugin = setup.open();
+    let used = alice_code(18);
+    assert!(deferred(&plugin, &setup.env("alice", &used)));
+    plugin.take_logs();
+
+    redis.start_again(); // empty
+    assert!(
+        !deferred(&plugin, &setup.env("alice", &used)),
+        "the code accepted before the loss"
+    );
+    // Reopened (a SIGHUP): the quarantine is in Redis, the epoch remembered on disk.
+    drop(plugin);
+    let plugin = setup.open();
+    assert!(!deferred(&plugin, &setup.env("alice", &used)));
+    let lines = plugin.take_logs();
+    let _ = lines;
+    // One window (and a step) later by the plugin's clock: codes are taken again.
+    skew.to(190);
+    let later = code_at_time(ALICE_SECRET, ALICE_PIN, now() + 190).to_hex();
+    assert!(deferred(&plugin, &setup.env("alice", &later)));
+    let lines = plugin.close();
+    let all: Vec<&str> = lines.iter().map(|l| l.message.as_str()).collect();
+    assert!(
+        !all.iter()
+            .any(|m| m.contains("the data this server knew is gone")),
+        "the reopened plugin found the epoch it remembered: {all:#?}"
+    );
+}
+
+/// The Lua decision script against the Rust rule, on states and attempts drawn at random.
+#[test]
+fn the_redis_script_decides_exactly_as_the_rule() {
+    use motp::rule::{apply, Found, Limits};
+    use motp::state::{MemoryStore, StateStore, UserState};
+    let _s = serial();
+    let dir = TempDir::new("redis-rule");
+    let redis = RedisServer::start(dir.path());
+    let setup = Setup::redis("redis-rule", &redis, "");
+    let config = motp::config::Config::load(&setup.config).unwrap();
+    let motp::config::StateConfig::Redis(r) = &config.state else {
+        panic!()
+    };
+    let store = motp::state::RedisStore::open(r, 300, None).unwrap();
+    store.probe();
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let base_step = 170_000_000i64;
+    for round in 0..400 {
+        let now = base_step * 10 + next(40) as i64 * 10 + next(10) as i64;
+        let initial = UserState {
+            last_step: (next(3) > 0).then(|| base_step + next(40) as i64 - 5),
+            failures: next(4) as u32,
+            locked_until: if next(3) == 0 {
+                now + next(600) as i64 - 300
+            } else {
+                0
+            },
+            history_lost_at: None,
+        };
+        let lost = (next(4) == 0).then(|| now - next(400) as i64);
+        let limits = Limits {
+            max_failures: 1 + next(4) as u32,
+            lockout_secs: 60 + next(300),
+            offset_secs: next(200) as i64 - 100,
+            radius: 1 + next(18) as i64,
+        };
+        let found = match next(4) {
+            0 => Found::Malformed(motp::password::Malformed::NotACode),
+            1 => Found::NoMatch,
+            _ => Found::Step {
+                step: base_step + next(50) as i64 - 5,
+                step_offset: 0,
+            },
+        };
+        let user = format!("u{round}");
+        store
+            .update(&user, &mut |s| {
+                s.last_step = initial.last_step;
+                s.failures = initial.failures;
+                s.locked_until = initial.locked_until;
+            })
+            .unwrap();
+        match lost {
+            Some(at) => redis.command(&["SET", "motp:lost_at", &at.to_string()]),
+            None => redis.command(&["DEL", "motp:lost_at"]),
+        };
+        let mut expected_state = UserState {
+            history_lost_at: lost,
+            ..initial
+        };
+        let expected = apply(&mut expected_state, &found, now, &limits);
+        let got = store.decide(&user, &found, now, &limits).unwrap();
+        let mut stored = UserState::default();
+        store.update(&user, &mut |s| stored = *s).unwrap();
+        let case = format!("{initial:?} lost {lost:?} {found:?} now {now} {limits:?}");
+        assert_eq!(got, expected, "{case}");
+        assert_eq!(
+            (stored.last_step, stored.failures, stored.locked_until),
+            (
+                expected_state.last_step,
+                expected_state.failures,
+                expected_state.locked_until
+            ),
+            "{case}"
+        );
+    }
+    // The memory store applies the same rule (the default `decide`).
+    let memory = MemoryStore::new();
+    let limits = Limits {
+        max_failures: 3,
+        lockout_secs: 60,
+        offset_secs: 0,
+        radius: 18,
+    };
+    let found = Found::Step {
+        step: base_step,
+        step_offset: 0,
+    };
+    assert!(memory
+        .decide("x", &found, base_step * 10, &limits)
+        .unwrap()
+        .is_accepted());
+}
+
+/// One command per decision once connected: the window search runs first, then one script.
+/// Counted on Redis's MONITOR feed, which marks the commands a script runs inside Redis as
+/// `lua`: those are no round trips.
+#[test]
+fn a_decision_costs_one_redis_command() {
+    use std::io::{BufRead, BufReader, Write};
+    let _s = serial();
+    let dir = TempDir::new("redis-round-trips");
+    let redis = RedisServer::start(dir.path());
+    let setup = Setup::redis_with(
+        "redis-round-trips",
+        &redis,
+        "",
+        "max_failures = 1000\nmax_failures_per_ip = 1000\n",
+    );
+    let plugin = setup.open();
+    // Warm: the script is loaded, the epoch known, a connection pooled.
+    assert!(deferred(&plugin, &setup.env("alice", &alice_code(-5))));
+    let mut monitor = std::net::TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
+    monitor.write_all(b"MONITOR\r\n").unwrap();
+    let mut feed = BufReader::new(monitor.try_clone().unwrap());
+    let mut ok = String::new();
+    feed.read_line(&mut ok).unwrap();
+    assert!(ok.starts_with("+OK"), "{ok}");
+    let wrong = 40;
+    for _ in 0..wrong {
+        assert!(!deferred(&plugin, &setup.env("bob", "000000")));
+    }
+    // A marker command, so the feed can be read up to here.
+    redis.command(&["ECHO", "motp-test-end"]);
+    let mut client_commands = Vec::new();
+    loop {
+        let mut line = String::new();
+        feed.read_line(&mut line).unwrap();
+        if line.contains("motp-test-end") {
+            break;
+        }
+        if !line.contains("[0 lua]") {
+            client_commands.push(line.trim().to_owned());
+        }
+    }
+    assert_eq!(
+        client_commands.len(),
+        wrong,
+        "one command per decision: {client_commands:#?}"
+    );
+    assert!(client_commands.iter().all(|c| c.contains("\"EVALSHA\"")));
 }
 
 #[test]
@@ -408,6 +689,7 @@ fn password_file_is_used_and_never_logged() {
         .starts_with("+OK"));
     let pw_file = dir.path().join("redis.pw");
     std::fs::write(&pw_file, format!("{password}\n")).unwrap();
+    std::fs::set_permissions(&pw_file, std::fs::Permissions::from_mode(0o640)).unwrap();
     let setup = Setup::redis(
         "redis-auth",
         &redis,

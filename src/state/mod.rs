@@ -6,10 +6,12 @@ mod redis_store;
 pub(crate) mod sqlite;
 
 pub use memory::MemoryStore;
-pub use redis_store::RedisStore;
+pub use redis_store::{RedisStore, KEEP_USED_STEP_SECS};
 pub use sqlite::{Boot, Clock, Host, SqliteStore, DB_FILE_NAME, PRUNE_AFTER_SECS};
 
+use crate::auth::Decision;
 use crate::engine;
+use crate::rule::{self, Found, Limits};
 
 /// What is remembered about one user between logins.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -72,6 +74,23 @@ pub trait StateStore: Send + Sync {
         username: &str,
         decide: &mut dyn FnMut(&mut UserState),
     ) -> Result<(), StateError>;
+
+    /// Decides one login with [`rule::apply`] on the user's state, and stores what it leaves, in
+    /// one transaction. Stores that can run the rule closer to their data (Redis, in one
+    /// script) override this; the result must be the same.
+    fn decide(
+        &self,
+        username: &str,
+        found: &Found,
+        now: i64,
+        limits: &Limits,
+    ) -> Result<Decision, StateError> {
+        let mut decision = Decision::StateUnavailable;
+        self.update(username, &mut |state| {
+            decision = rule::apply(state, found, now, limits);
+        })?;
+        Ok(decision)
+    }
 
     /// How long, in seconds, a store that expires entries must keep one at least (the
     /// acceptance span, and `lockout_secs` while failures count). Set at open and on reload.

@@ -864,7 +864,7 @@ fn move_aside(path: &Path, seen: &fs::Metadata, now: i64, why: &str) -> Result<(
 /// Makes sure `dir` exists (creating it with mode 0700), belongs to this process's user, is
 /// writable by no one else, and that this process can create files in it. The error says which
 /// directory, which user we run as, and what to run.
-fn prepare_dir(dir: &Path) -> Result<(), StateError> {
+pub(crate) fn prepare_dir(dir: &Path) -> Result<(), StateError> {
     let me = Identity::current();
     let meta = match fs::metadata(dir) {
         Ok(m) if m.is_dir() => m,

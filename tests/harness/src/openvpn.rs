@@ -892,14 +892,17 @@ pub fn unix_now() -> i64 {
         .as_secs() as i64
 }
 
-/// A private `redis-server` on a loopback port of its own, without persistence, killed on
-/// drop. [`RedisServer::stop`] and [`RedisServer::start_again`] simulate an outage on the same
-/// port (a restarted Redis without persistence comes back empty).
+/// A private `redis-server` on a loopback port of its own, killed on drop, without
+/// persistence unless started with [`RedisServer::start_persistent`]. [`RedisServer::stop`] and
+/// [`RedisServer::start_again`] simulate an outage on the same port (a restarted Redis without
+/// persistence comes back empty; a persistent one with its data).
 pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     proc: Option<Proc>,
     tls: Option<RedisTls>,
+    /// `--appendonly yes --appendfsync always` (every write on disk before the reply).
+    persistent: bool,
 }
 
 /// A TLS port besides the plain one, with a throw-away private CA and a server certificate for
@@ -978,6 +981,22 @@ impl RedisServer {
             dir: dir.to_owned(),
             proc: None,
             tls: None,
+            persistent: false,
+        };
+        server.start_again();
+        server
+    }
+
+    /// [`RedisServer::start`] with an append-only file synced at every write, so a restart
+    /// keeps everything it acknowledged (the setup the docs advise).
+    pub fn start_persistent(dir: &Path) -> RedisServer {
+        require_redis();
+        let mut server = RedisServer {
+            port: free_port(),
+            dir: dir.to_owned(),
+            proc: None,
+            tls: None,
+            persistent: true,
         };
         server.start_again();
         server
@@ -992,6 +1011,7 @@ impl RedisServer {
             dir: dir.to_owned(),
             proc: None,
             tls: Some(RedisTls::create(dir)),
+            persistent: false,
         };
         server.start_again();
         server
@@ -1020,15 +1040,28 @@ impl RedisServer {
         }
     }
 
-    /// Starts it again on the same port (empty: no persistence) and waits for PING.
+    /// Starts it again on the same port (empty without persistence) and waits for PING.
     pub fn start_again(&mut self) {
         self.stop();
         let start = Instant::now();
+        let persistence: &[&str] = if self.persistent {
+            &[
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ]
+        } else {
+            &["--save", "", "--appendonly", "no"]
+        };
         loop {
             let proc = Proc::spawn(
                 Command::new("redis-server")
                     .args(["--port", &self.port.to_string()])
-                    .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                    .args(["--bind", "127.0.0.1"])
+                    .args(persistence)
                     .args(["--protected-mode", "no", "--loglevel", "warning"])
                     .args(["--dir", &self.dir.display().to_string()])
                     .args(self.tls.iter().flat_map(|tls| {

@@ -33,8 +33,9 @@ fn main() {
     let redis = RedisServer::start(dir.path());
     let mut text = format!(
         "max_failures = 4000000000\nmax_failures_per_ip = 4000000000\n\
-         [state]\nbackend = \"redis\"\nurl = \"{}\"\n",
-        redis.url()
+         [state]\nbackend = \"redis\"\nurl = \"{}\"\ndir = \"{}\"\n",
+        redis.url(),
+        dir.path().join("state").display()
     );
     for i in 0..USERS {
         text.push_str(&format!(
