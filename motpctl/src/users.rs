@@ -12,7 +12,8 @@ use crate::edit::{set_value, ConfigFile};
 use crate::sys::{self, StdinValues};
 use crate::{Fail, Outcome, Status};
 
-const RELOAD_HINT: &str = "the plugin reads the change at the next login (no reload needed)";
+const RELOAD_HINT: &str =
+    "the plugin applies the change within one to two seconds (no reload needed)";
 
 pub fn check_username(name: &str) -> Result<(), Fail> {
     if name.is_empty() || name.len() > MAX_USERNAME_LEN || name.chars().any(char::is_control) {
