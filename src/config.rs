@@ -105,8 +105,16 @@ pub const MAX_REDIS_TIMEOUT_MS: u64 = 10_000;
 /// printed by `Debug`; [`RedisConfig::describe`] gives a printable form without credentials.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisConfig {
-    /// `redis://` or `rediss://` (TLS) URL, checked to parse at load time.
+    /// `redis://` or `rediss://` (TLS) URL, checked to parse at load time. Empty when the
+    /// master is found through `sentinels`.
     pub url: Zeroizing<String>,
+    /// Redis Sentinel: the sentinels' URLs (all `redis://` or all `rediss://`), asked for the
+    /// current master of `master_name` at every new connection. Empty with `url`.
+    pub sentinels: Vec<Zeroizing<String>>,
+    pub master_name: Option<String>,
+    /// An acceptance is confirmed only after `WAIT` reports this many replicas within
+    /// `timeout_ms` (0: no wait).
+    pub min_replicas: u32,
     /// A file holding the password (first line), read when the store is opened.
     pub password_file: Option<PathBuf>,
     /// `rediss://` only: the PEM file of the CA that signed the server's certificate, trusted
@@ -127,6 +135,7 @@ impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
             .field("url", &self.describe())
+            .field("min_replicas", &self.min_replicas)
             .field("password_file", &self.password_file)
             .field("ca_file", &self.ca_file)
             .field("key_prefix", &self.key_prefix)
@@ -140,20 +149,44 @@ impl fmt::Debug for RedisConfig {
 impl RedisConfig {
     /// `scheme://host:port/db`, without user name or password, for log lines.
     pub fn describe(&self) -> String {
-        use redis::IntoConnectionInfo;
-        let tls = self.url.starts_with("rediss://");
-        match self.url.as_str().into_connection_info() {
-            Ok(info) => {
-                let addr = match &info.addr {
-                    redis::ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
-                    redis::ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port}"),
-                    redis::ConnectionAddr::Unix(path) => path.display().to_string(),
-                };
-                let scheme = if tls { "rediss" } else { "redis" };
-                printable(&format!("{scheme}://{addr}/{}", info.redis.db))
-            }
-            Err(_) => "(unparsable URL)".to_owned(),
+        match &self.master_name {
+            Some(name) => format!(
+                "master {} via sentinels {}",
+                printable(name),
+                self.sentinels
+                    .iter()
+                    .map(|s| describe_url(s))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            None => describe_url(&self.url),
         }
+    }
+
+    /// Whether connections use TLS (`rediss://`).
+    pub fn tls(&self) -> bool {
+        match self.sentinels.first() {
+            Some(first) => first.starts_with("rediss://"),
+            None => self.url.starts_with("rediss://"),
+        }
+    }
+}
+
+/// `scheme://host:port/db` of one URL, without user name or password.
+fn describe_url(url: &str) -> String {
+    use redis::IntoConnectionInfo;
+    let tls = url.starts_with("rediss://");
+    match url.into_connection_info() {
+        Ok(info) => {
+            let addr = match &info.addr {
+                redis::ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
+                redis::ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port}"),
+                redis::ConnectionAddr::Unix(path) => path.display().to_string(),
+            };
+            let scheme = if tls { "rediss" } else { "redis" };
+            printable(&format!("{scheme}://{addr}/{}", info.redis.db))
+        }
+        Err(_) => "(unparsable URL)".to_owned(),
     }
 }
 
@@ -755,6 +788,9 @@ struct RawState {
     backend: Option<Spanned<String>>,
     dir: Option<Spanned<String>>,
     url: Option<Spanned<SecretText>>,
+    sentinels: Option<Spanned<Vec<SecretText>>>,
+    master_name: Option<Spanned<String>>,
+    min_replicas: Option<Spanned<u32>>,
     password_file: Option<Spanned<String>>,
     ca_file: Option<Spanned<String>>,
     key_prefix: Option<Spanned<String>>,
@@ -986,6 +1022,18 @@ impl RawState {
             let stray = [
                 ("state.url", self.url.as_ref().map(|v| v.span().start)),
                 (
+                    "state.sentinels",
+                    self.sentinels.as_ref().map(|v| v.span().start),
+                ),
+                (
+                    "state.master_name",
+                    self.master_name.as_ref().map(|v| v.span().start),
+                ),
+                (
+                    "state.min_replicas",
+                    self.min_replicas.as_ref().map(|v| v.span().start),
+                ),
+                (
                     "state.password_file",
                     self.password_file.as_ref().map(|v| v.span().start),
                 ),
@@ -1051,36 +1099,126 @@ fn validate_dir(check: &Checker, dir: Option<Spanned<String>>) -> Result<PathBuf
     Ok(PathBuf::from(dir))
 }
 
-fn validate_redis(check: &Checker, raw: RawState) -> Result<StateConfig, ConfigError> {
+/// One Redis URL, checked to parse; never echoed (it may carry a password).
+fn validate_url(
+    check: &Checker,
+    url: Spanned<SecretText>,
+    key: &str,
+) -> Result<Zeroizing<String>, ConfigError> {
     use redis::IntoConnectionInfo;
-    let backend_at = raw.backend.as_ref().map_or(0, |b| b.span().start);
-    let Some(url) = raw.url else {
-        return Err(check.error(
-            backend_at,
-            "state.url",
-            "backend = \"redis\" needs `url`, e.g. url = \"redis://127.0.0.1:6379/0\" (or \
-             rediss:// for TLS)",
-        ));
-    };
     let url_at = url.span().start;
     let url = url.into_inner().0;
-    // Never echo the URL: it may carry a password.
     let scheme_ok = url.starts_with("redis://") || url.starts_with("rediss://");
     if !scheme_ok || url.chars().any(char::is_control) {
         return Err(check.error(
             url_at,
-            "state.url",
+            key,
             "must start with redis:// or rediss:// (TLS), e.g. \"redis://127.0.0.1:6379/0\"",
         ));
     }
     if url.as_str().into_connection_info().is_err() {
         return Err(check.error(
             url_at,
-            "state.url",
+            key,
             "is not a valid Redis URL; the form is redis://[user@]host[:port][/db] or \
              rediss://... (put the password in password_file)",
         ));
     }
+    Ok(url)
+}
+
+fn validate_redis(check: &Checker, raw: RawState) -> Result<StateConfig, ConfigError> {
+    let backend_at = raw.backend.as_ref().map_or(0, |b| b.span().start);
+    let (url, sentinels, master_name) = match (raw.url, raw.sentinels, raw.master_name) {
+        (Some(url), None, None) => (validate_url(check, url, "state.url")?, Vec::new(), None),
+        (None, Some(list), Some(name)) => {
+            let list_at = list.span().start;
+            let list = list.into_inner();
+            if list.is_empty() || list.len() > 16 {
+                return Err(check.error(
+                    list_at,
+                    "state.sentinels",
+                    "must list 1 to 16 sentinel URLs, e.g. [\"redis://10.0.0.1:26379\", \
+                     \"redis://10.0.0.2:26379\", \"redis://10.0.0.3:26379\"]",
+                ));
+            }
+            let mut urls = Vec::with_capacity(list.len());
+            for text in list {
+                urls.push(validate_url(
+                    check,
+                    Spanned::new(list_at..list_at, text),
+                    "state.sentinels",
+                )?);
+            }
+            let tls = urls[0].starts_with("rediss://");
+            if urls.iter().any(|u| u.starts_with("rediss://") != tls) {
+                return Err(check.error(
+                    list_at,
+                    "state.sentinels",
+                    "mixes redis:// and rediss://; use TLS for all sentinels or for none",
+                ));
+            }
+            let at = name.span().start;
+            let name = name.into_inner();
+            if name.is_empty()
+                || name.len() > 64
+                || name.chars().any(|c| c.is_control() || c == ' ')
+            {
+                return Err(check.error(
+                    at,
+                    "state.master_name",
+                    "must be the name the sentinels monitor the master under (1 to 64 \
+                     characters, no spaces), e.g. \"mymaster\"",
+                ));
+            }
+            (Zeroizing::new(String::new()), urls, Some(name))
+        }
+        (Some(url), Some(_), _) => {
+            return Err(check.error(
+                url.span().start,
+                "state.url",
+                "and `sentinels` both name where Redis is; keep `url` for one Redis, or \
+                 `sentinels` with `master_name` for Redis Sentinel",
+            ))
+        }
+        (None, Some(list), None) => {
+            return Err(check.error(
+                list.span().start,
+                "state.sentinels",
+                "needs `master_name`, the name the sentinels monitor the master under",
+            ))
+        }
+        (_, None, Some(name)) => {
+            return Err(check.error(
+                name.span().start,
+                "state.master_name",
+                "only applies with `sentinels`; remove it, or list the sentinels",
+            ))
+        }
+        (None, None, None) => {
+            return Err(check.error(
+                backend_at,
+                "state.url",
+                "backend = \"redis\" needs `url`, e.g. url = \"redis://127.0.0.1:6379/0\" (or \
+                 rediss:// for TLS), or `sentinels` and `master_name` for Redis Sentinel",
+            ))
+        }
+    };
+    let tls = match sentinels.first() {
+        Some(first) => first.starts_with("rediss://"),
+        None => url.starts_with("rediss://"),
+    };
+    let min_replicas = match raw.min_replicas {
+        None => 0,
+        Some(n) if *n.get_ref() > 16 => {
+            return Err(check.error(
+                n.span().start,
+                "state.min_replicas",
+                "must be 0 (no wait) to 16 replicas",
+            ))
+        }
+        Some(n) => n.into_inner(),
+    };
     let password_file = match raw.password_file {
         None => None,
         Some(p) => {
@@ -1101,7 +1239,7 @@ fn validate_redis(check: &Checker, raw: RawState) -> Result<StateConfig, ConfigE
         Some(p) => {
             let at = p.span().start;
             let p = p.into_inner();
-            if !url.starts_with("rediss://") {
+            if !tls {
                 return Err(check.error(
                     at,
                     "state.ca_file",
@@ -1171,6 +1309,9 @@ fn validate_redis(check: &Checker, raw: RawState) -> Result<StateConfig, ConfigE
     let fallback_dir = fallback_local.then(|| dir.clone());
     Ok(StateConfig::Redis(RedisConfig {
         url,
+        sentinels,
+        master_name,
+        min_replicas,
         password_file,
         ca_file,
         key_prefix,
@@ -1523,6 +1664,71 @@ disabled = true
         assert_eq!(
             r.fallback_dir.as_deref(),
             Some(Path::new(DEFAULT_STATE_DIR))
+        );
+    }
+
+    #[test]
+    fn redis_sentinel_and_min_replicas() {
+        let c = parse(
+            "[state]\nbackend = \"redis\"\n\
+             sentinels = [\"redis://:pw-secret@10.0.0.1:26379\", \"redis://10.0.0.2:26379\"]\n\
+             master_name = \"vpn\"\nmin_replicas = 1\n",
+        )
+        .unwrap();
+        let StateConfig::Redis(r) = &c.state else {
+            panic!()
+        };
+        assert_eq!(r.sentinels.len(), 2);
+        assert_eq!(r.master_name.as_deref(), Some("vpn"));
+        assert_eq!(r.min_replicas, 1);
+        assert!(r.url.is_empty());
+        assert!(!r.tls());
+        let shown = r.describe();
+        assert_eq!(
+            shown,
+            "master vpn via sentinels redis://10.0.0.1:26379/0,redis://10.0.0.2:26379/0"
+        );
+        assert!(!format!("{c:?}").contains("pw-secret"));
+
+        let r = "[state]\nbackend = \"redis\"\n";
+        let s = "sentinels = [\"redis://h:26379\"]\n";
+        assert_names(&refused(&format!("{r}{s}")), 3, "state.sentinels");
+        assert_names(
+            &refused(&format!("{r}url = \"redis://h\"\n{s}master_name = \"m\"\n")),
+            3,
+            "state.url",
+        );
+        assert_names(
+            &refused(&format!("{r}url = \"redis://h\"\nmaster_name = \"m\"\n")),
+            4,
+            "state.master_name",
+        );
+        assert_names(
+            &refused(&format!("{r}sentinels = []\nmaster_name = \"m\"\n")),
+            3,
+            "state.sentinels",
+        );
+        assert_names(
+            &refused(&format!(
+                "{r}sentinels = [\"redis://a:1\", \"rediss://b:2\"]\nmaster_name = \"m\"\n"
+            )),
+            3,
+            "state.sentinels",
+        );
+        assert_names(
+            &refused(&format!("{r}{s}master_name = \"two words\"\n")),
+            4,
+            "state.master_name",
+        );
+        assert_names(
+            &refused(&format!("{r}url = \"redis://h\"\nmin_replicas = 17\n")),
+            4,
+            "state.min_replicas",
+        );
+        assert_names(
+            &refused("[state]\nmin_replicas = 1\n"),
+            2,
+            "state.min_replicas",
         );
     }
 

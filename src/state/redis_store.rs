@@ -196,8 +196,18 @@ struct Epoch {
     loaded: bool,
 }
 
+/// Where connections go: one Redis, or the master Redis Sentinel names at each connection.
+enum Target {
+    Direct(redis::Client),
+    /// Asked again at every new connection, so a failover is followed by the next reconnect
+    /// (a command refused by a demoted master is an outage, which drops the pooled
+    /// connections).
+    Sentinel(Mutex<redis::sentinel::SentinelClient>),
+}
+
 pub struct RedisStore {
-    client: redis::Client,
+    target: Target,
+    min_replicas: u32,
     where_: String,
     prefix: String,
     timeout: Duration,
@@ -251,48 +261,73 @@ impl RedisStore {
         trusted: TrustedOwners,
     ) -> Result<RedisStore, String> {
         let where_ = config.describe();
-        let mut info = config
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|_| format!("redis URL for {where_} cannot be parsed"))?;
-        if let Some(path) = &config.password_file {
-            let text = read_password_file(path, trusted)?;
-            let password = text.lines().next().unwrap_or("").trim();
-            if password.is_empty() {
-                return Err(format!(
-                    "the Redis password_file {} is empty",
-                    path.display()
-                ));
-            }
-            // The client keeps it as a plain String for reconnecting; our copies are wiped.
-            info.redis.password = Some(password.to_owned());
-        }
-        let client = match &config.ca_file {
-            None => redis::Client::open(info),
+        let password = match &config.password_file {
             Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| {
-                    format!(
-                        "cannot read the Redis ca_file {}: {e}; it must be readable by \
-                         OpenVPN's runtime user",
+                let text = read_password_file(path, trusted)?;
+                let password = Zeroizing::new(text.lines().next().unwrap_or("").trim().to_owned());
+                if password.is_empty() {
+                    return Err(format!(
+                        "the Redis password_file {} is empty",
                         path.display()
-                    )
-                })?;
-                let certificates = redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                };
-                redis::Client::build_with_tls(info, certificates)
+                    ));
+                }
+                Some(password)
             }
-        }
-        .map_err(|e| {
+            None => None,
+        };
+        let root_cert = match &config.ca_file {
+            None => None,
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                format!(
+                    "cannot read the Redis ca_file {}: {e}; it must be readable by OpenVPN's \
+                     runtime user",
+                    path.display()
+                )
+            })?),
+        };
+        let setup_error = |e: redis::RedisError| {
             format!(
                 "cannot set up the Redis client for {where_}: {}",
                 describe_error(&e)
             )
-        })?;
+        };
+        let target = match &config.master_name {
+            None => {
+                let mut info = config
+                    .url
+                    .as_str()
+                    .into_connection_info()
+                    .map_err(|_| format!("redis URL for {where_} cannot be parsed"))?;
+                if let Some(password) = &password {
+                    // The client keeps it as a plain String for reconnecting; ours is wiped.
+                    info.redis.password = Some(password.to_string());
+                }
+                let client = match root_cert {
+                    None => redis::Client::open(info),
+                    Some(pem) => redis::Client::build_with_tls(
+                        info,
+                        redis::TlsCertificates {
+                            client_tls: None,
+                            root_cert: Some(pem),
+                        },
+                    ),
+                }
+                .map_err(setup_error)?;
+                Target::Direct(client)
+            }
+            Some(master_name) => Target::Sentinel(Mutex::new(
+                sentinel_client(
+                    config,
+                    master_name,
+                    password.as_deref().map(String::as_str),
+                    root_cert,
+                )
+                .map_err(setup_error)?,
+            )),
+        };
         Ok(RedisStore {
-            client,
+            target,
+            min_replicas: config.min_replicas,
             where_,
             prefix: config.key_prefix.clone(),
             timeout: Duration::from_millis(config.timeout_ms),
@@ -337,6 +372,7 @@ impl RedisStore {
                     Ok(()) => self.give_back(conn),
                     Err(Failure::Redis(e)) => self.mark_down(&e),
                     Err(Failure::Refused(why)) => warn!("redis at {}: {why}", self.where_),
+                    Err(Failure::Unconfirmed(_)) => self.give_back(conn),
                 }
             }
             Err(e) => self.mark_down(&e),
@@ -364,7 +400,14 @@ impl RedisStore {
     }
 
     fn fresh_connection(&self) -> redis::RedisResult<redis::Connection> {
-        let conn = self.client.get_connection_with_timeout(self.timeout)?;
+        let conn = match &self.target {
+            Target::Direct(client) => client.get_connection_with_timeout(self.timeout)?,
+            Target::Sentinel(sentinel) => {
+                // Which master: asked of the sentinels now (after a failover, the new one).
+                let client = sentinel.lock().get_client()?;
+                client.get_connection_with_timeout(self.timeout)?
+            }
+        };
         conn.set_read_timeout(Some(self.timeout))?;
         conn.set_write_timeout(Some(self.timeout))?;
         Ok(conn)
@@ -445,7 +488,13 @@ impl RedisStore {
             }
             other => other,
         };
-        if !matches!(&result, Err(Failure::Redis(e)) if is_outage(e)) {
+        // A connection whose last command failed may hold an unread reply: never reused.
+        let reusable = match &result {
+            Err(Failure::Redis(e)) => !is_outage(e),
+            Err(Failure::Unconfirmed(_)) => false,
+            _ => true,
+        };
+        if reusable {
             self.give_back(conn);
         }
         result
@@ -518,6 +567,30 @@ impl RedisStore {
         Err(Failure::Refused(
             "its data epoch kept changing; is another application flushing it?".into(),
         ))
+    }
+
+    /// Waits until `min_replicas` replicas hold what was just written (`WAIT`, bounded by
+    /// `timeout_ms`); fewer: the acceptance is not confirmed (the login is refused, its step
+    /// stays used), so a failover cannot lose an acceptance the plugin confirmed.
+    /// Any error here comes after the decision was stored: it is reported as unconfirmed, never
+    /// retried (a retry would run the decision again and call the used step a replay).
+    fn confirm_on_replicas(&self, conn: &mut redis::Connection) -> Result<(), Failure> {
+        let timeout_ms = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX);
+        // WAIT itself takes up to timeout_ms: the socket must wait a little longer for it.
+        let waited = conn
+            .set_read_timeout(Some(self.timeout * 2 + Duration::from_millis(100)))
+            .and_then(|()| {
+                redis::cmd("WAIT")
+                    .arg(self.min_replicas)
+                    .arg(timeout_ms)
+                    .query::<i64>(conn)
+            })
+            .and_then(|acked| conn.set_read_timeout(Some(self.timeout)).map(|()| acked));
+        match waited {
+            Ok(acked) if acked >= i64::from(self.min_replicas) => Ok(()),
+            Ok(acked) => Err(Failure::Unconfirmed(acked)),
+            Err(_) => Err(Failure::Unconfirmed(0)),
+        }
     }
 
     /// Brings this server's epoch in line with what Redis holds (`observed`), starting the
@@ -759,6 +832,8 @@ struct Ask<'a> {
 const KIND_MERGE: i64 = 5;
 
 enum Failure {
+    /// An acceptance reached fewer replicas than `min_replicas` in time.
+    Unconfirmed(i64),
     Redis(redis::RedisError),
     /// Redis answered, but not in a way the plugin can use.
     Refused(String),
@@ -797,6 +872,9 @@ impl StateStore for RedisStore {
                 floor: &floor,
             };
             let decided = self.decide_on_redis(conn, username, &ask)?;
+            if decided.0 == 0 && self.min_replicas > 0 {
+                self.confirm_on_replicas(conn)?;
+            }
             recovered = self.mark_up();
             if recovered && self.fallback.is_some() {
                 self.push_decided_locally(conn, limits);
@@ -834,6 +912,15 @@ impl StateStore for RedisStore {
                 Err(self.refused(&format!("it refused a decision ({})", describe_error(&e))))
             }
             Err(Failure::Refused(why)) => Err(self.refused(&why)),
+            Err(Failure::Unconfirmed(acked)) => {
+                warn!(
+                    "redis at {}: an acceptance reached {acked} of the {} replicas \
+                     min_replicas asks for within timeout_ms; the login is refused (its code \
+                     stays used)",
+                    self.where_, self.min_replicas
+                );
+                Err(StateError("acceptance not confirmed by replicas".into()))
+            }
         }
     }
 
@@ -867,6 +954,7 @@ impl StateStore for RedisStore {
                 )))
             }
             Err(Failure::Refused(why)) => Err(self.refused(&why)),
+            Err(Failure::Unconfirmed(_)) => Ok(()),
         }
     }
 
@@ -877,6 +965,43 @@ impl StateStore for RedisStore {
             local.set_retention(secs);
         }
     }
+}
+
+/// A client that asks `config.sentinels` for the master named `master_name`, with the password
+/// and CA (if any) for both the sentinels and the master.
+fn sentinel_client(
+    config: &RedisConfig,
+    master_name: &str,
+    password: Option<&str>,
+    root_cert: Option<Vec<u8>>,
+) -> redis::RedisResult<redis::sentinel::SentinelClient> {
+    use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+    let mut addrs = Vec::with_capacity(config.sentinels.len());
+    for url in &config.sentinels {
+        addrs.push(url.as_str().into_connection_info()?.addr);
+    }
+    let mut builder =
+        SentinelClientBuilder::new(addrs, master_name.to_owned(), SentinelServerType::Master)?;
+    if let Some(password) = password {
+        builder = builder
+            .set_client_to_redis_password(password.to_owned())
+            .set_client_to_sentinel_password(password.to_owned());
+    }
+    if config.tls() {
+        builder = builder
+            .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
+            .set_client_to_sentinel_tls_mode(redis::TlsMode::Secure);
+        if let Some(pem) = root_cert {
+            let certificates = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            };
+            builder = builder
+                .set_client_to_redis_certificates(certificates.clone())
+                .set_client_to_sentinel_certificates(certificates);
+        }
+    }
+    builder.build()
 }
 
 fn parse_reply(value: &redis::Value) -> Option<Reply> {
