@@ -59,6 +59,19 @@ impl Decision {
         matches!(self, Decision::Accepted { .. })
     }
 
+    /// A refusal of something that could have been a right answer: it counts towards the
+    /// per-address limit. Not: an acceptance, a refusal that checked no code (locked user or
+    /// address), or the state being unavailable.
+    pub fn is_guess_refused(&self) -> bool {
+        !matches!(
+            self,
+            Decision::Accepted { .. }
+                | Decision::Locked { .. }
+                | Decision::AddressLocked { .. }
+                | Decision::StateUnavailable
+        )
+    }
+
     /// The short reason for the log line.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -86,7 +99,10 @@ pub struct Authenticator<'a> {
 
 impl Authenticator<'_> {
     /// [`decide`](Self::decide), behind the per-address limit: a locked address is refused
-    /// whatever it sends, and every other rejection counts against the address.
+    /// whatever it sends, and every rejection that was a guess counts against the address. A
+    /// rejection that checked no code (the user is already locked, the state is unavailable)
+    /// is no guess: counting it would let one locked user's retrying client lock everyone
+    /// else behind the same address (NAT, a campus, a load balancer).
     pub fn decide_from(
         &self,
         request: &LoginRequest,
@@ -104,7 +120,7 @@ impl Authenticator<'_> {
             return Decision::AddressLocked { until };
         }
         let decision = self.decide(request, now);
-        if let (false, Some(ip)) = (decision.is_accepted(), client) {
+        if let (true, Some(ip)) = (decision.is_guess_refused(), client) {
             addresses.record_failure(ip, now, self.policy.ip_policy());
         }
         decision

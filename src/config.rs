@@ -41,9 +41,13 @@ pub struct Policy {
     pub max_failures: u32,
     pub lockout_secs: u64,
     pub require_common_name: bool,
-    /// Failed logins from one source address, across all usernames, that lock the address.
+    /// Failed logins from one source address, across all usernames, that lock the address
+    /// (0: no per-address limit).
     pub max_failures_per_ip: u32,
     pub ip_lockout_secs: u64,
+    /// Leading bits of a client address that count as one source (32 and 64 by default).
+    pub ip_prefix_v4: u8,
+    pub ip_prefix_v6: u8,
 }
 
 impl Policy {
@@ -64,6 +68,8 @@ impl Policy {
         crate::ip_limit::IpPolicy {
             max_failures: self.max_failures_per_ip,
             lockout_secs: self.ip_lockout_secs,
+            prefix_v4: self.ip_prefix_v4,
+            prefix_v6: self.ip_prefix_v6,
         }
     }
 }
@@ -77,6 +83,8 @@ impl Default for Policy {
             require_common_name: true,
             max_failures_per_ip: 20,
             ip_lockout_secs: 600,
+            ip_prefix_v4: crate::ip_limit::DEFAULT_PREFIX_V4,
+            ip_prefix_v6: crate::ip_limit::DEFAULT_PREFIX_V6,
         }
     }
 }
@@ -734,6 +742,8 @@ struct RawConfig {
     lockout_secs: Option<Spanned<u64>>,
     max_failures_per_ip: Option<Spanned<u32>>,
     ip_lockout_secs: Option<Spanned<u64>>,
+    ip_prefix_v4: Option<Spanned<u8>>,
+    ip_prefix_v6: Option<Spanned<u8>>,
     require_common_name: Option<bool>,
     crtext_prompt: Option<bool>,
     state: Option<RawState>,
@@ -931,17 +941,30 @@ impl RawConfig {
             Some(l) => l.into_inner(),
             None => defaults.lockout_secs,
         };
+        // 0 turns the per-address limit off (every client behind one address).
         let max_failures_per_ip = match self.max_failures_per_ip {
-            Some(m) if *m.get_ref() == 0 => {
-                return Err(check.error(
-                    m.span().start,
-                    "max_failures_per_ip",
-                    "must be at least 1 (failed logins from one address that lock the address)",
-                ))
-            }
             Some(m) => m.into_inner(),
             None => defaults.max_failures_per_ip,
         };
+        let prefix = |value: Option<Spanned<u8>>, key: &str, max: u8, default: u8| match value {
+            Some(p) if *p.get_ref() == 0 || *p.get_ref() > max => Err(check.error(
+                p.span().start,
+                key,
+                format!(
+                    "must be 1 to {max}: the leading bits of a client address that count as \
+                     one source (default {default})"
+                ),
+            )),
+            Some(p) => Ok(p.into_inner()),
+            None => Ok(default),
+        };
+        let ip_prefix_v4 = prefix(self.ip_prefix_v4, "ip_prefix_v4", 32, defaults.ip_prefix_v4)?;
+        let ip_prefix_v6 = prefix(
+            self.ip_prefix_v6,
+            "ip_prefix_v6",
+            128,
+            defaults.ip_prefix_v6,
+        )?;
         let ip_lockout_secs = match self.ip_lockout_secs {
             Some(l) if *l.get_ref() > MAX_LOCKOUT_SECS => {
                 return Err(check.error(
@@ -959,6 +982,8 @@ impl RawConfig {
             lockout_secs,
             max_failures_per_ip,
             ip_lockout_secs,
+            ip_prefix_v4,
+            ip_prefix_v6,
             require_common_name: self
                 .require_common_name
                 .unwrap_or(defaults.require_common_name),
@@ -1389,7 +1414,9 @@ disabled = true
                 lockout_secs: 300,
                 require_common_name: true,
                 max_failures_per_ip: 20,
-                ip_lockout_secs: 600
+                ip_lockout_secs: 600,
+                ip_prefix_v4: 32,
+                ip_prefix_v6: 64,
             }
         );
         let alice = c.users.get("alice").unwrap();
@@ -1526,11 +1553,20 @@ disabled = true
     fn negative_and_huge_numbers_are_refused() {
         assert_names(&refused("window_secs = -5\n"), 1, "window_secs");
         assert_names(&refused("max_failures = 0\n"), 1, "max_failures");
-        assert_names(
-            &refused("max_failures_per_ip = 0\n"),
-            1,
-            "max_failures_per_ip",
+        assert_eq!(
+            parse("max_failures_per_ip = 0\n")
+                .unwrap()
+                .policy
+                .max_failures_per_ip,
+            0,
+            "0 turns the per-address limit off"
         );
+        assert_names(&refused("ip_prefix_v4 = 33\n"), 1, "ip_prefix_v4");
+        assert_names(&refused("ip_prefix_v6 = 0\n"), 1, "ip_prefix_v6");
+        let p = parse("ip_prefix_v4 = 24\nip_prefix_v6 = 48\n")
+            .unwrap()
+            .policy;
+        assert_eq!((p.ip_prefix_v4, p.ip_prefix_v6), (24, 48));
         assert_names(
             &refused("ip_lockout_secs = 99999999999\n"),
             1,

@@ -6,9 +6,15 @@
 //! are not locked. Per-user locks live in the state store, not here, so no flood of addresses
 //! can evict a user's lock; a flood can at worst make the table forget some unlocked addresses'
 //! partial counts.
+//!
+//! An address counts as its network: IPv4 per /32 and IPv6 per /64 by default (a client owns
+//! a whole /64; counting each /128 alone would let it sidestep the limit), both configurable.
+//! `max_failures_per_ip = 0` turns the limit off, for sites where every client arrives through
+//! one address (a load balancer that does not pass the client's address on).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use parking_lot::Mutex;
 
@@ -18,9 +24,16 @@ pub const DEFAULT_CAPACITY: usize = 100_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IpPolicy {
+    /// 0: the per-address limit is off.
     pub max_failures: u32,
     pub lockout_secs: u64,
+    /// Leading bits of an IPv4 / IPv6 address that name one source.
+    pub prefix_v4: u8,
+    pub prefix_v6: u8,
 }
+
+pub const DEFAULT_PREFIX_V4: u8 = 32;
+pub const DEFAULT_PREFIX_V6: u8 = 64;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -33,6 +46,9 @@ struct Entry {
 pub struct IpLimiter {
     capacity: usize,
     table: Mutex<HashMap<IpAddr, Entry>>,
+    /// The prefixes of the policy last used to count (v4 << 8 | v6): the table's keys are
+    /// networks of these lengths. A reload that changes them starts the counts afresh.
+    prefixes: AtomicU32,
 }
 
 impl IpLimiter {
@@ -40,22 +56,34 @@ impl IpLimiter {
         IpLimiter {
             capacity: capacity.max(1),
             table: Mutex::new(HashMap::new()),
+            prefixes: AtomicU32::new(pack(DEFAULT_PREFIX_V4, DEFAULT_PREFIX_V6)),
         }
     }
 
-    /// `Some(until)` if this address is refused right now.
+    /// `Some(until)` if this address (its network) is refused right now.
     pub fn locked_until(&self, ip: IpAddr, now: i64) -> Option<i64> {
+        let (v4, v6) = unpack(self.prefixes.load(Ordering::Relaxed));
+        let key = network(ip, v4, v6);
         let table = self.table.lock();
         table
-            .get(&ip)
+            .get(&key)
             .map(|e| e.locked_until)
             .filter(|&until| until > now)
     }
 
-    /// Counts one failed login from `ip`; returns `Some(until)` if this failure locked it.
+    /// Counts one failed login from `ip` (its network); returns `Some(until)` if this failure
+    /// locked it. With `max_failures = 0` nothing is counted.
     pub fn record_failure(&self, ip: IpAddr, now: i64, policy: IpPolicy) -> Option<i64> {
+        if policy.max_failures == 0 {
+            return None;
+        }
         let window = i64::try_from(policy.lockout_secs).unwrap_or(i64::MAX);
+        let prefixes = pack(policy.prefix_v4, policy.prefix_v6);
         let mut table = self.table.lock();
+        if self.prefixes.swap(prefixes, Ordering::Relaxed) != prefixes {
+            table.clear();
+        }
+        let ip = network(ip, policy.prefix_v4, policy.prefix_v6);
         if !table.contains_key(&ip) && table.len() >= self.capacity {
             evict(&mut table, self.capacity, now, window);
         }
@@ -117,6 +145,43 @@ fn evict(table: &mut HashMap<IpAddr, Entry>, capacity: usize, now: i64, window: 
     }
 }
 
+fn pack(v4: u8, v6: u8) -> u32 {
+    (u32::from(v4) << 8) | u32::from(v6)
+}
+
+fn unpack(packed: u32) -> (u8, u8) {
+    ((packed >> 8) as u8, packed as u8)
+}
+
+/// The network of `ip` with `v4` / `v6` leading bits kept (an IPv4-mapped IPv6 address counts
+/// as the IPv4 address it carries).
+pub fn network(ip: IpAddr, v4: u8, v6: u8) -> IpAddr {
+    let mask_v4 = |a: Ipv4Addr| {
+        let bits = u32::from(v4.min(32));
+        let mask = if bits == 0 {
+            0
+        } else {
+            u32::MAX << (32 - bits)
+        };
+        IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
+    };
+    match ip {
+        IpAddr::V4(a) => mask_v4(a),
+        IpAddr::V6(a) => match a.to_ipv4_mapped() {
+            Some(mapped) => mask_v4(mapped),
+            None => {
+                let bits = u32::from(v6.min(128));
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - bits)
+                };
+                IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
+            }
+        },
+    }
+}
+
 /// Parses OpenVPN's `untrusted_ip` / `untrusted_ip6` value.
 pub fn parse_ip(raw: &[u8]) -> Option<IpAddr> {
     std::str::from_utf8(raw).ok()?.trim().parse().ok()
@@ -135,7 +200,67 @@ mod tests {
     const POLICY: IpPolicy = IpPolicy {
         max_failures: 3,
         lockout_secs: 600,
+        prefix_v4: DEFAULT_PREFIX_V4,
+        prefix_v6: DEFAULT_PREFIX_V6,
     };
+
+    fn v6(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_by_default_and_the_prefixes_are_configurable() {
+        let l = limiter(100);
+        for n in 1..=3 {
+            l.record_failure(v6(&format!("2001:db8::{n}")), NOW, POLICY);
+        }
+        assert_eq!(
+            l.locked_until(v6("2001:db8::ffff"), NOW + 1),
+            Some(NOW + 600)
+        );
+        assert_eq!(
+            l.locked_until(v6("2001:db8:0:1::1"), NOW + 1),
+            None,
+            "another /64"
+        );
+        let per_128 = IpPolicy {
+            prefix_v6: 128,
+            ..POLICY
+        };
+        let l = limiter(100);
+        for n in 1..=3 {
+            l.record_failure(v6(&format!("2001:db8::{n}")), NOW, per_128);
+        }
+        assert_eq!(l.locked_until(v6("2001:db8::1"), NOW + 1), None);
+        let per_24 = IpPolicy {
+            prefix_v4: 24,
+            ..POLICY
+        };
+        let l = limiter(100);
+        for n in 1..=3 {
+            l.record_failure(ip(0x0a00_0000 + n), NOW, per_24);
+        }
+        assert_eq!(l.locked_until(ip(0x0a00_00fe), NOW + 1), Some(NOW + 600));
+        assert_eq!(
+            network(v6("::ffff:10.0.0.7"), 32, 64),
+            ip(0x0a00_0007),
+            "an IPv4-mapped address counts as its IPv4 address"
+        );
+    }
+
+    #[test]
+    fn zero_max_failures_turns_the_limit_off() {
+        let l = limiter(100);
+        let off = IpPolicy {
+            max_failures: 0,
+            ..POLICY
+        };
+        for _ in 0..1000 {
+            assert_eq!(l.record_failure(ip(1), NOW, off), None);
+        }
+        assert_eq!(l.locked_until(ip(1), NOW), None);
+        assert!(l.is_empty());
+    }
 
     fn limiter(capacity: usize) -> IpLimiter {
         IpLimiter::new(capacity)

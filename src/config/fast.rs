@@ -115,17 +115,33 @@ fn merge(into: &mut RawConfig, part: RawConfig) -> Option<()> {
             (_, None) => Some(()),
         }
     }
-    if part.users.present {
+    // Destructured whole, so a key added to RawConfig cannot be dropped here unnoticed.
+    let RawConfig {
+        window_secs,
+        max_failures,
+        lockout_secs,
+        max_failures_per_ip,
+        ip_lockout_secs,
+        ip_prefix_v4,
+        ip_prefix_v6,
+        require_common_name,
+        crtext_prompt,
+        state,
+        users,
+    } = part;
+    if users.present {
         return None;
     }
-    one(&mut into.window_secs, part.window_secs)?;
-    one(&mut into.max_failures, part.max_failures)?;
-    one(&mut into.lockout_secs, part.lockout_secs)?;
-    one(&mut into.max_failures_per_ip, part.max_failures_per_ip)?;
-    one(&mut into.ip_lockout_secs, part.ip_lockout_secs)?;
-    one(&mut into.require_common_name, part.require_common_name)?;
-    one(&mut into.crtext_prompt, part.crtext_prompt)?;
-    one(&mut into.state, part.state)
+    one(&mut into.window_secs, window_secs)?;
+    one(&mut into.max_failures, max_failures)?;
+    one(&mut into.lockout_secs, lockout_secs)?;
+    one(&mut into.max_failures_per_ip, max_failures_per_ip)?;
+    one(&mut into.ip_lockout_secs, ip_lockout_secs)?;
+    one(&mut into.ip_prefix_v4, ip_prefix_v4)?;
+    one(&mut into.ip_prefix_v6, ip_prefix_v6)?;
+    one(&mut into.require_common_name, require_common_name)?;
+    one(&mut into.crtext_prompt, crtext_prompt)?;
+    one(&mut into.state, state)
 }
 
 const WS: [char; 2] = [' ', '\t'];
