@@ -12,15 +12,14 @@
 //! Needs root (as the whole suite does) and the `nobody` user.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use motp::engine::code_at_time;
 use motp_harness::abi::{requested_initialization_point, Env, OpenOptions, Plugin};
-use motp_harness::openvpn::TempDir;
-use motp_harness::runtime_user::{require_root, Racer, Victims, NOBODY, NOGROUP};
+use motp_harness::runtime_user::{nobody_dir, Hostile, Racer, NOBODY, NOGROUP};
 use openvpn_plugin_sys as sys;
 
 const SECRET: &str = "0123456789abcdef";
@@ -48,46 +47,25 @@ fn the_plugin_asks_to_be_opened_after_openvpn_drops_privileges() {
 }
 
 struct Setup {
-    _dir: TempDir,
-    base: PathBuf,
-    state: PathBuf,
+    hostile: Hostile,
     answers: PathBuf,
-    config: PathBuf,
-    victims: Victims,
+}
+
+impl std::ops::Deref for Setup {
+    type Target = Hostile;
+    fn deref(&self) -> &Hostile {
+        &self.hostile
+    }
 }
 
 fn setup(label: &str) -> Setup {
-    require_root();
-    let dir = TempDir::new(label);
-    let base = dir.path().to_owned();
-    fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).unwrap();
-    let victims = Victims::create(base.join("root-files"));
-    let state = base.join("state");
-    let answers = base.join("answers");
-    for d in [&state, &answers] {
-        fs::create_dir(d).unwrap();
-        fs::set_permissions(d, fs::Permissions::from_mode(0o700)).unwrap();
-        std::os::unix::fs::chown(d, Some(NOBODY), Some(NOGROUP)).unwrap();
-    }
-    let config = base.join("motp.toml");
-    fs::write(
-        &config,
-        format!(
-            "[state]\ndir = \"{}\"\n[users.alice]\nsecret = \"{SECRET}\"\npin = \"{PIN}\"\n",
-            state.display()
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&config, fs::Permissions::from_mode(0o640)).unwrap();
-    std::os::unix::fs::chown(&config, Some(0), Some(NOGROUP)).unwrap();
-    Setup {
-        _dir: dir,
-        base,
-        state,
-        answers,
-        config,
-        victims,
-    }
+    let hostile = Hostile::create(
+        label,
+        &format!("[users.alice]\nsecret = \"{SECRET}\"\npin = \"{PIN}\"\n"),
+    );
+    let answers = hostile.base.join("answers");
+    nobody_dir(&answers);
+    Setup { hostile, answers }
 }
 
 /// Opens the plugin in a child process the way OpenVPN with `user nobody` does and logs alice
@@ -233,5 +211,4 @@ fn symlinks_planted_by_the_runtime_user_never_reach_roots_files() {
         }
     }
     assert!(s.state.join("motp-state.db").exists());
-    let _ = &s.base;
 }

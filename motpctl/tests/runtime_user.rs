@@ -6,47 +6,18 @@
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use motp_harness::openvpn::TempDir;
-use motp_harness::runtime_user::{require_root, Racer, Victims, NOBODY, NOGROUP};
+use motp_harness::runtime_user::{Hostile, Racer, NOBODY, NOGROUP};
 
 const BIN: &str = env!("CARGO_BIN_EXE_motpctl");
 
-struct Setup {
-    _dir: TempDir,
-    state: PathBuf,
-    config: PathBuf,
-    victims: Victims,
-}
-
-fn setup(label: &str) -> Setup {
-    require_root();
-    let dir = TempDir::new(label);
-    let base = dir.path().to_owned();
-    fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).unwrap();
-    let victims = Victims::create(base.join("root-files"));
-    let state = base.join("state");
-    fs::create_dir(&state).unwrap();
-    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
-    std::os::unix::fs::chown(&state, Some(NOBODY), Some(NOGROUP)).unwrap();
-    let config = base.join("motp.toml");
-    fs::write(
-        &config,
-        format!(
-            "[state]\ndir = \"{}\"\n[users.alice]\nsecret = \"0123456789abcdef\"\npin = \"1234\"\n",
-            state.display()
-        ),
+fn setup(label: &str) -> Hostile {
+    Hostile::create(
+        label,
+        "[users.alice]\nsecret = \"0123456789abcdef\"\npin = \"1234\"\n",
     )
-    .unwrap();
-    fs::set_permissions(&config, fs::Permissions::from_mode(0o640)).unwrap();
-    Setup {
-        _dir: dir,
-        state,
-        config,
-        victims,
-    }
 }
 
 /// Runs motpctl as root; returns its exit code and output.

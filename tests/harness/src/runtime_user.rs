@@ -7,6 +7,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use crate::openvpn::TempDir;
+
 pub const NOBODY: u32 = 65534;
 pub const NOGROUP: u32 = 65534;
 
@@ -118,4 +120,49 @@ impl Drop for Racer {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A temp tree as a real server has it: root's files to aim at (`victims`), a state directory
+/// of nobody's (`state`, 0700), and a motp.toml of root's (0640, group nogroup) naming it with
+/// the given user tables.
+pub struct Hostile {
+    _dir: TempDir,
+    pub base: PathBuf,
+    pub state: PathBuf,
+    pub config: PathBuf,
+    pub victims: Victims,
+}
+
+impl Hostile {
+    pub fn create(label: &str, users: &str) -> Hostile {
+        require_root();
+        let dir = TempDir::new(label);
+        let base = dir.path().to_owned();
+        fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).unwrap();
+        let victims = Victims::create(base.join("root-files"));
+        let state = base.join("state");
+        nobody_dir(&state);
+        let config = base.join("motp.toml");
+        fs::write(
+            &config,
+            format!("[state]\ndir = \"{}\"\n{users}", state.display()),
+        )
+        .unwrap();
+        fs::set_permissions(&config, fs::Permissions::from_mode(0o640)).unwrap();
+        std::os::unix::fs::chown(&config, Some(0), Some(NOGROUP)).unwrap();
+        Hostile {
+            _dir: dir,
+            base,
+            state,
+            config,
+            victims,
+        }
+    }
+}
+
+/// Creates `dir` 0700, owned by nobody:nogroup.
+pub fn nobody_dir(dir: &Path) {
+    fs::create_dir(dir).unwrap();
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(dir, Some(NOBODY), Some(NOGROUP)).unwrap();
 }
