@@ -3,9 +3,11 @@
 //!
 //! - a fixed number of threads and a bounded queue: [`WorkerPool::submit`] never blocks, it
 //!   hands the job back when the queue is full (the caller then rejects synchronously);
-//! - [`WorkerPool::shutdown`] (also on drop) answers the jobs still queued with `closing =
-//!   true` (they write `0` without deciding), waits for the ones in progress, and joins every
-//!   thread, so no thread outlives `openvpn_plugin_close_v1` (and the `dlclose` after it).
+//! - [`WorkerPool::shutdown`] (also on drop) raises the closing flag every job is handed, so the
+//!   jobs still queued answer `0` without deciding and a job in progress starts no further slow
+//!   step; it waits for the one in progress and joins every thread, so no thread outlives
+//!   `openvpn_plugin_close_v1` (and the `dlclose` after it). How long that wait can be is the
+//!   job's to bound: a job checks the flag before each slow step, and each step is bounded.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -14,9 +16,10 @@ use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
 
-/// One deferred decision. The argument is `true` when the pool is closing: the job must then
-/// answer without doing slow work.
-pub type Job = Box<dyn FnOnce(bool) + Send>;
+/// One deferred decision. The argument is the pool's closing flag, raised when the pool shuts
+/// down: a job that finds it set must answer without doing slow work (and may look again
+/// before each slow step, since it can be raised while the job runs).
+pub type Job = Box<dyn FnOnce(&AtomicBool) + Send>;
 
 pub const WORKER_THREAD_NAME: &str = "motp-worker";
 
@@ -57,9 +60,15 @@ impl WorkerPool {
         }
     }
 
+    /// Raises the closing flag without waiting: queued jobs then answer without deciding, and
+    /// the running one starts no further slow step. [`WorkerPool::shutdown`] does this first.
+    pub fn begin_closing(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+    }
+
     /// Answers what is queued (closing), finishes what is running, joins every thread.
     pub fn shutdown(&mut self) {
-        self.closing.store(true, Ordering::SeqCst);
+        self.begin_closing();
         self.sender = None;
         for handle in self.workers.drain(..) {
             let _ = handle.join();
@@ -81,7 +90,6 @@ fn work(receiver: &Mutex<Receiver<Job>>, closing: &AtomicBool) {
             // A panicking job must not take the thread (and its later jobs) down; the job
             // itself answers `0` from a guard when it unwinds.
             Ok(job) => {
-                let closing = closing.load(Ordering::SeqCst);
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(closing)));
             }
             Err(_) => return,
@@ -112,7 +120,7 @@ mod tests {
         for _ in 0..5 {
             let (d, c) = (decided.clone(), closed.clone());
             let job: Job = Box::new(move |closing| {
-                if closing {
+                if closing.load(Ordering::SeqCst) {
                     c.fetch_add(1, Ordering::SeqCst);
                 } else {
                     d.fetch_add(1, Ordering::SeqCst);
@@ -139,5 +147,28 @@ mod tests {
             "queued jobs answered as closing"
         );
         assert!(pool.submit(Box::new(|_| {})).is_err());
+    }
+    #[test]
+    fn a_running_job_sees_the_closing_flag_raised_while_it_runs() {
+        let mut pool = WorkerPool::new(1, 2).unwrap();
+        let (started_tx, started_rx) = mpsc::channel::<()>();
+        let saw = Arc::new(AtomicBool::new(false));
+        let seen = saw.clone();
+        pool.submit(Box::new(move |closing| {
+            let _ = started_tx.send(());
+            // A job between two slow steps: it looks at the flag before starting the next one.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !closing.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            seen.store(closing.load(Ordering::SeqCst), Ordering::SeqCst);
+        }))
+        .unwrap_or_else(|_| panic!("refused"));
+        started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        pool.shutdown();
+        assert!(
+            saw.load(Ordering::SeqCst),
+            "the flag reached the running job"
+        );
     }
 }

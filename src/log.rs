@@ -4,8 +4,14 @@
 //! Fields are written `key=value` after the message. Nothing secret is ever recorded as a
 //! field; the layer additionally strips control characters so an attacker-chosen username
 //! cannot forge log lines.
+//!
+//! [`Syslog`] sends lines of the plugin's own threads (deferred decisions, reloads) to the
+//! local syslog socket at once, since OpenVPN's `plugin_log` may only be called on its thread.
 
 use std::fmt::Write as _;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tracing::field::{Field, Visit};
@@ -144,6 +150,139 @@ pub fn dispatch(sink: Sink, max_level: Level) -> tracing::Dispatch {
     )
 }
 
+/// The local syslog socket (glibc's `_PATH_LOG`; journald and rsyslog listen on it).
+pub const SYSLOG_SOCKET: &str = "/dev/log";
+/// The identifier (RFC 3164 TAG) of every line sent to syslog: `journalctl -t openvpn-motp`.
+pub const SYSLOG_IDENT: &str = "openvpn-motp";
+/// Debug builds only (never release builds): a datagram socket to send syslog lines to instead
+/// of [`SYSLOG_SOCKET`], so tests never write to the machine's log.
+pub const TEST_SYSLOG_ENV: &str = "MOTP_TEST_SYSLOG_SOCKET";
+
+/// `LOG_AUTHPRIV`: the facility of login decisions. They name users and client addresses, and
+/// authpriv is the facility for authentication messages with private content (sshd's and
+/// sudo's): Debian's rsyslog writes it to /var/log/auth.log (root:adm 0640), Red Hat's to
+/// /var/log/secure (0600), never to a world-readable file, and fail2ban reads it there.
+const FACILITY_AUTHPRIV: u8 = 10;
+/// `LOG_DAEMON`: everything else (reloads, Redis outages), where OpenVPN's own syslog lines go.
+const FACILITY_DAEMON: u8 = 3;
+/// Longest line sent (RFC 3164 relays may cut at 1024 bytes; rsyslog accepts 8 KiB locally).
+const MAX_SYSLOG_LINE: usize = 2048;
+
+/// Sends lines to the local syslog daemon as RFC 3164 datagrams,
+/// `<PRI>openvpn-motp[PID]: <line>`, from whatever thread logs them. A send never blocks (the
+/// socket is non-blocking: a full daemon queue drops the line), and a socket that is missing
+/// (a chroot, a container without syslog) is reported once per failing streak, to the caller.
+///
+/// The datagram carries no TIMESTAMP (nor HOSTNAME, as glibc's local messages): this code
+/// cannot tell local time without unsafe code or a time-zone library, and a UTC time would be
+/// off by the zone for a daemon that trusted it. RFC 3164 (4.3.3) has the receiver stamp a
+/// message without one; journald and rsyslog's imuxsock (`IgnoreTimestamp`, on by default)
+/// stamp local messages with their reception time in any case.
+pub struct Syslog {
+    socket: Option<UnixDatagram>,
+    path: PathBuf,
+    pid: u32,
+    failing: AtomicBool,
+}
+
+impl Syslog {
+    /// The socket at [`SYSLOG_SOCKET`], or (debug builds) at `$MOTP_TEST_SYSLOG_SOCKET`. In the
+    /// crate's own unit tests, without that variable: nowhere (they never write to the
+    /// machine's log).
+    pub fn open() -> Syslog {
+        match test_socket() {
+            Some(path) => Syslog::at(&path),
+            None if cfg!(test) => Syslog {
+                socket: None,
+                path: PathBuf::new(),
+                pid: 0,
+                failing: AtomicBool::new(true),
+            },
+            None => Syslog::at(Path::new(SYSLOG_SOCKET)),
+        }
+    }
+
+    pub fn at(path: &Path) -> Syslog {
+        let socket = UnixDatagram::unbound()
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .ok();
+        Syslog {
+            socket,
+            path: path.to_owned(),
+            pid: std::process::id(),
+            failing: AtomicBool::new(false),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Sends one line. `Some(message)` when this send starts a streak of failures: the caller
+    /// logs it once (elsewhere); later failures are silent until a send succeeds again.
+    pub fn send(&self, level: Level, line: &str) -> Option<String> {
+        let result = match &self.socket {
+            Some(socket) => socket
+                .send_to(format_syslog(level, line, self.pid).as_bytes(), &self.path)
+                .map(|_| ()),
+            None => Err(std::io::Error::other("no socket could be created")),
+        };
+        match result {
+            Ok(()) => {
+                self.failing.store(false, Ordering::Relaxed);
+                None
+            }
+            Err(e) => (!self.failing.swap(true, Ordering::Relaxed)).then(|| {
+                format!(
+                    "cannot send log lines to syslog at {} ({e}); lines of deferred logins and \
+                     reloads reach OpenVPN's log only at its next call to the plugin",
+                    self.path.display()
+                )
+            }),
+        }
+    }
+}
+
+/// The test hook's socket path, if set (debug builds only).
+pub fn test_socket() -> Option<PathBuf> {
+    if cfg!(debug_assertions) {
+        std::env::var_os(TEST_SYSLOG_ENV).map(PathBuf::from)
+    } else {
+        None
+    }
+}
+
+/// `<PRI>openvpn-motp[PID]: line`, with `PRI` = facility × 8 + severity; at most
+/// [`MAX_SYSLOG_LINE`] bytes of the line.
+pub fn format_syslog(level: Level, line: &str, pid: u32) -> String {
+    let severity: u8 = match level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        _ => 7,
+    };
+    let facility = if is_login_line(line) {
+        FACILITY_AUTHPRIV
+    } else {
+        FACILITY_DAEMON
+    };
+    let mut end = line.len().min(MAX_SYSLOG_LINE);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "<{}>{SYSLOG_IDENT}[{pid}]: {}",
+        u16::from(facility) * 8 + u16::from(severity),
+        &line[..end]
+    )
+}
+
+/// A decision about one login (`login accepted|rejected ...`, `asked for the code ...`): the
+/// line starts with the plugin's own words; user-chosen text only follows a field name.
+fn is_login_line(line: &str) -> bool {
+    line.starts_with("login ") || line.starts_with("asked for the code")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +326,60 @@ mod tests {
         );
         let long = Line::new("m").bytes_field("user", &[b'a'; 300], 128);
         assert_eq!(long.as_str().len(), "m user=".len() + 128);
+    }
+    #[test]
+    fn syslog_lines_are_rfc3164_with_the_facility_of_their_kind() {
+        assert_eq!(
+            format_syslog(Level::INFO, "login accepted user=alice ip=10.0.0.1", 42),
+            "<86>openvpn-motp[42]: login accepted user=alice ip=10.0.0.1"
+        );
+        assert_eq!(
+            format_syslog(Level::WARN, "login rejected user=x reason=replay", 7),
+            "<84>openvpn-motp[7]: login rejected user=x reason=replay"
+        );
+        assert_eq!(
+            format_syslog(Level::ERROR, "redis at x unreachable", 7),
+            "<27>openvpn-motp[7]: redis at x unreachable"
+        );
+        assert_eq!(
+            format_syslog(Level::INFO, "reloaded /etc/openvpn/motp.toml", 7),
+            "<30>openvpn-motp[7]: reloaded /etc/openvpn/motp.toml"
+        );
+        let long = "é".repeat(MAX_SYSLOG_LINE);
+        let sent = format_syslog(Level::INFO, &long, 1);
+        assert!(sent.len() <= "<30>openvpn-motp[1]: ".len() + MAX_SYSLOG_LINE);
+    }
+
+    #[test]
+    fn syslog_sends_without_blocking_and_says_a_missing_socket_once() {
+        let dir = std::env::temp_dir().join(format!("motp-syslog-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log.sock");
+        let missing = Syslog::at(&path);
+        let first = missing.send(Level::INFO, "login accepted user=a");
+        assert!(
+            first.as_deref().is_some_and(|m| m.contains("log.sock")),
+            "{first:?}"
+        );
+        assert_eq!(missing.send(Level::INFO, "login accepted user=b"), None);
+
+        let receiver = UnixDatagram::bind(&path).unwrap();
+        receiver.set_nonblocking(true).unwrap();
+        assert_eq!(missing.send(Level::INFO, "login accepted user=c"), None);
+        let mut buf = [0u8; 4096];
+        let n = receiver.recv(&mut buf).unwrap();
+        assert!(std::str::from_utf8(&buf[..n])
+            .unwrap()
+            .ends_with("]: login accepted user=c"));
+        // Nobody reads: the daemon's queue fills and lines are dropped, the sender never waits.
+        let started = std::time::Instant::now();
+        let mut said = 0;
+        for _ in 0..10_000 {
+            said += usize::from(missing.send(Level::INFO, "login accepted user=d").is_some());
+        }
+        assert!(said <= 1, "a full queue is said at most once per streak");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -9,7 +9,8 @@
 //! an edit takes effect one to two seconds later, and a file still being written is not read.
 //! An invalid file is logged once (file, line, key) and the previous table keeps serving. The
 //! `[state]` table and `crtext_prompt` are only read at open: they stay the same until a SIGHUP.
-//! The watcher's log lines, like the workers', reach OpenVPN's log at the next call.
+//! The watcher's log lines, like the workers', go to syslog at once and to OpenVPN's log at the
+//! next call (see below).
 //!
 //! **Deferred decisions.** With the Redis backend a decision waits on the network, which must
 //! never stall OpenVPN's one event loop. When OpenVPN offers an `auth_control_file`, the login
@@ -19,8 +20,20 @@
 //! a synchronous rejection (`TEMP[backoff N]`). Without an `auth_control_file` the decision is
 //! made in the call, with the store's timeouts bounding it.
 //!
-//! OpenVPN's `plugin_log` may only be called on OpenVPN's thread, so workers queue their log
-//! lines and the next call from OpenVPN (any login, or the close) writes them out.
+//! **Log lines of the plugin's own threads.** OpenVPN's `plugin_log` may only be called on
+//! OpenVPN's thread, so a line logged by a worker or the watcher is sent at once, from that
+//! thread, to the local syslog socket ([`log::Syslog`]: `/dev/log`, identifier `openvpn-motp`,
+//! facility authpriv for login decisions and daemon for the rest; non-blocking, a missing
+//! socket is said once), and also queued: the next call from OpenVPN (any login, or the close)
+//! writes the queued copy to OpenVPN's log, so `--log` files and `--status`-only set-ups still
+//! get every line. Lines logged on OpenVPN's thread go to OpenVPN's log only, at once.
+//!
+//! **Closing** (`openvpn_plugin_close_v1`, at every SIGHUP) must not leave a thread running
+//! (OpenVPN `dlclose`s the library right after), so it joins the worker, and it must not hang
+//! OpenVPN, so it first raises the pool's closing flag: logins still queued are answered `0`
+//! (`TEMP[backoff 5]` to the client) without deciding (a job reads the flag right before its
+//! decision, not when it is dequeued), and only the decision already in the store's hands is
+//! waited for, bounded by the store's timeouts.
 //!
 //! **crtext prompting** (`crtext_prompt = true`, OpenVPN 2.6+). A client that announces
 //! `IV_SSO=...crtext...` and sends a password that is not a code (empty, or a placeholder
@@ -32,10 +45,21 @@
 //! decides it like a password and answers through that `auth_control_file`; OpenVPN ignores
 //! the return value of the CRRESPONSE call. A cr-response for a login that was not prompted is
 //! ignored. Every other client keeps the normal path.
+//!
+//! Prompts awaiting an answer are bounded ([`Prompts`]): at most [`PROMPTS_PER_ADDRESS`] per
+//! client address (its network, as the per-address limit counts it: by default an IPv6 /64; not
+//! at all when that limit is off), [`PROMPTS_PER_USER`] per username and certificate, and
+//! [`MAX_PENDING_PROMPTS`] in all, each forgotten [`PROMPT_EXPIRY`] after it was sent (when
+//! OpenVPN has given up on it). A login over a limit is refused with `TEMP[backoff 10]`, not
+//! counted as a failure, so a flood from one address or naming one user cannot switch prompting
+//! off for others, nor lock a user out. An address locked for failures is refused as `address
+//! locked` before any prompt is sent.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -86,12 +110,33 @@ pub const WORKER_THREADS: usize = 1;
 const WORKER_RETRY: Duration = Duration::from_secs(10);
 /// Logins waiting for a worker; one more is rejected at once with `TEMP[backoff N]`.
 pub const WORKER_QUEUE: usize = 256;
-/// Seconds the client is given to answer a `CR_TEXT` prompt (OpenVPN caps it by hand-window).
+/// Seconds the client is given to answer a `CR_TEXT` prompt, as written in the prompt. OpenVPN
+/// waits at most that long, less if `max(reneg-sec / 2, hand-window)` minus the time the
+/// handshake already took is shorter (`send_auth_pending_messages` in OpenVPN 2.6's push.c;
+/// with the defaults, 3600 s and 60 s, the cap is 1800 s and 120 s stands).
 pub const CRTEXT_TIMEOUT_SECS: u32 = 120;
 pub const CRTEXT_PROMPT: &str = "Enter your mOTP code";
-/// Prompts waiting for an answer that are remembered at most (older ones expire first).
-const MAX_PENDING_PROMPTS: usize = 4096;
-const PROMPT_EXPIRY: Duration = Duration::from_secs(600);
+/// Prompts awaiting an answer from one client address (its network: `ip_prefix_v4` and
+/// `ip_prefix_v6`, by default /32 and /64; not counted with `max_failures_per_ip = 0`). A user
+/// has one login waiting at a time, a few when a client retries or several devices connect;
+/// eight leaves room for a handful of people behind one NAT answering at the same moment, while
+/// a flood from one address holds at most eight of the table's entries.
+pub const PROMPTS_PER_ADDRESS: usize = 8;
+/// Prompts awaiting an answer for one username presented with one certificate (common name):
+/// a retry or two and a second device. Counted per certificate too, so a holder of another
+/// certificate naming this user fills only their own four, never the user's.
+pub const PROMPTS_PER_USER: usize = 4;
+/// Prompts awaiting an answer in all (memory bound: a flood needs 512 addresses to reach it).
+pub const MAX_PENDING_PROMPTS: usize = 4096;
+/// How long a prompt is remembered: the prompt's own timeout, which OpenVPN never exceeds (it
+/// can only shorten it, see [`CRTEXT_TIMEOUT_SECS`]), and a few seconds for OpenVPN to read the
+/// prompt file after the plugin wrote it. OpenVPN passes no `hand-window` or `reneg-sec` to a
+/// plugin, so the prompt cannot be forgotten sooner without dropping answers OpenVPN still
+/// takes.
+pub const PROMPT_EXPIRY: Duration = Duration::from_secs(CRTEXT_TIMEOUT_SECS as u64 + 5);
+/// What the client is told when a prompt limit is reached.
+const PROMPT_LIMIT_REASON: &str =
+    "TEMP[backoff 10]: too many logins waiting for a code, try again shortly";
 /// Worker log lines kept for OpenVPN's thread at most; more are counted and dropped.
 const MAX_QUEUED_LOG_LINES: usize = 4096;
 
@@ -108,8 +153,8 @@ pub struct Plugin {
     /// With the Redis backend: decisions run on its thread, not on OpenVPN's.
     workers: Option<Mutex<Workers>>,
     crtext: bool,
-    /// `auth_control_file` paths of logins that were sent a `CR_TEXT` prompt.
-    prompted: Mutex<HashMap<Vec<u8>, Instant>>,
+    /// Logins that were sent a `CR_TEXT` prompt, by `auth_control_file` path.
+    prompted: Mutex<Prompts>,
 }
 
 /// What workers share with OpenVPN's thread.
@@ -192,6 +237,16 @@ struct LogQueue {
     dropped: usize,
 }
 
+impl LogQueue {
+    fn push(&mut self, level: tracing::Level, line: &str) {
+        if self.lines.len() < MAX_QUEUED_LOG_LINES {
+            self.lines.push((level, line.to_owned()));
+        } else {
+            self.dropped += 1;
+        }
+    }
+}
+
 /// The watcher's view of motp.toml. A version is `None` when the file could not be examined.
 struct Seen {
     /// The version last acted upon: loaded, or refused and logged.
@@ -252,14 +307,17 @@ impl Plugin {
     ) -> Result<Plugin, String> {
         let dispatch = log::dispatch(sink.clone(), tracing::Level::INFO);
         let queued: Arc<Mutex<LogQueue>> = Arc::default();
+        // A line of a worker or the watcher: to syslog now, from that thread (never blocking),
+        // and queued for OpenVPN's log at its next call.
         let worker_sink: Sink = {
             let queued = queued.clone();
+            let syslog = log::Syslog::open();
             Arc::new(move |level, line: &str| {
+                let trouble = syslog.send(level, line);
                 let mut q = queued.lock();
-                if q.lines.len() < MAX_QUEUED_LOG_LINES {
-                    q.lines.push((level, line.to_owned()));
-                } else {
-                    q.dropped += 1;
+                q.push(level, line);
+                if let Some(trouble) = trouble {
+                    q.push(tracing::Level::WARN, &trouble);
                 }
             })
         };
@@ -278,6 +336,14 @@ impl Plugin {
                 warn!(
                     "TEST BUILD: {} is set and shifts the plugin's clock",
                     clock::TEST_SKEW_ENV
+                );
+            }
+            if let Some(socket) = log::test_socket() {
+                warn!(
+                    "TEST BUILD: {} is set: lines of the plugin's threads go to {}, not {}",
+                    log::TEST_SYSLOG_ENV,
+                    socket.display(),
+                    log::SYSLOG_SOCKET
                 );
             }
             let workers = match &config.state {
@@ -334,7 +400,7 @@ impl Plugin {
                 checked_at_login: Mutex::new(Instant::now()),
                 workers,
                 crtext,
-                prompted: Mutex::new(HashMap::new()),
+                prompted: Mutex::new(Prompts::default()),
             })
         })
     }
@@ -365,8 +431,12 @@ impl Plugin {
         self.flush_logs();
         let answer = tracing::dispatcher::with_default(&self.core.dispatch, || {
             self.check_config_without_watcher();
-            if self.should_prompt(env) && self.prompt(env) {
-                return Answer::Deferred;
+            if self.should_prompt(env) {
+                match self.prompt(env) {
+                    Prompted::Sent => return Answer::Deferred,
+                    Prompted::Refused => return Answer::Reject,
+                    Prompted::NotSent => {}
+                }
             }
             if env.auth_control_file.is_some() {
                 if let Some(answer) = self.with_pool(|pool| self.defer(pool, env.to_owned_env())) {
@@ -391,12 +461,7 @@ impl Plugin {
                 );
                 return;
             };
-            let was_prompted = {
-                let mut prompted = self.prompted.lock();
-                prompted
-                    .remove(acf)
-                    .is_some_and(|at| at.elapsed() < PROMPT_EXPIRY)
-            };
+            let was_prompted = self.prompted.lock().take(acf, Instant::now());
             if !was_prompted {
                 warn!(
                     user = %log_user(env), ip = %env.client_address(),
@@ -474,20 +539,50 @@ impl Plugin {
             && !matches!(env.password.map(password::parse), Some(Ok(_)))
     }
 
-    /// Writes the `CR_TEXT` prompt; `false` (normal path) if it cannot be written or too many
-    /// prompts are waiting.
-    fn prompt(&self, env: &AuthEnv) -> bool {
+    /// Writes the `CR_TEXT` prompt, unless the client's address is locked or a prompt limit
+    /// is reached (then the login is refused, with `TEMP[backoff N]` for the client). `NotSent`
+    /// (normal path) if the prompt file cannot be written.
+    fn prompt(&self, env: &AuthEnv) -> Prompted {
         let (Some(acf), Some(apf)) = (env.auth_control_file, env.auth_pending_file) else {
-            return false;
+            return Prompted::NotSent;
         };
-        {
-            let mut prompted = self.prompted.lock();
-            prompted.retain(|_, at| at.elapsed() < PROMPT_EXPIRY);
-            if prompted.len() >= MAX_PENDING_PROMPTS {
-                warn!("{MAX_PENDING_PROMPTS} crtext prompts await an answer; not prompting");
-                return false;
+        let client = env
+            .untrusted_ip
+            .or(env.untrusted_ip6)
+            .and_then(ip_limit::parse_ip);
+        let now = clock::now();
+        // As the decision would: a locked address is refused whatever it sends, so asking it
+        // for a code would only hold a prompt (and the client) for nothing.
+        if let Some(until) = client.and_then(|ip| self.core.addresses.locked_until(ip, now)) {
+            let decision = Decision::AddressLocked { until };
+            log_decision(env, &decision, &self.core.sink);
+            if let (Some(path), Some(reason)) =
+                (env.auth_failed_reason_file, client_reason(&decision, now))
+            {
+                write_client_reason(path, &reason);
             }
-            prompted.insert(acf.to_vec(), Instant::now());
+            return Prompted::Refused;
+        }
+        // An address counts as its network, as for the per-address limit (`ip_prefix_v4`,
+        // `ip_prefix_v6`); with that limit off (`max_failures_per_ip = 0`: every client comes
+        // through one address) prompts are not counted per address either.
+        let policy = self.core.current_config().policy.ip_policy();
+        let address = client
+            .filter(|_| policy.max_failures > 0)
+            .map(|ip| ip_limit::network(ip, policy.prefix_v4, policy.prefix_v6));
+        let admitted = self.prompted.lock().admit(
+            acf,
+            address,
+            env.username.unwrap_or_default(),
+            env.common_name.unwrap_or_default(),
+            Instant::now(),
+        );
+        if let Err(limit) = admitted {
+            log_prompt_limit(env, limit, &self.core.sink);
+            if let Some(path) = env.auth_failed_reason_file {
+                write_client_reason(path, PROMPT_LIMIT_REASON);
+            }
+            return Prompted::Refused;
         }
         let text = format!("{CRTEXT_TIMEOUT_SECS}\ncrtext\nCR_TEXT:E,R:{CRTEXT_PROMPT}\n");
         if let Err(e) = write_answer_file(apf, text.as_bytes()) {
@@ -495,11 +590,11 @@ impl Plugin {
                 "cannot write auth_pending_file {}: {e}",
                 path_of(apf).display()
             );
-            self.prompted.lock().remove(acf);
-            return false;
+            self.prompted.lock().take(acf, Instant::now());
+            return Prompted::NotSent;
         }
         info!(user = %log_user(env), ip = %env.client_address(), "asked for the code (crtext)");
-        true
+        Prompted::Sent
     }
 
     /// Queues the decision for a worker; a full queue rejects now.
@@ -522,19 +617,181 @@ impl Plugin {
 }
 
 impl Drop for Plugin {
-    /// Answers queued logins `0`, waits for those being decided, joins the workers, and writes
-    /// what they logged: nothing of this instance runs after `openvpn_plugin_close_v1`.
+    /// Answers queued logins `0`, waits for the one being decided, joins the workers, and
+    /// writes what they logged: nothing of this instance runs after `openvpn_plugin_close_v1`.
+    /// The closing flag goes up first, so the worker stops taking on Redis work while the
+    /// watcher is being stopped.
     fn drop(&mut self) {
+        let pool = self.workers.take().and_then(|w| w.into_inner().pool);
+        if let Some(pool) = &pool {
+            pool.begin_closing();
+        }
         if let Some(watcher) = self.watcher.take() {
             watcher.stop();
         }
-        if let Some(workers) = self.workers.take() {
-            if let Some(mut pool) = workers.into_inner().pool {
-                pool.shutdown();
-            }
+        if let Some(mut pool) = pool {
+            pool.shutdown();
         }
         self.flush_logs();
     }
+}
+
+/// What [`Plugin::prompt`] did.
+enum Prompted {
+    /// The prompt was written: the login is `DEFERRED` until the answer comes.
+    Sent,
+    /// The login was refused instead (address locked, or a prompt limit).
+    Refused,
+    /// No prompt could be written: the login takes the normal path.
+    NotSent,
+}
+
+/// Which limit refused a prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PromptLimit {
+    Address,
+    User,
+    Table,
+}
+
+/// `CR_TEXT` prompts awaiting an answer, with the limits of the module doc. Every operation
+/// first forgets the prompts older than [`PROMPT_EXPIRY`], oldest first (they expire in the
+/// order they were sent), so the work per call is constant on average.
+#[derive(Default)]
+struct Prompts {
+    pending: HashMap<Vec<u8>, Pending>,
+    /// `(expiry, id, auth_control_file)` in the order prompts were sent. A prompt answered
+    /// meanwhile leaves its entry here until it would have expired (or the queue is compacted).
+    order: VecDeque<(Instant, u64, Vec<u8>)>,
+    per_address: HashMap<IpAddr, usize>,
+    per_user: HashMap<(Vec<u8>, Vec<u8>), usize>,
+    next_id: u64,
+}
+
+struct Pending {
+    id: u64,
+    address: Option<IpAddr>,
+    user: (Vec<u8>, Vec<u8>),
+}
+
+impl Prompts {
+    /// Records a prompt about to be sent for the login answering through `acf`, or says which
+    /// limit refuses it. `address` is the client's network, `None` for not counted per address.
+    fn admit(
+        &mut self,
+        acf: &[u8],
+        address: Option<IpAddr>,
+        username: &[u8],
+        common_name: &[u8],
+        now: Instant,
+    ) -> Result<(), PromptLimit> {
+        self.expire(now);
+        // OpenVPN makes a new auth_control_file per login; the same one again replaces it.
+        self.take(acf, now);
+        let user = (
+            username[..username.len().min(crate::config::MAX_USERNAME_LEN + 1)].to_vec(),
+            common_name[..common_name.len().min(256)].to_vec(),
+        );
+        let full =
+            |a: &IpAddr| self.per_address.get(a).copied().unwrap_or(0) >= PROMPTS_PER_ADDRESS;
+        if address.as_ref().is_some_and(full) {
+            return Err(PromptLimit::Address);
+        }
+        if self.per_user.get(&user).copied().unwrap_or(0) >= PROMPTS_PER_USER {
+            return Err(PromptLimit::User);
+        }
+        if self.pending.len() >= MAX_PENDING_PROMPTS {
+            return Err(PromptLimit::Table);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        if let Some(address) = address {
+            *self.per_address.entry(address).or_default() += 1;
+        }
+        *self.per_user.entry(user.clone()).or_default() += 1;
+        self.pending
+            .insert(acf.to_vec(), Pending { id, address, user });
+        self.order
+            .push_back((now + PROMPT_EXPIRY, id, acf.to_vec()));
+        if self.order.len() >= 2 * MAX_PENDING_PROMPTS {
+            let pending = &self.pending;
+            self.order
+                .retain(|(_, id, acf)| pending.get(acf).is_some_and(|p| p.id == *id));
+        }
+        Ok(())
+    }
+
+    /// Forgets the prompt of `acf`; `true` if it was awaiting an answer and had not expired.
+    fn take(&mut self, acf: &[u8], now: Instant) -> bool {
+        self.expire(now);
+        match self.pending.remove(acf) {
+            Some(prompt) => {
+                self.release(&prompt);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while self
+            .order
+            .front()
+            .is_some_and(|(expiry, _, _)| *expiry <= now)
+        {
+            let Some((_, id, acf)) = self.order.pop_front() else {
+                break;
+            };
+            if self.pending.get(&acf).is_some_and(|p| p.id == id) {
+                if let Some(prompt) = self.pending.remove(&acf) {
+                    self.release(&prompt);
+                }
+            }
+        }
+    }
+
+    fn release(&mut self, prompt: &Pending) {
+        fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
+            if let Some(n) = map.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(key);
+                }
+            }
+        }
+        if let Some(address) = &prompt.address {
+            decrement(&mut self.per_address, address);
+        }
+        decrement(&mut self.per_user, &prompt.user);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+/// `login rejected ... reason=too many prompts detail=...`: a login over a prompt limit.
+fn log_prompt_limit(env: &AuthEnv, limit: PromptLimit, sink: &Sink) {
+    let detail = match limit {
+        PromptLimit::Address => {
+            format!("{PROMPTS_PER_ADDRESS} prompts of this address await an answer")
+        }
+        PromptLimit::User => format!("{PROMPTS_PER_USER} prompts of this user await an answer"),
+        PromptLimit::Table => format!("{MAX_PENDING_PROMPTS} prompts await an answer"),
+    };
+    let line = log::Line::new("login rejected");
+    let line = match env.username {
+        Some(user) => line.bytes_field("user", user, crate::config::MAX_USERNAME_LEN),
+        None => line.field("user", "(none)"),
+    };
+    let line = match env.untrusted_ip.or(env.untrusted_ip6) {
+        Some(ip) => line.bytes_field("ip", ip, 64),
+        None => line.field("ip", "unknown"),
+    };
+    line.field("reason", "too many prompts")
+        .field("detail", detail)
+        .send(sink, tracing::Level::WARN);
 }
 
 impl Core {
@@ -571,15 +828,17 @@ impl Core {
     }
 
     /// A worker's job: decide (or, when closing, refuse without deciding), then write the
-    /// reason and the control file, in that order. A panic still answers `0`.
-    fn decide_deferred(&self, login: &OwnedAuthEnv, closing: bool) {
+    /// reason and the control file, in that order. A panic still answers `0`. `closing` is read
+    /// as late as possible, right before the decision (the pool may start closing while this
+    /// job waited for the lock or ran the logging set-up).
+    fn decide_deferred(&self, login: &OwnedAuthEnv, closing: &AtomicBool) {
         tracing::dispatcher::with_default(&self.worker_dispatch, || {
             let env = login.borrow();
             let Some(acf) = env.auth_control_file else {
                 return;
             };
             let answer = AnswerOnDrop { acf, accept: false };
-            if closing {
+            if closing.load(Ordering::SeqCst) {
                 if let Some(path) = env.auth_failed_reason_file {
                     write_client_reason(
                         path,
@@ -660,7 +919,8 @@ impl Core {
     }
 }
 
-/// The thread that watches motp.toml. Its log lines go to the queue OpenVPN's thread writes out.
+/// The thread that watches motp.toml. Its log lines go to syslog and to the queue OpenVPN's
+/// thread writes out.
 struct ConfigWatcher {
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: std::thread::JoinHandle<()>,
@@ -1272,5 +1532,136 @@ mod tests {
             .any(|(l, m)| *l == Level::WARN && m.contains("\"memory\"")));
         assert_eq!(alice(&plugin, 0), Verdict::Accept);
         assert_eq!(alice(&plugin, 0), Verdict::Reject);
+    }
+    #[test]
+    fn prompts_are_capped_per_address_and_user_and_expire_at_the_prompt_timeout() {
+        let t0 = Instant::now();
+        // As Plugin::prompt keys them: the network of the default prefixes (/32, /64).
+        let ip = |s: &str| {
+            Some(ip_limit::network(
+                s.parse::<IpAddr>().unwrap(),
+                ip_limit::DEFAULT_PREFIX_V4,
+                ip_limit::DEFAULT_PREFIX_V6,
+            ))
+        };
+        let acf = |n: usize| format!("/tmp/acf-{n}").into_bytes();
+        let mut p = Prompts::default();
+        // One address: eight prompts (any usernames), then refused; others still prompted.
+        for n in 0..PROMPTS_PER_ADDRESS {
+            let user = format!("u{n}");
+            assert_eq!(
+                p.admit(&acf(n), ip("198.51.100.7"), user.as_bytes(), b"x", t0),
+                Ok(())
+            );
+        }
+        assert_eq!(
+            p.admit(&acf(100), ip("198.51.100.7"), b"other", b"x", t0),
+            Err(PromptLimit::Address)
+        );
+        assert_eq!(
+            p.admit(&acf(101), ip("203.0.113.9"), b"alice", b"alice", t0),
+            Ok(())
+        );
+        // An answer frees its slot.
+        assert!(p.take(&acf(0), t0));
+        assert!(!p.take(&acf(0), t0), "answered once");
+        assert_eq!(
+            p.admit(&acf(102), ip("198.51.100.7"), b"u0", b"x", t0),
+            Ok(())
+        );
+        // One IPv6 /64 is one address.
+        for n in 0..PROMPTS_PER_ADDRESS {
+            let addr = format!("2001:db8:1:2::{:x}", n + 1);
+            let user = format!("v{n}");
+            assert_eq!(
+                p.admit(&acf(200 + n), ip(&addr), user.as_bytes(), b"x", t0),
+                Ok(())
+            );
+        }
+        assert_eq!(
+            p.admit(&acf(300), ip("2001:db8:1:2:ffff::1"), b"w", b"x", t0),
+            Err(PromptLimit::Address)
+        );
+        assert_eq!(
+            p.admit(&acf(301), ip("2001:db8:1:3::1"), b"w", b"x", t0),
+            Ok(())
+        );
+        // Not counted per address (the per-address limit is off): only the other limits.
+        for n in 0..2 * PROMPTS_PER_ADDRESS {
+            let user = format!("lb{n}");
+            assert_eq!(
+                p.admit(&acf(600 + n), None, user.as_bytes(), b"x", t0),
+                Ok(())
+            );
+        }
+        // One username with one certificate: four, from any addresses.
+        for n in 0..PROMPTS_PER_USER {
+            let addr = format!("192.0.2.{}", n + 1);
+            assert_eq!(
+                p.admit(&acf(400 + n), ip(&addr), b"bob", b"bob", t0),
+                Ok(())
+            );
+        }
+        assert_eq!(
+            p.admit(&acf(410), ip("192.0.2.99"), b"bob", b"bob", t0),
+            Err(PromptLimit::User)
+        );
+        // Another certificate naming bob fills its own slots, not bob's.
+        assert_eq!(
+            p.admit(&acf(411), ip("192.0.2.98"), b"bob", b"mallory", t0),
+            Ok(())
+        );
+
+        // Expiry: still there just before the prompt's timeout, gone at it, slots released.
+        let live = p.len();
+        let before = t0 + PROMPT_EXPIRY - Duration::from_millis(1);
+        assert_eq!(
+            p.admit(&acf(500), ip("198.51.100.7"), b"z", b"z", before),
+            Err(PromptLimit::Address)
+        );
+        assert_eq!(p.len(), live);
+        let after = t0 + PROMPT_EXPIRY;
+        assert!(
+            !p.take(&acf(101), after),
+            "an expired prompt is not answered"
+        );
+        assert_eq!(p.len(), 0);
+        assert!(p.per_address.is_empty() && p.per_user.is_empty());
+        assert_eq!(
+            p.admit(&acf(501), ip("198.51.100.7"), b"bob", b"bob", after),
+            Ok(())
+        );
+        assert!(PROMPT_EXPIRY >= Duration::from_secs(u64::from(CRTEXT_TIMEOUT_SECS)));
+    }
+
+    #[test]
+    fn the_prompt_table_stays_bounded_however_many_come_and_go() {
+        let t0 = Instant::now();
+        let mut p = Prompts::default();
+        let ip: Option<IpAddr> = Some("198.51.100.7".parse().unwrap());
+        for n in 0..20_000u32 {
+            let acf = n.to_be_bytes();
+            assert_eq!(p.admit(&acf, ip, b"alice", b"alice", t0), Ok(()));
+            assert!(p.take(&acf, t0));
+            assert!(p.order.len() < 2 * MAX_PENDING_PROMPTS);
+        }
+        // Many addresses: the table's own limit.
+        for n in 0..MAX_PENDING_PROMPTS as u32 {
+            let addr = Some(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + n)));
+            assert_eq!(
+                p.admit(&n.to_be_bytes(), addr, &n.to_be_bytes(), b"", t0),
+                Ok(())
+            );
+        }
+        assert_eq!(
+            p.admit(
+                b"one more",
+                Some("192.0.2.1".parse().unwrap()),
+                b"u",
+                b"u",
+                t0
+            ),
+            Err(PromptLimit::Table)
+        );
     }
 }
