@@ -533,14 +533,16 @@ fn open_db(path: &Path, host: &Host, mut lost: Option<i64>) -> Result<Inner, Ope
                 )))
             }
         };
-        // A new database is created here, mode 0600, never through a name someone left in
-        // the directory (O_EXCL refuses an existing name, symlink or not). SQLite then opens
-        // that file and creates `-wal`/`-shm` with the same mode.
-        let created = existing.is_none() && create_empty(path).map_err(other)?;
-        if existing.is_none() && !created {
-            continue; // another process created it meanwhile: open that one
+        // A new database is made complete under a name of its own and linked into place, so
+        // no process ever opens a half-made one (two instances starting together must not
+        // take each other's new file for a truncated one).
+        if existing.is_none() {
+            if create_database(path, now).map_err(other)? {
+                info!("created the state database {}", path.display());
+            }
+            continue; // examine what is there now: ours, or the one another process linked
         }
-        let opened = try_open(path, !created, host, lost, wal_left_behind);
+        let opened = try_open(path, host, lost, wal_left_behind);
         match (opened, existing) {
             (Ok(conn), _) => {
                 let meta = fs::symlink_metadata(path).map_err(|e| {
@@ -576,6 +578,61 @@ fn open_db(path: &Path, host: &Host, mut lost: Option<i64>) -> Result<Inner, Ope
     )))
 }
 
+/// Builds a complete database (schema, version) under a fresh name beside `path` and links it
+/// to `path`. `Ok(false)` when `path` exists meanwhile (another process linked its own first:
+/// link(2) never replaces). The fresh name is created O_EXCL|O_NOFOLLOW, mode 0600, so no name
+/// someone left in the directory is ever opened; SQLite later creates `-wal`/`-shm` with the
+/// same mode.
+fn create_database(path: &Path, now: i64) -> Result<bool, String> {
+    static FRESH: AtomicU32 = AtomicU32::new(0);
+    let fail = |e: &dyn std::fmt::Display| {
+        format!("cannot create the state database {}: {e}", path.display())
+    };
+    let tmp = loop {
+        let n = FRESH.fetch_add(1, Ordering::Relaxed);
+        let candidate = with_suffix(path, &format!(".new-{}-{n}", std::process::id()));
+        if create_empty(&candidate)? {
+            break candidate;
+        }
+        if n > 64 {
+            return Err(fail(&"too many stale .new files in the state directory"));
+        }
+    };
+    let built = Connection::open_with_flags(
+        &tmp,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .and_then(|conn| {
+        write_schema(&conn, now)?;
+        conn.close().map_err(|(_, e)| e)
+    });
+    let linked = match built {
+        Ok(()) => fs::hard_link(&tmp, path),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            return Err(fail(&e));
+        }
+    };
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(fail(&e)),
+    }
+}
+
+/// The plugin's tables and its schema version, in an empty database.
+fn write_schema(conn: &Connection, now: i64) -> rusqlite::Result<()> {
+    conn.execute_batch(SCHEMA)?;
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?1), ('created_at', ?2)",
+        params![SCHEMA_VERSION, now],
+    )?;
+    Ok(())
+}
+
 /// Creates `path` empty with mode 0600, refusing to follow or reuse any existing name.
 /// `Ok(false)` when the name exists already (another process won the race, or someone planted
 /// something there: the caller examines it again).
@@ -600,18 +657,15 @@ fn create_empty(path: &Path) -> Result<bool, String> {
 /// checked (or created in an empty file), the boot and any lost history recorded.
 fn try_open(
     path: &Path,
-    existed: bool,
     host: &Host,
     lost: Option<i64>,
     wal_left_behind: bool,
 ) -> Result<Connection, Failure> {
     let now = (host.now)();
-    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+    // Never SQLITE_OPEN_CREATE: a missing file is made by `create_database`, complete.
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_NOFOLLOW
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    if !existed {
-        flags |= OpenFlags::SQLITE_OPEN_CREATE;
-    }
     let mut conn = Connection::open_with_flags(path, flags).map_err(classify)?;
     // Before anything reads the schema: whatever was added to the file must not run.
     conn.pragma_update(None, "trusted_schema", "OFF")
@@ -648,23 +702,14 @@ fn try_open(
         .map_err(classify)?;
     let mut lost_at = lost;
     if tables == 0 {
-        tx.execute_batch(SCHEMA).map_err(classify)?;
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1), ('created_at', ?2)",
-            params![SCHEMA_VERSION, now],
-        )
-        .map_err(classify)?;
-        if existed {
-            error!(
-                "state database {} was empty (truncated?); started it afresh; codes that may \
-                 have been used before are refused for one window length (users wait for a \
-                 later code)",
-                path.display()
-            );
-            lost_at = Some(now);
-        } else {
-            info!("created the state database {}", path.display());
-        }
+        write_schema(&tx, now).map_err(classify)?;
+        error!(
+            "state database {} was empty (truncated?); started it afresh; codes that may \
+             have been used before are refused for one window length (users wait for a \
+             later code)",
+            path.display()
+        );
+        lost_at = Some(now);
     } else {
         check_schema(&tx)?;
     }
@@ -870,10 +915,17 @@ pub(crate) fn prepare_dir(dir: &Path) -> Result<(), StateError> {
         Ok(m) if m.is_dir() => m,
         Ok(_) => return Err(dir_error(dir, "exists but is not a directory".to_owned())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::DirBuilder::new().mode(0o700).create(dir).map_err(|e| {
-                dir_error(dir, format!("does not exist and cannot be created: {e}"))
-            })?;
-            info!("created the state directory {} (mode 0700)", dir.display());
+            match fs::DirBuilder::new().mode(0o700).create(dir) {
+                Ok(()) => info!("created the state directory {} (mode 0700)", dir.display()),
+                // Another instance starting at the same moment made it: use it.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(dir_error(
+                        dir,
+                        format!("does not exist and cannot be created: {e}"),
+                    ))
+                }
+            }
             fs::metadata(dir).map_err(|e| dir_error(dir, format!("cannot be examined: {e}")))?
         }
         Err(e) => return Err(dir_error(dir, format!("cannot be examined: {e}"))),
@@ -1759,6 +1811,41 @@ pin = "4321"
             store.update("failing", &mut |_| {}).unwrap();
         }
         assert_eq!(count_rows(&dir), 2, "recent has become old");
+    }
+
+    /// A UDP and a TCP instance starting at the same moment on a directory that does not
+    /// exist yet: both open, one database, nothing set aside, no lost history.
+    #[test]
+    fn two_stores_opening_a_fresh_directory_at_once_share_one_database() {
+        for round in 0..40 {
+            let parent = TempDir::new(&format!("race-{round}"));
+            let dir = parent.0.join("state");
+            let host = FakeHost::at(T0);
+            let barrier = Arc::new(std::sync::Barrier::new(2));
+            let opened: Vec<_> = (0..2)
+                .map(|_| {
+                    let (dir, host, barrier) = (dir.clone(), host.host(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        capture(|| SqliteStore::open_with(&dir, host).map(|_| ()))
+                    })
+                })
+                .collect();
+            for handle in opened {
+                let (result, logs) = handle.join().unwrap();
+                result.unwrap_or_else(|e| panic!("round {round}: {e}"));
+                assert!(
+                    logs.iter().all(|(l, _)| *l != Level::ERROR),
+                    "round {round}: {logs:?}"
+                );
+            }
+            let names: Vec<String> = fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("motp-state.db."))
+                .collect();
+            assert!(names.is_empty(), "round {round}: {names:?}");
+        }
     }
 
     #[test]
