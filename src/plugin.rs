@@ -626,6 +626,9 @@ impl Drop for Plugin {
         if let Some(pool) = &pool {
             pool.begin_closing();
         }
+        // No new Redis command starts from here on: the worker finishes at most the one in
+        // progress (bounded by timeout_ms).
+        self.core.store.begin_closing();
         if let Some(watcher) = self.watcher.take() {
             watcher.stop();
         }

@@ -92,6 +92,10 @@ pub trait StateStore: Send + Sync {
         Ok(decision)
     }
 
+    /// The plugin is closing: start no more slow work (network), fail closed instead. What is
+    /// in progress finishes within its own bound.
+    fn begin_closing(&self) {}
+
     /// How long, in seconds, a store that expires entries must keep one at least (the
     /// acceptance span, and `lockout_secs` while failures count). Set at open and on reload.
     fn set_retention(&self, _secs: u64) {}

@@ -45,7 +45,7 @@ use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -223,6 +223,8 @@ pub struct RedisStore {
     epoch: Mutex<Epoch>,
     fallback: Option<Box<dyn StateStore>>,
     decided_locally: Mutex<HashSet<String>>,
+    /// Set when the plugin closes: no command starts after it (see `begin_closing`).
+    closing: AtomicBool,
 }
 
 /// What one decision script answered.
@@ -349,6 +351,7 @@ impl RedisStore {
             }),
             fallback,
             decided_locally: Mutex::new(HashSet::new()),
+            closing: AtomicBool::new(false),
         })
     }
 
@@ -372,7 +375,7 @@ impl RedisStore {
                     Ok(()) => self.give_back(conn),
                     Err(Failure::Redis(e)) => self.mark_down(&e),
                     Err(Failure::Refused(why)) => warn!("redis at {}: {why}", self.where_),
-                    Err(Failure::Unconfirmed(_)) => self.give_back(conn),
+                    Err(Failure::Unconfirmed(_) | Failure::Closing) => self.give_back(conn),
                 }
             }
             Err(e) => self.mark_down(&e),
@@ -397,6 +400,15 @@ impl RedisStore {
             return Ok((conn, true));
         }
         self.fresh_connection().map(|conn| (conn, false))
+    }
+
+    /// `Err` once the plugin is closing: the caller gives up without counting an outage.
+    fn not_closing(&self) -> Result<(), Failure> {
+        if self.closing.load(Ordering::SeqCst) {
+            Err(Failure::Closing)
+        } else {
+            Ok(())
+        }
     }
 
     fn fresh_connection(&self) -> redis::RedisResult<redis::Connection> {
@@ -480,9 +492,11 @@ impl RedisStore {
         &self,
         mut op: impl FnMut(&mut redis::Connection) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
+        self.not_closing()?;
         let (mut conn, pooled) = self.connection().map_err(Failure::Redis)?;
         let result = match op(&mut conn) {
             Err(Failure::Redis(e)) if pooled && is_outage(&e) => {
+                self.not_closing()?;
                 conn = self.fresh_connection().map_err(Failure::Redis)?;
                 op(&mut conn)
             }
@@ -552,6 +566,7 @@ impl RedisStore {
         ask: &Ask,
     ) -> Result<(i64, UserState), Failure> {
         for _ in 0..3 {
+            self.not_closing()?;
             match self.run_decide(conn, username, ask)? {
                 Reply::Decided { code, state } => return Ok((code, state)),
                 Reply::Epoch(observed) => self.sync_epoch(conn, observed)?,
@@ -722,6 +737,10 @@ impl RedisStore {
         let now = crate::clock::now();
         let mut failed = 0usize;
         for name in &names {
+            if self.closing.load(Ordering::SeqCst) {
+                self.decided_locally.lock().insert(name.clone());
+                continue;
+            }
             let Some(local) = self.local_state(name) else {
                 continue;
             };
@@ -832,6 +851,8 @@ struct Ask<'a> {
 const KIND_MERGE: i64 = 5;
 
 enum Failure {
+    /// The plugin is closing; nothing was asked of Redis.
+    Closing,
     /// An acceptance reached fewer replicas than `min_replicas` in time.
     Unconfirmed(i64),
     Redis(redis::RedisError),
@@ -912,6 +933,7 @@ impl StateStore for RedisStore {
                 Err(self.refused(&format!("it refused a decision ({})", describe_error(&e))))
             }
             Err(Failure::Refused(why)) => Err(self.refused(&why)),
+            Err(Failure::Closing) => Err(StateError("the plugin is closing".into())),
             Err(Failure::Unconfirmed(acked)) => {
                 warn!(
                     "redis at {}: an acceptance reached {acked} of the {} replicas \
@@ -954,8 +976,13 @@ impl StateStore for RedisStore {
                 )))
             }
             Err(Failure::Refused(why)) => Err(self.refused(&why)),
+            Err(Failure::Closing) => Err(StateError("the plugin is closing".into())),
             Err(Failure::Unconfirmed(_)) => Ok(()),
         }
+    }
+
+    fn begin_closing(&self) {
+        self.closing.store(true, Ordering::SeqCst);
     }
 
     fn set_retention(&self, secs: u64) {
