@@ -7,6 +7,7 @@
  * Usage: lifecycle PLUGIN.so MOTP.toml CYCLES
  */
 #include <dirent.h>
+#include <unistd.h>
 #include <dlfcn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -94,7 +95,14 @@ int main(int argc, char **argv)
         if (func_v3(OPENVPN_PLUGINv3_STRUCTVER, &func_in, &func_ret) == OPENVPN_PLUGIN_FUNC_ERROR)
             rejected++;
         close_v1(open_ret.handle);
+        /* pthread_join returns once the kernel has cleared the thread's tid, which is just
+         * before the exiting task leaves /proc/self/task (a window valgrind widens): a joined
+         * thread is gone within milliseconds, a leaked one stays. Wait up to 2 s. */
         int threads = thread_count();
+        for (int wait = 0; threads != 1 && wait < 200; wait++) {
+            usleep(10000);
+            threads = thread_count();
+        }
         if (threads != 1) {
             fprintf(stderr, "cycle %d: %d threads alive after close_v1 (expected 1)\n", i, threads);
             return 1;
