@@ -4,12 +4,12 @@
 set -eu
 cd "$(dirname "$0")"
 need=""
-for tool in openvpn openssl valgrind redis-server sqlite3 setpriv prlimit; do
+for tool in openvpn openssl valgrind redis-server sqlite3 setpriv prlimit fail2ban-regex; do
     command -v "$tool" >/dev/null 2>&1 || need="$need $tool"
 done
 [ -f /usr/include/openvpn/openvpn-plugin.h ] || need="$need openvpn"
-# setpriv and prlimit come with util-linux.
-need="$(echo "$need" | sed 's/setpriv/util-linux/; s/prlimit/util-linux/')"
+# setpriv and prlimit come with util-linux, fail2ban-regex with fail2ban.
+need="$(echo "$need" | sed 's/setpriv/util-linux/; s/prlimit/util-linux/; s/fail2ban-regex/fail2ban/')"
 if [ -n "$need" ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need

@@ -1,9 +1,13 @@
 //! A `tracing` layer that hands each event, as one line, to a sink: in OpenVPN that sink is the
 //! host's `plugin_log`, so decisions land in OpenVPN's own log and syslog.
 //!
-//! Fields are written `key=value` after the message. Nothing secret is ever recorded as a
-//! field; the layer additionally strips control characters so an attacker-chosen username
-//! cannot forge log lines.
+//! Fields are written `key=value` after the message, in logfmt: a value is bare unless it is
+//! empty or holds a space, `=`, `"`, `\` or a non-printable character; then it is quoted
+//! `"..."` with `\"`, `\\`, `\n`, `\r`, `\t` and JSON-style `\uXXXX` escapes ([`push_value`]).
+//! So an attacker-chosen username can neither start a new line nor add, end or forge a field
+//! (`user="x ip=10.9.9.9 reason=accepted"`); lines name the fixed fields first and the username
+//! last. Nothing secret is ever recorded as a field. Messages (the words before the fields) are
+//! free text: control characters in them become `?` ([`sanitize`]).
 //!
 //! [`Syslog`] sends lines of the plugin's own threads (deferred decisions, reloads) to the
 //! local syslog socket at once, since OpenVPN's `plugin_log` may only be called on its thread.
@@ -58,20 +62,21 @@ impl Visit for LineBuilder {
 
 impl LineBuilder {
     fn push(&mut self, field: &Field, value: &str) {
-        let clean = sanitize(value);
         if field.name() == "message" {
-            self.message = clean;
+            self.message = sanitize(value);
         } else {
             if !self.fields.is_empty() {
                 self.fields.push(' ');
             }
-            let _ = write!(self.fields, "{}={}", field.name(), clean);
+            self.fields.push_str(field.name());
+            self.fields.push('=');
+            push_value(&mut self.fields, value);
         }
     }
 }
 
 /// One log line built directly, for the line every login writes: the same `message key=value`
-/// form and the same sanitising as the `tracing` layer, without its dispatch, its per-field
+/// form and the same logfmt values as the `tracing` layer, without its dispatch, its per-field
 /// `String`s and the copies they take (about a microsecond of OpenVPN's event loop per login).
 pub struct Line {
     text: String,
@@ -84,28 +89,43 @@ impl Line {
         Line { text }
     }
 
-    /// Appends ` name=value`, the value sanitised.
+    /// Appends ` name=value`, the value in logfmt ([`push_value`]).
     pub fn field(mut self, name: &str, value: impl std::fmt::Display) -> Line {
-        self.text.push(' ');
-        self.text.push_str(name);
-        self.text.push('=');
-        let _ = write!(Sanitizing(&mut self.text), "{value}");
+        self.push_name(name);
+        let start = self.text.len();
+        let _ = write!(self.text, "{value}");
+        self.quote_from(start);
         self
     }
 
-    /// Appends ` name=value` for bytes from the env: invalid UTF-8 becomes U+FFFD, control
-    /// characters `?`, and at most `max` bytes of the value are shown.
+    /// Appends ` name=value` for bytes from the env: invalid UTF-8 becomes U+FFFD, at most `max`
+    /// bytes of the value are shown, and the value is written in logfmt ([`push_value`]).
     pub fn bytes_field(mut self, name: &str, value: &[u8], max: usize) -> Line {
-        self.text.push(' ');
-        self.text.push_str(name);
-        self.text.push('=');
+        self.push_name(name);
+        let start = self.text.len();
         for chunk in value[..value.len().min(max)].utf8_chunks() {
-            push_sanitized(&mut self.text, chunk.valid());
+            self.text.push_str(chunk.valid());
             if !chunk.invalid().is_empty() {
                 self.text.push(char::REPLACEMENT_CHARACTER);
             }
         }
+        self.quote_from(start);
         self
+    }
+
+    fn push_name(&mut self, name: &str) {
+        self.text.push(' ');
+        self.text.push_str(name);
+        self.text.push('=');
+    }
+
+    /// Quotes and escapes the value written from `start` on, if it needs it (the common bare
+    /// value costs one scan, no copy).
+    fn quote_from(&mut self, start: usize) {
+        if needs_quotes(&self.text[start..]) {
+            let raw = self.text.split_off(start);
+            push_quoted(&mut self.text, &raw);
+        }
     }
 
     pub fn send(self, sink: &Sink, level: Level) {
@@ -117,14 +137,68 @@ impl Line {
     }
 }
 
-/// A `fmt::Write` that replaces control characters as it writes.
-struct Sanitizing<'a>(&'a mut String);
-
-impl std::fmt::Write for Sanitizing<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        push_sanitized(self.0, s);
-        Ok(())
+/// Appends `value` as a logfmt value: bare (`alice`, `10.0.0.1`, `+0`) unless it is empty or
+/// holds a space, `=`, `"`, `\` or a non-printable character (`is_unprintable`); then quoted
+/// and escaped (`"bad code"`, `"x ip=10.9.9.9"`, `"a\"b\\c\n"`), so the value ends exactly at its
+/// closing quote.
+pub fn push_value(out: &mut String, value: &str) {
+    if needs_quotes(value) {
+        push_quoted(out, value);
+    } else {
+        out.push_str(value);
     }
+}
+
+fn needs_quotes(value: &str) -> bool {
+    value.is_empty()
+        || value
+            .chars()
+            .any(|c| matches!(c, ' ' | '=' | '"' | '\\') || is_unprintable(c))
+}
+
+fn push_quoted(out: &mut String, value: &str) {
+    out.reserve(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if is_unprintable(c) => {
+                // JSON's form: `\u00XX`; beyond the BMP, a UTF-16 surrogate pair.
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A character a reader could not see or that could move or break the line: control characters
+/// (C0, DEL, C1), whitespace other than the space (U+00A0, U+2028 line separator, ...), and the
+/// invisible format characters that hide or reorder text (soft hyphen, zero-width characters,
+/// bidirectional controls, the BOM, Unicode tags).
+fn is_unprintable(c: char) -> bool {
+    c.is_control()
+        || (c.is_whitespace() && c != ' ')
+        || matches!(
+            c,
+            '\u{ad}'
+                | '\u{61c}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206f}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{e0000}'..='\u{e007f}'
+        )
 }
 
 fn push_sanitized(out: &mut String, text: &str) {
@@ -297,7 +371,7 @@ mod tests {
             Level::INFO,
         );
         tracing::dispatcher::with_default(&d, || {
-            tracing::info!(user = "al\nice", ip = "10.0.0.1", "login accepted");
+            tracing::info!(ip = "10.0.0.1", user = "al\nice", "login acc\nepted");
             tracing::debug!("not shown at info");
             tracing::error!("broken");
         });
@@ -307,35 +381,88 @@ mod tests {
             lines[0],
             (
                 Level::INFO,
-                "login accepted user=al?ice ip=10.0.0.1".to_owned()
+                "login acc?epted ip=10.0.0.1 user=\"al\\nice\"".to_owned()
             )
         );
         assert_eq!(lines[1], (Level::ERROR, "broken".to_owned()));
     }
 
     #[test]
-    fn direct_lines_match_the_layer_and_are_sanitized() {
+    fn direct_lines_match_the_layer_and_are_logfmt() {
         let line = Line::new("login rejected")
-            .bytes_field("user", b"al\nice\xff\x00x", 64)
             .field("ip", "10.0.0.1")
             .field("until", 5)
-            .field("detail", "a\rb");
+            .field("detail", "a\rb")
+            .bytes_field("user", b"al\nice\xff\x00x", 64);
         assert_eq!(
             line.as_str(),
-            "login rejected user=al?ice\u{fffd}?x ip=10.0.0.1 until=5 detail=a?b"
+            "login rejected ip=10.0.0.1 until=5 detail=\"a\\rb\" user=\"al\\nice\u{fffd}\\u0000x\""
         );
         let long = Line::new("m").bytes_field("user", &[b'a'; 300], 128);
         assert_eq!(long.as_str().len(), "m user=".len() + 128);
+        // Invalid UTF-8 alone needs no quotes: U+FFFD is printable.
+        let lossy = Line::new("m").bytes_field("user", b"a\xffb", 64);
+        assert_eq!(lossy.as_str(), "m user=a\u{fffd}b");
     }
+
+    fn value(v: &str) -> String {
+        let mut out = String::new();
+        push_value(&mut out, v);
+        out
+    }
+
+    #[test]
+    fn values_are_bare_unless_they_need_quotes() {
+        for bare in [
+            "alice",
+            "10.0.0.1",
+            "+0",
+            "-2",
+            "2001:db8::1",
+            "a.b-c_d@e",
+            "ümlaut",
+        ] {
+            assert_eq!(value(bare), bare);
+        }
+        assert_eq!(value(""), "\"\"");
+        assert_eq!(value("bad code"), "\"bad code\"");
+        assert_eq!(
+            value("x ip=10.9.9.9 reason=accepted"),
+            "\"x ip=10.9.9.9 reason=accepted\""
+        );
+        assert_eq!(value("a=b"), "\"a=b\"");
+        assert_eq!(value("a\"b"), "\"a\\\"b\"");
+        assert_eq!(value("a\\b"), "\"a\\\\b\"");
+        assert_eq!(value("\\\" ip=1.2.3.4"), "\"\\\\\\\" ip=1.2.3.4\"");
+        assert_eq!(value("a\nb\rc\td"), "\"a\\nb\\rc\\td\"");
+        assert_eq!(
+            value("\0\x1b\x7f\u{85}"),
+            "\"\\u0000\\u001b\\u007f\\u0085\""
+        );
+        assert_eq!(value("a\u{2028}b\u{202e}c"), "\"a\\u2028b\\u202ec\"");
+        assert_eq!(value("a\u{a0}b"), "\"a\\u00a0b\"");
+        assert_eq!(value("\u{e0041}"), "\"\\udb40\\udc41\"");
+        // The field's own text cannot be confused with a field of the line: `Line` and the layer
+        // agree, and the value ends at its closing quote.
+        let line = Line::new("login rejected")
+            .field("ip", "127.0.0.1")
+            .field("reason", "bad code")
+            .field("user", "x\" reason=accepted");
+        assert_eq!(
+            line.as_str(),
+            "login rejected ip=127.0.0.1 reason=\"bad code\" user=\"x\\\" reason=accepted\""
+        );
+    }
+
     #[test]
     fn syslog_lines_are_rfc3164_with_the_facility_of_their_kind() {
         assert_eq!(
-            format_syslog(Level::INFO, "login accepted user=alice ip=10.0.0.1", 42),
-            "<86>openvpn-motp[42]: login accepted user=alice ip=10.0.0.1"
+            format_syslog(Level::INFO, "login accepted ip=10.0.0.1 user=alice", 42),
+            "<86>openvpn-motp[42]: login accepted ip=10.0.0.1 user=alice"
         );
         assert_eq!(
-            format_syslog(Level::WARN, "login rejected user=x reason=replay", 7),
-            "<84>openvpn-motp[7]: login rejected user=x reason=replay"
+            format_syslog(Level::WARN, "login rejected reason=replay user=x", 7),
+            "<84>openvpn-motp[7]: login rejected reason=replay user=x"
         );
         assert_eq!(
             format_syslog(Level::ERROR, "redis at x unreachable", 7),

@@ -456,7 +456,7 @@ impl Plugin {
         tracing::dispatcher::with_default(&self.core.dispatch, || {
             let Some(acf) = env.auth_control_file else {
                 warn!(
-                    user = %log_user(env), ip = %env.client_address(),
+                    ip = %env.client_address(), user = %log_user(env),
                     "cr-response without auth_control_file; ignored"
                 );
                 return;
@@ -464,7 +464,7 @@ impl Plugin {
             let was_prompted = self.prompted.lock().take(acf, Instant::now());
             if !was_prompted {
                 warn!(
-                    user = %log_user(env), ip = %env.client_address(),
+                    ip = %env.client_address(), user = %log_user(env),
                     "cr-response for a login that was not prompted; ignored"
                 );
                 return;
@@ -593,7 +593,7 @@ impl Plugin {
             self.prompted.lock().take(acf, Instant::now());
             return Prompted::NotSent;
         }
-        info!(user = %log_user(env), ip = %env.client_address(), "asked for the code (crtext)");
+        info!(ip = %env.client_address(), user = %log_user(env), "asked for the code (crtext)");
         Prompted::Sent
     }
 
@@ -774,7 +774,8 @@ impl Prompts {
     }
 }
 
-/// `login rejected ... reason=too many prompts detail=...`: a login over a prompt limit.
+/// `login rejected ip=... reason="too many prompts" detail="..." user=...`: a login over a
+/// prompt limit.
 fn log_prompt_limit(env: &AuthEnv, limit: PromptLimit, sink: &Sink) {
     let detail = match limit {
         PromptLimit::Address => {
@@ -783,18 +784,10 @@ fn log_prompt_limit(env: &AuthEnv, limit: PromptLimit, sink: &Sink) {
         PromptLimit::User => format!("{PROMPTS_PER_USER} prompts of this user await an answer"),
         PromptLimit::Table => format!("{MAX_PENDING_PROMPTS} prompts await an answer"),
     };
-    let line = log::Line::new("login rejected");
-    let line = match env.username {
-        Some(user) => line.bytes_field("user", user, crate::config::MAX_USERNAME_LEN),
-        None => line.field("user", "(none)"),
-    };
-    let line = match env.untrusted_ip.or(env.untrusted_ip6) {
-        Some(ip) => line.bytes_field("ip", ip, 64),
-        None => line.field("ip", "unknown"),
-    };
-    line.field("reason", "too many prompts")
-        .field("detail", detail)
-        .send(sink, tracing::Level::WARN);
+    let line = log_ip(env, log::Line::new("login rejected"))
+        .field("reason", "too many prompts")
+        .field("detail", detail);
+    log_user_field(env, line).send(sink, tracing::Level::WARN);
 }
 
 impl Core {
@@ -849,8 +842,8 @@ impl Core {
                     );
                 }
                 warn!(
-                    user = %log_user(&env), ip = %env.client_address(),
-                    reason = "closing", "login rejected"
+                    ip = %env.client_address(), reason = "closing", user = %log_user(&env),
+                    "login rejected"
                 );
                 return;
             }
@@ -1075,12 +1068,31 @@ fn decode_cr_response(raw: Option<&[u8]>) -> Zeroizing<Vec<u8>> {
     }
 }
 
+/// The username for a `tracing` field (the layer writes it in logfmt, escaped): lossy UTF-8,
+/// at most `MAX_USERNAME_LEN` bytes.
 fn log_user(env: &AuthEnv) -> String {
     match env.username {
-        Some(u) => log::sanitize(&String::from_utf8_lossy(
-            &u[..u.len().min(crate::config::MAX_USERNAME_LEN)],
-        )),
+        Some(u) => {
+            String::from_utf8_lossy(&u[..u.len().min(crate::config::MAX_USERNAME_LEN)]).into_owned()
+        }
         None => "(none)".to_owned(),
+    }
+}
+
+/// ` ip=...`: the first field of every login line, OpenVPN's address of the client (never
+/// chosen by it), so a filter anchored on `login rejected ip=` reads the real address.
+fn log_ip(env: &AuthEnv, line: log::Line) -> log::Line {
+    match env.untrusted_ip.or(env.untrusted_ip6) {
+        Some(ip) => line.bytes_field("ip", ip, 64),
+        None => line.field("ip", "unknown"),
+    }
+}
+
+/// ` user=...`: the last field of every login line (the client chose it).
+fn log_user_field(env: &AuthEnv, line: log::Line) -> log::Line {
+    match env.username {
+        Some(user) => line.bytes_field("user", user, crate::config::MAX_USERNAME_LEN),
+        None => line.field("user", "(none)"),
     }
 }
 
@@ -1101,7 +1113,9 @@ fn describe_state(state: &StateConfig) -> String {
     }
 }
 
-/// The one line every login writes: `login accepted|rejected user=... ip=... ...`.
+/// The one line every login writes: `login accepted|rejected ip=... ... user=...`, the fixed
+/// fields first and the client's username last (`login rejected ip=127.0.0.1 reason="bad code"
+/// user=alice`, `login accepted ip=... step_offset=+0 user=alice`).
 fn log_decision(env: &AuthEnv, decision: &Decision, sink: &Sink) {
     let (message, level) = if decision.is_accepted() {
         ("login accepted", tracing::Level::INFO)
@@ -1109,15 +1123,7 @@ fn log_decision(env: &AuthEnv, decision: &Decision, sink: &Sink) {
         // The store logs an outage once (error); each login refused meanwhile is a warning.
         ("login rejected", tracing::Level::WARN)
     };
-    let line = log::Line::new(message);
-    let line = match env.username {
-        Some(user) => line.bytes_field("user", user, crate::config::MAX_USERNAME_LEN),
-        None => line.field("user", "(none)"),
-    };
-    let line = match env.untrusted_ip.or(env.untrusted_ip6) {
-        Some(ip) => line.bytes_field("ip", ip, 64),
-        None => line.field("ip", "unknown"),
-    };
+    let line = log_ip(env, log::Line::new(message));
     let line = match decision {
         Decision::Accepted { step_offset } => {
             line.field("step_offset", format_args!("{step_offset:+}"))
@@ -1130,7 +1136,7 @@ fn log_decision(env: &AuthEnv, decision: &Decision, sink: &Sink) {
             .field("until", until),
         _ => line.field("reason", decision.reason()),
     };
-    line.send(sink, level);
+    log_user_field(env, line).send(sink, level);
 }
 
 /// What the client is told beyond `AUTH_FAILED`, if anything. Only "wait and retry" is worth

@@ -254,21 +254,36 @@ fn wrong_code(secret: &str, pin: &str) -> String {
         .expect("some code is wrong")
 }
 
+/// A logfmt value as the plugin writes it: bare, or quoted with `\"`, `\\` and `\n` escaped
+/// (enough for the values of these tests).
+fn logfmt(value: &str) -> String {
+    if !value.is_empty() && !value.contains([' ', '=', '"', '\\', '\n']) {
+        return value.to_owned();
+    }
+    let escaped = value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    format!("\"{escaped}\"")
+}
+
 fn b64(bytes: impl AsRef<[u8]>) -> String {
     B64.encode(bytes)
 }
 
-/// Asserts `line` is `login rejected user=<user> ip=192.0.2.10 reason=<reason>...` at WARN.
+/// Asserts `line` is `login rejected ip=192.0.2.10 reason=<reason> ... user=<user>` at WARN,
+/// values in logfmt.
 fn assert_rejected(line: &LogLine, user: &str, reason: &str) {
     assert_rejected_from(line, user, "192.0.2.10", reason);
 }
 
 /// [`assert_rejected`] for a client address other than the default env's.
 fn assert_rejected_from(line: &LogLine, user: &str, ip: &str, reason: &str) {
-    let expected = format!("login rejected user={user} ip={ip} reason={reason}");
+    let expected = format!("login rejected ip={ip} reason={}", logfmt(reason));
+    let last = format!(" user={}", logfmt(user));
     assert!(
-        line.message.starts_with(&expected),
-        "expected a line starting {expected:?}, got {line}"
+        line.message.starts_with(&expected) && line.message.ends_with(&last),
+        "expected a line starting {expected:?} and ending {last:?}, got {line}"
     );
     assert_eq!(line.name, "motp");
     assert_ne!(line.flags & (sys::PLOG_WARN | sys::PLOG_ERR), 0, "{line}");
@@ -293,8 +308,8 @@ fn accepts_a_valid_code() {
     let line = f.last_line();
     // The step can tick between computing the code and the call: +0, or -1 right at a boundary.
     assert!(
-        line.message == "login accepted user=alice ip=192.0.2.10 step_offset=+0"
-            || line.message == "login accepted user=alice ip=192.0.2.10 step_offset=-1",
+        line.message == "login accepted ip=192.0.2.10 step_offset=+0 user=alice"
+            || line.message == "login accepted ip=192.0.2.10 step_offset=-1 user=alice",
         "{line}"
     );
     assert_eq!((line.name.as_str(), line.flags), ("motp", sys::PLOG_NOTE));
@@ -311,8 +326,10 @@ fn accepts_a_valid_code() {
     assert_eq!(f.auth(&env), SUCCESS);
     let message = f.last_line().message;
     assert!(
-        message.starts_with("login accepted user=bob ip=192.0.2.10 step_offset=-")
-            && ["-6", "-7"].iter().any(|o| message.ends_with(o)),
+        message.starts_with("login accepted ip=192.0.2.10 step_offset=-")
+            && ["-6", "-7"]
+                .iter()
+                .any(|o| message.ends_with(&format!("step_offset={o} user=bob"))),
         "{message}"
     );
     // IPv6 clients are logged by their IPv6 address.
@@ -409,10 +426,7 @@ fn scrv1_static_challenge_answer_is_accepted() {
     f.forbid(b64("static password"));
     f.forbid("static password");
     assert_eq!(f.auth(&env), SUCCESS);
-    assert!(f
-        .last_line()
-        .message
-        .starts_with("login accepted user=alice "));
+    assert!(f.last_line().message.ends_with(" user=alice"));
 
     // Empty password part; upper-case code with the trailing newline old GUIs add.
     let code = f.code(BOB_SECRET, BOB_PIN, 0).to_uppercase();
@@ -465,10 +479,7 @@ fn four_kib_passwords_are_handled() {
     let password = format!("SCRV1:{}{tail}", "QUFB".repeat(static_b64_len / 4));
     assert!(password.len() <= 4095 && password.len() > 4090);
     assert_eq!(f.auth(&f.env("alice", &password)), SUCCESS);
-    assert!(f
-        .last_line()
-        .message
-        .starts_with("login accepted user=alice "));
+    assert!(f.last_line().message.ends_with(" user=alice"));
 }
 
 #[test]
@@ -491,14 +502,18 @@ fn invalid_utf8_is_rejected_cleanly() {
     assert_eq!(f.auth(&env), ERROR);
     assert_rejected(&f.last_line(), "alice", "CN mismatch");
 
-    // Control characters cannot forge a second log line.
+    // Control characters cannot forge a second log line, nor spaces and `=` a field.
     let env = f.env("alice\nlogin accepted user=root", &code);
     assert_eq!(f.auth(&env), ERROR);
     assert_rejected(
         &f.last_line(),
-        "alice?login accepted user=root",
+        "alice\nlogin accepted user=root",
         "unknown user",
     );
+    assert!(f
+        .last_line()
+        .message
+        .ends_with(r#" user="alice\nlogin accepted user=root""#));
 
     // The code is still unused.
     assert_eq!(f.auth(&f.env("alice", &code)), SUCCESS);
@@ -518,7 +533,7 @@ fn missing_or_null_env_is_rejected_without_crashing() {
     let line = f.last_line();
     assert_eq!(
         line.message,
-        "login rejected user=(none) ip=unknown reason=bad username"
+        "login rejected ip=unknown reason=\"bad username\" user=(none)"
     );
 
     // No username, only a password.
@@ -567,7 +582,8 @@ fn missing_or_null_env_is_rejected_without_crashing() {
     let line = f.last_line();
     assert!(
         line.message
-            .starts_with("login accepted user=alice ip=unknown step_offset="),
+            .starts_with("login accepted ip=unknown step_offset=")
+            && line.message.ends_with(" user=alice"),
         "{line}"
     );
 

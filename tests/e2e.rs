@@ -152,14 +152,14 @@ fn assert_rejected(outcome: &Outcome, what: &str) {
     );
 }
 
-/// The last plugin line that mentions `user=<name>`.
+/// The last plugin line that ends with `user=<name>` (the username is the last field).
 fn last_decision(server: &Server, user: &str) -> String {
-    let needle = format!("user={user} ");
+    let needle = format!(" user={user}");
     server
         .plugin_lines()
         .into_iter()
         .rev()
-        .find(|l| l.contains(&needle))
+        .find(|l| l.ends_with(&needle))
         .unwrap_or_default()
 }
 
@@ -203,13 +203,13 @@ fn wrong_code_unknown_user_and_disabled_user_are_rejected() {
     let now = unix_now();
     let wrong = wrong_code(ALICE_SECRET, ALICE_PIN, now, 180);
     assert_rejected(&s.login("alice", "alice", &wrong), "wrong code");
-    assert!(last_decision(&s.server, "alice").contains("reason=bad code"));
+    assert!(last_decision(&s.server, "alice").contains("reason=\"bad code\""));
 
     assert_rejected(
         &s.login("mallory", "mallory", &alice_code(now)),
         "unknown user",
     );
-    assert!(last_decision(&s.server, "mallory").contains("reason=unknown user"));
+    assert!(last_decision(&s.server, "mallory").contains("reason=\"unknown user\""));
 
     let carol = code_at_time(CAROL_SECRET, CAROL_PIN, now).to_hex();
     assert_rejected(&s.login("carol", "carol", &carol), "disabled user");
@@ -219,7 +219,7 @@ fn wrong_code_unknown_user_and_disabled_user_are_rejected() {
         &s.login("alice", "alice", "not a code"),
         "malformed password",
     );
-    assert!(last_decision(&s.server, "alice").contains("reason=malformed password"));
+    assert!(last_decision(&s.server, "alice").contains("reason=\"malformed password\""));
     s.assert_log_clean(&[&wrong, &carol]);
 }
 
@@ -256,7 +256,7 @@ fn certificate_of_another_user_is_rejected() {
         &s.login("bob", "alice", &code),
         "bob's certificate, alice's username",
     );
-    assert!(last_decision(&s.server, "alice").contains("reason=CN mismatch"));
+    assert!(last_decision(&s.server, "alice").contains("reason=\"CN mismatch\""));
     // The attempt did not consume alice's code.
     assert_accepted(
         &s.login("alice", "alice", &code),
@@ -288,7 +288,7 @@ fn phone_clock_170_seconds_off_is_accepted_200_is_not() {
         } else {
             assert_rejected(&outcome, &what);
             assert!(
-                last_decision(&s.server, "alice").contains("reason=bad code"),
+                last_decision(&s.server, "alice").contains("reason=\"bad code\""),
                 "{what}"
             );
         }

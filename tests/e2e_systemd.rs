@@ -352,7 +352,7 @@ fn last_decision(server: &Server) -> String {
         .plugin_lines()
         .into_iter()
         .rev()
-        .find(|l| l.contains("user=alice "))
+        .find(|l| l.ends_with(" user=alice"))
         .unwrap_or_default()
 }
 
@@ -392,7 +392,7 @@ fn replays_logged(server: &Server) -> usize {
     server
         .plugin_lines()
         .iter()
-        .filter(|l| l.contains("user=alice ") && l.contains("reason=replay"))
+        .filter(|l| l.ends_with(" user=alice") && l.contains("reason=replay"))
         .count()
 }
 
@@ -860,7 +860,7 @@ fn a_local_store_instance_without_room_for_its_watcher_applies_edits_at_logins()
             .plugin_lines()
             .into_iter()
             .rev()
-            .find(|l| l.contains("user=carol "))
+            .find(|l| l.ends_with(" user=carol"))
             .unwrap_or_default()
     };
     let carol_code = code_at_time(carol_secret, carol_pin, unix_now()).to_hex();

@@ -195,7 +195,7 @@ fn deferred_logins_accept_reject_and_replay() {
     assert!(
         messages
             .iter()
-            .filter(|m| m.starts_with("login accepted user=alice"))
+            .filter(|m| m.starts_with("login accepted ") && m.ends_with(" user=alice"))
             .count()
             == 2,
         "{messages:#?}"

@@ -218,10 +218,10 @@ fn a_deferred_decision_reaches_syslog_at_once_without_another_call() {
     let ok = setup.env("alice", &code);
     assert_eq!(plugin.auth(&ok), DEFERRED);
     // No further call into the plugin: the worker sends the line from its own thread.
-    let line = syslog.wait_for(|l| l.contains("login accepted user=alice"));
+    let line = syslog.wait_for(|l| l.contains("login accepted") && l.ends_with(" user=alice"));
     assert!(
         line.starts_with(&format!(
-            "<86>openvpn-motp[{pid}]: login accepted user=alice ip=192.0.2.10 step_offset="
+            "<86>openvpn-motp[{pid}]: login accepted ip=192.0.2.10 step_offset="
         )),
         "authpriv.info, identifier and pid, the OpenVPN-log line's format: {line}"
     );
@@ -229,10 +229,12 @@ fn a_deferred_decision_reaches_syslog_at_once_without_another_call() {
 
     let wrong = setup.env("bob", "000000");
     assert_eq!(plugin.auth(&wrong), DEFERRED);
-    let line = syslog.wait_for(|l| l.contains("login rejected user=bob"));
+    let line = syslog.wait_for(|l| l.contains("login rejected") && l.ends_with(" user=bob"));
     assert_eq!(
         line,
-        format!("<84>openvpn-motp[{pid}]: login rejected user=bob ip=192.0.2.10 reason=bad code")
+        format!(
+            "<84>openvpn-motp[{pid}]: login rejected ip=192.0.2.10 reason=\"bad code\" user=bob"
+        )
     );
     assert_eq!(wrong.wait_for_control(BOUND), Some(false));
 
@@ -241,14 +243,14 @@ fn a_deferred_decision_reaches_syslog_at_once_without_another_call() {
     let all = messages(&lines);
     assert_eq!(
         all.iter()
-            .filter(|m| m.starts_with("login accepted user=alice"))
+            .filter(|m| m.starts_with("login accepted ") && m.ends_with(" user=alice"))
             .count(),
         1,
         "{all:#?}"
     );
     assert_eq!(
         all.iter()
-            .filter(|m| m.starts_with("login rejected user=bob"))
+            .filter(|m| m.starts_with("login rejected ") && m.ends_with(" user=bob"))
             .count(),
         1,
         "{all:#?}"
@@ -292,8 +294,10 @@ fn a_missing_syslog_socket_is_said_once_and_lines_still_reach_openvpns_log() {
     );
     assert!(all
         .iter()
-        .any(|m| m.starts_with("login accepted user=alice")));
-    assert!(all.iter().any(|m| m.starts_with("login rejected user=bob")));
+        .any(|m| m.starts_with("login accepted ") && m.ends_with(" user=alice")));
+    assert!(all
+        .iter()
+        .any(|m| m.starts_with("login rejected ") && m.ends_with(" user=bob")));
 }
 
 #[test]
@@ -398,20 +402,20 @@ fn a_prompt_flood_from_one_address_does_not_stop_another_addresss_client() {
     let refused = all
         .iter()
         .filter(|m| {
-            m.starts_with("login rejected user=u")
-                && m.contains(&format!("ip={flooder} reason=too many prompts"))
+            m.starts_with(&format!(
+                "login rejected ip={flooder} reason=\"too many prompts\""
+            )) && m.contains(" user=u")
         })
         .count();
     assert_eq!(refused, 6, "{all:#?}");
     assert!(
-        all.iter().any(|m| m.starts_with(
-            "login rejected user=carol ip=192.0.2.99 \
-             reason=too many prompts"
-        )),
+        all.iter().any(|m| m
+            .starts_with("login rejected ip=192.0.2.99 reason=\"too many prompts\"")
+            && m.ends_with(" user=carol")),
         "{all:#?}"
     );
     assert!(
-        !all.iter().any(|m| m.contains("reason=address locked")),
+        !all.iter().any(|m| m.contains("reason=\"address locked\"")),
         "{all:#?}"
     );
     assert_clean(all, &[code]);
@@ -478,8 +482,8 @@ fn a_locked_address_is_refused_before_any_prompt() {
     let all = messages(&lines);
     assert!(
         all.iter().any(|m| m.starts_with(&format!(
-            "login rejected user=alice ip={attacker} reason=address locked until="
-        ))),
+            "login rejected ip={attacker} reason=\"address locked\" until="
+        )) && m.ends_with(" user=alice")),
         "{all:#?}"
     );
     assert!(!all
@@ -557,7 +561,7 @@ fn close_returns_in_bounded_time_with_redis_frozen_and_logins_queued() {
         let all = messages(&lines);
         assert!(
             all.iter()
-                .filter(|m| m.starts_with("login rejected user=bob"))
+                .filter(|m| m.starts_with("login rejected ") && m.ends_with(" user=bob"))
                 .count()
                 == queued.len(),
             "{all:#?}"

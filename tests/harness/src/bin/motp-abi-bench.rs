@@ -30,7 +30,7 @@
 //! - `locked`: a user locked by a wrong code (`max_failures = 1`) sends the correct code.
 //!
 //! Every call's return value is checked, and so is the plugin's log line for it (`login
-//! accepted`, `reason=bad code`, ...), so each mode measures what it says. The harness's
+//! accepted`, `reason="bad code"`, ...), so each mode measures what it says. The harness's
 //! `plugin_log` writes each line to stderr: stderr is pointed at /dev/null while the plugin is
 //! called (and restored for anything this program prints, and on panic).
 //!
@@ -126,8 +126,8 @@ impl Mode {
     fn log_marker(self) -> &'static str {
         match self {
             Mode::Valid => "login accepted",
-            Mode::Wrong => "reason=bad code",
-            Mode::Unknown => "reason=unknown user",
+            Mode::Wrong => "reason=\"bad code\"",
+            Mode::Unknown => "reason=\"unknown user\"",
             Mode::Replay => "reason=replay",
             Mode::Locked => "reason=locked",
         }
@@ -1018,7 +1018,7 @@ fn floors(ws: &mut Workspace) -> Vec<Floor> {
     // plugin call the harness files lines as "unattributed" (kept for the process's life), so
     // this is measured on few lines.
     let line =
-        CString::new("login rejected user=u0000001 ip=192.0.2.10 reason=bad code".as_bytes())
+        CString::new("login rejected ip=192.0.2.10 reason=\"bad code\" user=u0000001".as_bytes())
             .expect("no NUL");
     stderr_silence();
     let host_log = measure(11, 1_000, |_| {
