@@ -28,8 +28,7 @@ use motp_harness::synthetic::{code, pin, secret, wrong_code};
 const USERS: usize = 1000;
 const NOW: i64 = 1_764_316_800;
 const RADIUS: i64 = 18;
-/// What `src/state/sqlite.rs` waits for a foreign lock (`BUSY_TIMEOUT`, private to the crate).
-const BUSY_TIMEOUT: Duration = Duration::from_millis(50);
+use motp::state::BUSY_TIMEOUT;
 
 fn config_text() -> String {
     // A lockout that never triggers, so wrong codes stay wrong codes.

@@ -7,7 +7,7 @@ pub(crate) mod sqlite;
 
 pub use memory::MemoryStore;
 pub use redis_store::{RedisStore, KEEP_USED_STEP_SECS};
-pub use sqlite::{Boot, Clock, Host, SqliteStore, DB_FILE_NAME, PRUNE_AFTER_SECS};
+pub use sqlite::{Boot, Clock, Host, SqliteStore, BUSY_TIMEOUT, DB_FILE_NAME, PRUNE_AFTER_SECS};
 
 use crate::auth::Decision;
 use crate::engine;
