@@ -49,6 +49,8 @@ fn the_plugin_asks_to_be_opened_after_openvpn_drops_privileges() {
 struct Setup {
     hostile: Hostile,
     answers: PathBuf,
+    /// What the plugin logged in the last child process, for failure messages.
+    last_child_log: std::sync::Mutex<String>,
 }
 
 impl std::ops::Deref for Setup {
@@ -65,7 +67,11 @@ fn setup(label: &str) -> Setup {
     );
     let answers = hostile.base.join("answers");
     nobody_dir(&answers);
-    Setup { hostile, answers }
+    Setup {
+        hostile,
+        answers,
+        last_child_log: Default::default(),
+    }
 }
 
 /// Opens the plugin in a child process the way OpenVPN with `user nobody` does and logs alice
@@ -94,6 +100,11 @@ fn open_as_openvpn_does(s: &Setup, code_at: i64) -> Option<bool> {
         .lines()
         .find_map(|l| l.split("CHILD-RESULT ").nth(1))
         .unwrap_or_else(|| panic!("child printed no result: {stdout}"));
+    let logs: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.split("CHILD-LOG ").nth(1))
+        .collect();
+    *s.last_child_log.lock().unwrap() = logs.join("\n");
     match line {
         "accepted" => Some(true),
         "rejected" => Some(false),
@@ -136,6 +147,9 @@ fn child_opens_the_plugin_as_the_runtime_user() {
     let code = code_at_time(SECRET, PIN, at).to_hex();
     let env = Env::openvpn_auth(Path::new(&answers), "alice", &code);
     let verdict = plugin.auth(&env);
+    for message in plugin.messages() {
+        println!("CHILD-LOG {message}");
+    }
     drop(plugin);
     println!(
         "CHILD-RESULT {}",
@@ -190,19 +204,28 @@ fn symlinks_planted_by_the_runtime_user_never_reach_roots_files() {
         "motp-state.db-journal",
     ] {
         let _ = fs::remove_file(s.state.join(name));
+        let _ = fs::remove_file(s.state.join(format!("{name}.t")));
     }
     // Codes from the future of every code used above, so none was accepted before.
     let at = now() + 60;
-    assert_eq!(open_as_openvpn_does(&s, at), Some(true), "a fresh code");
+    let child_log = || s.last_child_log.lock().unwrap().clone();
+    assert_eq!(
+        open_as_openvpn_does(&s, at),
+        Some(true),
+        "a fresh code; the plugin logged:\n{}",
+        child_log()
+    );
     assert_eq!(
         open_as_openvpn_does(&s, at),
         Some(false),
-        "the same code after reopening"
+        "the same code after reopening; the plugin logged:\n{}",
+        child_log()
     );
     assert_eq!(
         open_as_openvpn_does(&s, at + 10),
         Some(true),
-        "the next code"
+        "the next code; the plugin logged:\n{}",
+        child_log()
     );
     for name in ["motp-state.db", "motp-state.db-wal", "motp-state.db-shm"] {
         if let Ok(meta) = fs::symlink_metadata(s.state.join(name)) {

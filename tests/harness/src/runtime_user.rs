@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -95,7 +96,11 @@ impl Racer {
                 [ $((i % 50)) -eq 0 ] && sleep 0.2
             done
         "#;
+        // A process group of its own, so that stopping it stops the `ln`/`mv` in flight too:
+        // an orphaned `mv` finishing after the test cleaned the directory would plant one more
+        // link.
         let child = Command::new("setpriv")
+            .process_group(0)
             .args([
                 "--reuid=nobody",
                 "--regid=nogroup",
@@ -117,9 +122,40 @@ impl Racer {
 
 impl Drop for Racer {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let group = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.0.wait();
+        // SIGKILL is asynchronous: wait until no live member of the group is left.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while live_members_of_group(group.as_raw()) > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the racer's processes outlived SIGKILL"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
+}
+
+/// Processes of process group `pgid` that are not zombies (a zombie runs no code).
+fn live_members_of_group(pgid: i32) -> usize {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| fs::read_to_string(entry.path().join("stat")).ok())
+        .filter(|stat| {
+            // pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+            let Some(after_comm) = stat.rsplit_once(") ").map(|(_, rest)| rest) else {
+                return false;
+            };
+            let mut fields = after_comm.split(' ');
+            let state = fields.next();
+            let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
+            pgrp == Some(pgid) && state != Some("Z") && state != Some("X")
+        })
+        .count()
 }
 
 /// A temp tree as a real server has it: root's files to aim at (`victims`), a state directory
