@@ -13,16 +13,15 @@
 //! `MOTP_BENCH_STATE_PARENT` moves it.
 
 use std::cell::Cell;
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use motp::auth::{Authenticator, Decision, LoginRequest};
 use motp::config::Config;
 use motp::state::{SqliteStore, DB_FILE_NAME};
+use motp_harness::sqlite_lock::ForeignLock;
 use motp_harness::synthetic::{code, pin, secret, wrong_code};
 
 const USERS: usize = 1000;
@@ -72,38 +71,6 @@ impl StateDir {
 impl Drop for StateDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// An `sqlite3` shell inside `BEGIN IMMEDIATE` on the database, until dropped.
-struct ForeignLock(Child);
-
-impl ForeignLock {
-    fn hold(db: &Path) -> ForeignLock {
-        let mut child = Command::new("sqlite3")
-            .arg(db)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the sqlite3 shell is installed (apt-get install sqlite3)");
-        let stdin = child.stdin.as_mut().expect("stdin");
-        stdin
-            .write_all(b"BEGIN IMMEDIATE;\nSELECT 'locked';\n")
-            .expect("write to sqlite3");
-        stdin.flush().expect("flush");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read from sqlite3");
-        assert_eq!(line.trim(), "locked");
-        ForeignLock(child)
-    }
-}
-
-impl Drop for ForeignLock {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

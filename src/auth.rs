@@ -132,16 +132,13 @@ impl Authenticator<'_> {
         let code = request.password.map(password::parse);
 
         let Some(username) = request.username.and_then(valid_username) else {
-            burn(code, now, radius, self.users.longest_key());
-            return Decision::BadUsername;
+            return self.refuse_without_user_state(Decision::BadUsername, code, now);
         };
         let Some(user) = self.users.get(username) else {
-            burn(code, now, radius, self.users.longest_key());
-            return Decision::UnknownUser;
+            return self.refuse_without_user_state(Decision::UnknownUser, code, now);
         };
         if user.disabled {
-            burn(code, now, radius, self.users.longest_key());
-            return Decision::Disabled;
+            return self.refuse_without_user_state(Decision::Disabled, code, now);
         }
 
         // A certificate that is not this user's never touches the user's state: otherwise any
@@ -149,8 +146,7 @@ impl Authenticator<'_> {
         let cn_matches = !self.policy.require_common_name
             || request.common_name == Some(user.expected_common_name(username).as_bytes());
         if !cn_matches {
-            burn(code, now, radius, self.users.longest_key());
-            return Decision::CnMismatch;
+            return self.refuse_without_user_state(Decision::CnMismatch, code, now);
         }
         // The window is searched before any state is read: the search needs none, so a store
         // decides in one step (one round trip for Redis), and a locked user costs the same
@@ -184,7 +180,55 @@ impl Authenticator<'_> {
             Err(_) => Decision::StateUnavailable,
         }
     }
+
+    /// Whether the client may be told that the user it named is locked (`TEMP[backoff N]`):
+    /// only when it holds the user's own certificate. With `require_common_name = false` anyone
+    /// with a certificate can name anyone, and a `TEMP` answer for a locked name (against a
+    /// bare `AUTH_FAILED` for names that do not exist) would tell them which usernames exist.
+    pub fn may_disclose_lock(&self, request: &LoginRequest) -> bool {
+        let Some(username) = request.username.and_then(valid_username) else {
+            return false;
+        };
+        self.users.get(username).is_some_and(|user| {
+            request.common_name == Some(user.expected_common_name(username).as_bytes())
+        })
+    }
+
+    /// A refusal decided before any user's state is read (no such user, a disabled one, another
+    /// user's certificate, an unusable username) still does what a decision on a user's state
+    /// does: the full window's work, and one store decision, on [`DECOY_USERNAME`]'s row. So it
+    /// costs the same as any other refusal, and while the store is unavailable it is answered
+    /// like every other login (`TEMP`): neither the time nor the answer tells whether the name
+    /// exists.
+    fn refuse_without_user_state(
+        &self,
+        decision: Decision,
+        code: Option<Result<Code, Malformed>>,
+        now: i64,
+    ) -> Decision {
+        let radius = self.policy.window_steps();
+        burn(code, now, radius, self.users.longest_key());
+        // The decoy row counts failures but never locks: each decision on it is a write, as a
+        // known user's refusal is.
+        let limits = Limits {
+            max_failures: u32::MAX,
+            lockout_secs: 0,
+            offset_secs: 0,
+            radius,
+        };
+        match self
+            .store
+            .decide(DECOY_USERNAME, &Found::NoMatch, now, &limits)
+        {
+            Ok(_) => decision,
+            Err(_) => Decision::StateUnavailable,
+        }
+    }
 }
+
+/// The store row that refusals without a user's state are decided on. No configured user can
+/// have this name: usernames in motp.toml have no control characters.
+pub const DECOY_USERNAME: &str = "\u{7f}no-such-user";
 
 /// A rejection's full-window work without a key: as costly as a wrong code for the table's
 /// longest key, hence for any user.

@@ -556,9 +556,10 @@ impl Plugin {
         if let Some(until) = client.and_then(|ip| self.core.addresses.locked_until(ip, now)) {
             let decision = Decision::AddressLocked { until };
             log_decision(env, &decision, &self.core.sink);
-            if let (Some(path), Some(reason)) =
-                (env.auth_failed_reason_file, client_reason(&decision, now))
-            {
+            if let (Some(path), Some(reason)) = (
+                env.auth_failed_reason_file,
+                client_reason(&decision, now, false),
+            ) {
                 write_client_reason(path, &reason);
             }
             return Prompted::Refused;
@@ -815,9 +816,11 @@ impl Core {
         if decision.is_accepted() {
             return Verdict::Accept;
         }
-        if let (Some(path), Some(reason)) =
-            (env.auth_failed_reason_file, client_reason(&decision, now))
-        {
+        let disclose_lock = auth.may_disclose_lock(&request);
+        if let (Some(path), Some(reason)) = (
+            env.auth_failed_reason_file,
+            client_reason(&decision, now, disclose_lock),
+        ) {
             write_client_reason(path, &reason);
         }
         Verdict::Reject
@@ -1142,9 +1145,12 @@ fn log_decision(env: &AuthEnv, decision: &Decision, sink: &Sink) {
 /// What the client is told beyond `AUTH_FAILED`, if anything. Only "wait and retry" is worth
 /// saying; every other failure leaves `auth_failed_reason_file` empty, so OpenVPN sends a bare
 /// `AUTH_FAILED` — no hint of which factor was wrong, and no file write (a few microseconds of
-/// OpenVPN's event loop) per rejected login.
-fn client_reason(decision: &Decision, now: i64) -> Option<String> {
+/// OpenVPN's event loop) per rejected login. A locked user is told so only when
+/// `disclose_lock` (the client holds that user's certificate, see
+/// [`Authenticator::may_disclose_lock`]); anyone else gets the answer an unknown name gets.
+fn client_reason(decision: &Decision, now: i64, disclose_lock: bool) -> Option<String> {
     match decision {
+        Decision::Locked { .. } if !disclose_lock => None,
         Decision::Locked { until } | Decision::AddressLocked { until } => {
             let wait = until.saturating_sub(now).max(1);
             Some(format!(

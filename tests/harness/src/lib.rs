@@ -8,6 +8,7 @@ pub mod abi;
 pub mod interleaved;
 pub mod openvpn;
 pub mod runtime_user;
+pub mod sqlite_lock;
 pub mod synthetic;
 
 use std::path::PathBuf;
