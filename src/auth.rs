@@ -409,6 +409,73 @@ disabled = true
             .is_accepted());
     }
 
+    /// An admin corrects alice's offset while her codes keep coming: under each config the
+    /// phone's current codes are accepted (no replay run, no lock), and every code accepted
+    /// under the other offset stays refused.
+    #[test]
+    fn an_offset_change_never_locks_the_user_out_and_used_codes_stay_used() {
+        let store = MemoryStore::new();
+        let with_offset = |offset: i64| {
+            Config::parse(
+                Path::new("t.toml"),
+                &format!(
+                    "max_failures = 10\n[users.alice]\nsecret = \"0123456789abcdef\"\n\
+                     pin = \"1234\"\noffset_secs = {offset}\n"
+                ),
+            )
+            .unwrap()
+        };
+        let login = |config: &Config, code_time: i64, now: i64| {
+            let auth = Authenticator {
+                policy: &config.policy,
+                users: &config.users,
+                store: &store,
+            };
+            let password = alice_code(code_time);
+            auth.decide(
+                &LoginRequest {
+                    username: Some(b"alice"),
+                    password: Some(password.as_bytes()),
+                    common_name: Some(b"alice"),
+                },
+                now,
+            )
+        };
+        // The phone was thought to run 2 min ahead: its codes for NOW + 120 and + 130.
+        let ahead = with_offset(120);
+        assert!(login(&ahead, NOW + 120, NOW).is_accepted());
+        assert!(login(&ahead, NOW + 130, NOW + 10).is_accepted());
+        // It was right after all: the offset goes back to 0. Its codes are accepted at once,
+        // one after another (in the phone's own order they all come before the last used step:
+        // replays, and a lock after a few).
+        let exact = with_offset(0);
+        for i in 2..8 {
+            let at = NOW + 10 * i;
+            assert_eq!(
+                login(&exact, at, at),
+                Decision::Accepted { step_offset: 0 },
+                "code {i}"
+            );
+        }
+        // The codes used under the old offset are still inside the window, and still used.
+        assert_eq!(login(&exact, NOW + 120, NOW + 80), Decision::Replay);
+        assert_eq!(login(&exact, NOW + 130, NOW + 81), Decision::Replay);
+        // An older unused code stays refused, as under an unchanged offset.
+        assert_eq!(login(&exact, NOW + 40, NOW + 82), Decision::Replay);
+        assert!(login(&exact, NOW + 90, NOW + 90).is_accepted());
+        // Raised again: the new codes are accepted, none of the old ones.
+        let later = with_offset(600);
+        assert!(login(&later, NOW + 700, NOW + 100).is_accepted());
+        for used in [NOW + 90, NOW + 130] {
+            assert_eq!(
+                login(&later, used, NOW + 101),
+                Decision::BadCode,
+                "outside the window"
+            );
+        }
+        assert_eq!(login(&later, NOW + 690, NOW + 102), Decision::Replay);
+    }
+
     #[test]
     fn another_users_certificate_cannot_lock_the_user_out() {
         let f = Fixture::new(CONFIG);

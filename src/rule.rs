@@ -48,7 +48,7 @@ pub fn apply(state: &mut UserState, found: &Found, now: i64, limits: &Limits) ->
             Decision::Replay
         }
         Found::Step { step, step_offset } => {
-            state.last_step = Some(step);
+            state.record_accepted(step, limits.offset_secs);
             Decision::Accepted { step_offset }
         }
     };

@@ -248,6 +248,52 @@ fn user_is_locked_after_max_failures_and_unlocked_after_the_period() {
     );
 }
 
+/// One address (NAT, a campus, a load balancer): bob's client keeps retrying after bob is
+/// locked, 30 times; none of those retries checked a code, so none counts against the address,
+/// and alice, from the same address, logs in with her code.
+#[test]
+fn a_locked_user_retrying_from_a_shared_address_does_not_lock_the_others_out() {
+    let s = Setup::start(
+        "max_failures = 3\nlockout_secs = 600\nmax_failures_per_ip = 5\nip_lockout_secs = 600",
+        &[],
+    );
+    let now = unix_now();
+    let wrong = wrong_code(BOB_SECRET, BOB_PIN, now, 400);
+    for i in 0..3 {
+        assert_rejected(&s.login("bob", "bob", &wrong), &format!("wrong code {i}"));
+    }
+    // 30 retries, three clients at a time, each with bob's right code: all refused as locked.
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..3)
+            .map(|_| {
+                scope.spawn(|| {
+                    for _ in 0..10 {
+                        let outcome = s.login("bob", "bob", &bob_code(unix_now()));
+                        assert_rejected(&outcome, "bob while locked");
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+    });
+    let lines = s.server.plugin_lines();
+    let locked = lines
+        .iter()
+        .filter(|l| l.contains("reason=locked") && l.contains("user=bob"))
+        .count();
+    assert_eq!(locked, 30, "{lines:#?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("address locked")),
+        "{lines:#?}"
+    );
+    assert_accepted(
+        &s.login("alice", "alice", &alice_code(unix_now())),
+        "alice from the same address",
+    );
+}
+
 #[test]
 fn certificate_of_another_user_is_rejected() {
     let s = Setup::start("", &[]);

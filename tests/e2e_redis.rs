@@ -139,7 +139,11 @@ fn redis_killed_fails_closed_fast_and_logins_recover_when_it_is_back() {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    assert!(back.is_some(), "logins succeed again after Redis is back");
+    assert!(
+        back.is_some(),
+        "logins succeed again after Redis is back:\n{}",
+        server.plugin_lines().join("\n")
+    );
     // One more login writes out the workers' queued lines.
     let _ = file_login(&server, &pki, "alice", "000000");
     let log = server.log();

@@ -100,6 +100,23 @@ pub enum Cmd {
     Completions(CompletionsArgs),
     #[command(hide = true)]
     Man(ManArgs),
+    /// Internal (run by `resync`): record phone steps as used by a user, in a process of its
+    /// own, because opening a local store switches to the state directory's owner for good.
+    #[command(hide = true)]
+    RecordUsed(RecordUsedArgs),
+}
+
+/// The arguments of the hidden `record-used` command.
+#[derive(Args, Debug)]
+pub struct RecordUsedArgs {
+    #[arg(value_name = "USER")]
+    pub user: String,
+    #[arg(long, allow_hyphen_values = true)]
+    pub offset_secs: i64,
+    #[arg(value_name = "STEP", required = true)]
+    pub steps: Vec<i64>,
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 /// The config file option shared by every command that reads or writes motp.toml.
@@ -302,13 +319,18 @@ pub struct VerifyArgs {
 /// once in a thousand tries; two consecutive ones practically never do. If they match at more
 /// than one place, nothing is written.
 ///
+/// Both codes are recorded as used in the plugin's state store (the local database or Redis,
+/// as motp.toml says), before the offset is written: codes read out to an admin never log in.
+/// With `backend = "memory"` that state is out of reach, and a note says so.
+///
 /// Better still, set the phone's clock right (automatic network time) and leave offset_secs
 /// at 0. The plugin applies the change within one to two seconds (no reload needed).
 #[derive(Args, Debug)]
 #[command(after_help = "\
 Exit status:
-  0  offset_secs was written (or was already right)
-  2  error: no match, an ambiguous match, bad codes, or the config cannot be written")]
+  0  offset_secs was written (or was already right), the codes recorded as used
+  2  error: no match, an ambiguous match, bad codes, the state store cannot record the codes,
+     or the config cannot be written; nothing was changed")]
 pub struct ResyncArgs {
     /// The username
     #[arg(value_name = "USER")]

@@ -94,17 +94,21 @@ fn relative(secs: i64) -> String {
     }
 }
 
-/// How long until the phone shows a code the plugin takes again, after a replay: a code must be
-/// newer than the last one accepted and, after the store lost its history, than any code the
-/// window could have reached before the loss.
+/// How long until the phone shows a code the plugin takes again, after a replay: the first
+/// later step the plugin's rule ([`motp::state::UserState::may_have_been_used`]) lets through.
 fn replay_wait(state: &motp::state::UserState, step: i64, offset_secs: i64, radius: i64) -> String {
-    let after_last = state.last_step.unwrap_or(i64::MIN);
+    // Two of the widest windows and the widest offset change bound how far a used step reaches.
+    let reach = 2 * i64::from(motp::config::MAX_WINDOW_SECS) / STEP_SECS
+        + 2 * motp::config::MAX_OFFSET_SECS / STEP_SECS
+        + 2;
+    let first_free = (step.saturating_add(1)..step.saturating_add(reach))
+        .find(|s| !state.may_have_been_used(*s, offset_secs, radius))
+        .unwrap_or(step.saturating_add(reach));
+    let steps = first_free.saturating_sub(step).max(1);
     let after_loss = state.history_lost_at.map_or(i64::MIN, |lost| {
         step_of(lost.saturating_add(offset_secs)).saturating_add(radius)
     });
-    let first_free = after_last.max(after_loss).saturating_add(1);
-    let steps = first_free.saturating_sub(step).max(1);
-    let why = if after_loss > after_last {
+    let why = if after_loss >= step {
         "the state store started without its history, and every code the window could have \
          reached before that counts as used"
     } else {
@@ -304,6 +308,16 @@ pub fn resync(args: ResyncArgs, now: i64) -> Outcome {
              allows; set the phone's clock instead",
             relative(offset)
         )));
+    }
+    // The two codes were read out to whoever runs this (a ticket, a phone call): they must not
+    // log in afterwards, whatever happens to the offset.
+    let recorded = crate::state::record_used(&config, name, &[step, step + 1], offset)?;
+    if !recorded {
+        eprintln!(
+            "note: with `backend = \"memory\"` the plugin's state is inside OpenVPN, out of \
+             motpctl's reach: CODE1 and CODE2 were not recorded as used and stay valid for a \
+             login for up to window_secs"
+        );
     }
     let old = user.offset_secs;
     let description = relative(offset);

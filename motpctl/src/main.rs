@@ -56,6 +56,7 @@ fn main() -> ExitCode {
         Cmd::Enable(args) => users::set_disabled(args, false),
         Cmd::Verify(args) => codes::verify(args, now),
         Cmd::Resync(args) => codes::resync(args, now),
+        Cmd::RecordUsed(args) => state::record_used_here(args),
         Cmd::Status(args) => state::status(args, now),
         Cmd::Unlock(args) => state::unlock(args, now),
         Cmd::Import(args) => match args.format {

@@ -17,6 +17,11 @@ use crate::{Fail, Outcome, Status};
 
 /// The store of this config, or `None` when nothing was ever recorded (no database yet).
 fn open_store(config: &Config) -> Result<Option<Box<dyn StateStore>>, Fail> {
+    open_store_for(config, false)
+}
+
+/// As [`open_store`]; with `create`, a missing local database is created (as the plugin would).
+fn open_store_for(config: &Config, create: bool) -> Result<Option<Box<dyn StateStore>>, Fail> {
     let dir = match &config.state {
         StateConfig::Memory => {
             return Err(Fail(format!(
@@ -40,7 +45,8 @@ fn open_store(config: &Config) -> Result<Option<Box<dyn StateStore>>, Fail> {
     let db = dir.join(DB_FILE_NAME);
     match fs::symlink_metadata(&db) {
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Fail(format!("cannot examine {}: {e}", db.display()))),
     }
     become_owner_of(dir)?;
@@ -96,6 +102,74 @@ fn become_owner_of(dir: &Path) -> Result<(), Fail> {
         )));
     }
     Ok(())
+}
+
+/// Records the codes of phone steps `steps`, shown with offset `offset_secs`, as used by
+/// `name` (as if the plugin had accepted them), so that codes an admin was given (`resync`)
+/// cannot log in afterwards. `Ok(false)`: the state lives in OpenVPN's memory
+/// (`backend = "memory"`), out of reach; nothing recorded.
+///
+/// Runs `motpctl record-used` as a child process: opening a local store switches this process
+/// to the state directory's owner for good (see [`become_owner_of`]), and the caller still has
+/// motp.toml, root's file, to write.
+pub fn record_used(
+    config: &Config,
+    name: &str,
+    steps: &[i64],
+    offset_secs: i64,
+) -> Result<bool, Fail> {
+    if matches!(config.state, StateConfig::Memory) {
+        return Ok(false);
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| Fail(format!("cannot find motpctl's own executable: {e}")))?;
+    let mut command = std::process::Command::new(exe);
+    command
+        .arg("record-used")
+        .arg(name)
+        .arg(format!("--offset-secs={offset_secs}"))
+        .arg("-c")
+        .arg(&config.path);
+    for step in steps {
+        command.arg(step.to_string());
+    }
+    let out = command
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Fail(format!("cannot run motpctl record-used: {e}")))?;
+    if out.status.success() {
+        return Ok(true);
+    }
+    let why = String::from_utf8_lossy(&out.stderr);
+    let why = why
+        .trim()
+        .trim_start_matches("motpctl: ")
+        .trim_start_matches("error: ");
+    Err(Fail(format!(
+        "cannot record the codes as used in the state store: {why}; nothing was changed"
+    )))
+}
+
+/// `motpctl record-used`: [`record_used`]'s child.
+pub fn record_used_here(args: crate::cli::RecordUsedArgs) -> Outcome {
+    let config = load(&args.config.config)?;
+    if config.users.get(&args.user).is_none() {
+        return Err(Fail(format!(
+            "no user `{}` in {}",
+            args.user,
+            args.config.config.display()
+        )));
+    }
+    let store = open_store_for(&config, true)?
+        .ok_or_else(|| Fail("the state database could not be created".to_owned()))?;
+    store
+        .update(&args.user, &mut |s| {
+            for step in &args.steps {
+                s.record_accepted(*step, args.offset_secs);
+            }
+        })
+        .map_err(|e| Fail(e.to_string()))?;
+    Ok(Status::Ok)
 }
 
 /// What the store says about `name` for `verify`: `Ok(None)` when nothing is recorded, `Err`

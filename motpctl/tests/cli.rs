@@ -1677,3 +1677,48 @@ fn import_openvpn_otp_never_shows_key_or_pin() {
     assert!(!r.stderr.contains("97#531"), "{r:?}");
     assert!(!r.stderr.contains("531"), "{r:?}");
 }
+
+#[test]
+fn resync_records_both_codes_as_used() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = TempDir::new("resync-used");
+    let (path, state) = local_state_config(&dir);
+    fs::create_dir(&state).unwrap();
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+    let p = s(&path);
+    // The phone runs 10 minutes ahead.
+    let phone_now = NOW + 600;
+    let code1 = code_at("0123456789abcdef", "1234", phone_now - 10);
+    let code2 = code_at("0123456789abcdef", "1234", phone_now);
+    let r = run(&["resync", "alice", &code1, &code2, "-c", p, NOW_ARG]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("alice: offset_secs 0 → 600"), "{r:?}");
+    // Under the new offset both codes are inside the window, and refused as used.
+    for (used, wait) in [
+        (&code1, "in about 20 s"),
+        (&code2, "wait for the phone's next code"),
+    ] {
+        let r = run(&["verify", "alice", used, "-c", p, NOW_ARG]);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(r.stdout.contains("refuses it as a replay"), "{r:?}");
+        assert!(r.stdout.contains(wait), "{r:?}");
+    }
+    let next = code_at("0123456789abcdef", "1234", phone_now + 10);
+    let r = run(&["verify", "alice", &next, "-c", p, NOW_ARG]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // Running it again with the same codes records nothing new and changes nothing.
+    let r = run(&["resync", "alice", &code1, &code2, "-c", p, NOW_ARG]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("already 600"), "{r:?}");
+}
+
+#[test]
+fn resync_with_the_memory_backend_says_the_codes_were_not_recorded() {
+    let dir = TempDir::new("resync-memory");
+    let path = dir.config(COMMENTED, 0o640);
+    let code1 = code_at("0123456789abcdef", "1234", NOW + 60);
+    let code2 = code_at("0123456789abcdef", "1234", NOW + 70);
+    let r = run(&["resync", "alice", &code1, &code2, "-c", s(&path), NOW_ARG]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("not recorded as used"), "{r:?}");
+}

@@ -81,3 +81,35 @@ fn status_and_unlock_as_root_keep_the_state_files_the_runtime_users() {
         );
     }
 }
+
+/// `resync` run by root: the codes are recorded in the runtime user's store (by a child that
+/// switched to nobody), and the offset written to root's motp.toml, which keeps its owner.
+#[test]
+fn resync_as_root_records_the_codes_in_the_runtime_users_store_and_writes_roots_config() {
+    let s_ = setup("motpctl-resync");
+    let now = motp::clock::now();
+    let phone_now = now + 300;
+    let code = |at: i64| motp::engine::code_at_time("0123456789abcdef", "1234", at).to_hex();
+    let (code1, code2) = (code(phone_now - 10), code(phone_now));
+    let (status, out) = motpctl(&["resync", "alice", &code1, &code2, "-c", s(&s_.config)]);
+    assert_eq!(status, 0, "{out}");
+    assert!(out.contains("offset_secs 0 → 300"), "{out}");
+    let meta = fs::metadata(&s_.config).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (0, NOGROUP),
+        "motp.toml stays root's"
+    );
+    let (status, out) = motpctl(&["verify", "alice", &code2, "-c", s(&s_.config)]);
+    assert_eq!(status, 1, "{out}");
+    assert!(out.contains("replay"), "{out}");
+    for entry in fs::read_dir(&s_.state).unwrap() {
+        let entry = entry.unwrap();
+        assert_eq!(
+            entry.metadata().unwrap().uid(),
+            NOBODY,
+            "{} must be the runtime user's",
+            entry.path().display()
+        );
+    }
+}

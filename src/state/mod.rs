@@ -16,8 +16,14 @@ use crate::rule::{self, Found, Limits};
 /// What is remembered about one user between logins.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UserState {
-    /// The phone step of the last accepted code; codes at or before it are replays.
+    /// The phone step of the last accepted code.
     pub last_step: Option<i64>,
+    /// The user's `offset_secs` when `last_step` was accepted; `None` when a store written by
+    /// an older version did not record it (then taken to be the offset in force).
+    pub last_offset_secs: Option<i64>,
+    /// The phone steps of the last [`RECENT_STEPS`] accepted codes: what stays a replay after
+    /// an offset change moves the window back over them.
+    pub recent_steps: RecentSteps,
     /// Consecutive failed logins since the last success or lock.
     pub failures: u32,
     /// Unix seconds until which every login is refused (0 = not locked).
@@ -34,23 +40,123 @@ pub struct UserState {
     pub history_lost_at: Option<i64>,
 }
 
+/// How many accepted steps a user's state names one by one.
+pub const RECENT_STEPS: usize = 8;
+
+/// The phone steps of the most recently accepted codes, oldest first, at most
+/// [`RECENT_STEPS`]. Stored as text: the steps in decimal, separated by commas.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecentSteps {
+    steps: [i64; RECENT_STEPS],
+    len: u8,
+}
+
+impl RecentSteps {
+    pub fn as_slice(&self) -> &[i64] {
+        &self.steps[..usize::from(self.len)]
+    }
+
+    pub fn contains(&self, step: i64) -> bool {
+        self.as_slice().contains(&step)
+    }
+
+    /// Adds `step` as the newest, forgetting the oldest when full. A step already named moves
+    /// to the newest place.
+    pub fn push(&mut self, step: i64) {
+        let mut kept: Vec<i64> = self
+            .as_slice()
+            .iter()
+            .copied()
+            .filter(|s| *s != step)
+            .collect();
+        kept.push(step);
+        let start = kept.len().saturating_sub(RECENT_STEPS);
+        *self = RecentSteps::default();
+        for s in &kept[start..] {
+            self.steps[usize::from(self.len)] = *s;
+            self.len += 1;
+        }
+    }
+
+    pub fn to_text(&self) -> String {
+        let parts: Vec<String> = self.as_slice().iter().map(i64::to_string).collect();
+        parts.join(",")
+    }
+
+    /// The inverse of [`to_text`](Self::to_text); `None` for anything it does not write.
+    pub fn from_text(text: &str) -> Option<RecentSteps> {
+        let mut recent = RecentSteps::default();
+        if text.is_empty() {
+            return Some(recent);
+        }
+        for part in text.split(',') {
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            if usize::from(recent.len) == RECENT_STEPS {
+                return None;
+            }
+            recent.steps[usize::from(recent.len)] = part.parse().ok()?;
+            recent.len += 1;
+        }
+        Some(recent)
+    }
+}
+
+impl std::fmt::Debug for RecentSteps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+/// A phone step in the server's frame: where the server's clock stood when the phone, `offset_secs`
+/// ahead, showed it. Under one offset this orders steps as the phone does; across an offset
+/// change it still orders them by when they were shown.
+fn server_frame(step: i64, offset_secs: i64) -> i64 {
+    step.saturating_sub(offset_secs.div_euclid(engine::STEP_SECS))
+}
+
 impl UserState {
     /// Whether a code for phone step `step` may already have been accepted, so accepting it
-    /// again would be a replay: it is not after the last accepted step, or the store lost its
-    /// history and the window (`radius` steps each side of the user's clock, shifted by
-    /// `offset_secs`) could have reached `step` before the loss.
+    /// again would be a replay:
+    /// - it is the last or one of the recently accepted steps;
+    /// - it was shown before the last accepted code, in the server's frame (`offset_secs` for
+    ///   `step`, the offset recorded with the last step for that one). Under an unchanged offset
+    ///   this is "not after the last accepted step": an older unused code in the window is
+    ///   refused too. After an offset change the phone's new codes are accepted, where the
+    ///   phone's own order would refuse them for up to the old offset;
+    /// - the store lost its history and the window (`radius` steps each side of the user's
+    ///   clock, shifted by `offset_secs`) could have reached `step` before the loss.
     pub fn may_have_been_used(&self, step: i64, offset_secs: i64, radius: i64) -> bool {
-        let after_last = self.last_step.is_some_and(|last| step <= last);
+        let recent = self.recent_steps.contains(step) || self.last_step == Some(step);
+        let before_last = self.last_step.is_some_and(|last| {
+            let last_offset = self.last_offset_secs.unwrap_or(offset_secs);
+            server_frame(step, offset_secs) < server_frame(last, last_offset)
+        });
         let before_loss = self.history_lost_at.is_some_and(|lost| {
             let floor = engine::step_of(lost.saturating_add(offset_secs)).saturating_add(radius);
             step <= floor
         });
-        after_last || before_loss
+        recent || before_last || before_loss
+    }
+
+    /// Records the code of phone step `step`, shown with the user's offset `offset_secs`, as
+    /// used: the last accepted step and one of the recent ones.
+    pub fn record_accepted(&mut self, step: i64, offset_secs: i64) {
+        self.last_step = Some(step);
+        self.last_offset_secs = Some(offset_secs);
+        self.recent_steps.push(step);
     }
 
     /// The part a store keeps: everything but what the store itself supplies.
-    fn persisted(&self) -> (Option<i64>, u32, i64) {
-        (self.last_step, self.failures, self.locked_until)
+    fn persisted(&self) -> (Option<i64>, Option<i64>, RecentSteps, u32, i64) {
+        (
+            self.last_step,
+            self.last_offset_secs,
+            self.recent_steps,
+            self.failures,
+            self.locked_until,
+        )
     }
 }
 
@@ -104,6 +210,41 @@ pub trait StateStore: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn under_one_offset_only_later_steps_are_fresh() {
+        for offset in [-86_400, -125, 0, 7, 120, 86_400] {
+            let mut s = UserState::default();
+            s.record_accepted(1_000, offset);
+            for step in 980..1_020 {
+                assert_eq!(
+                    s.may_have_been_used(step, offset, 18),
+                    step <= 1_000,
+                    "step {step}, offset {offset}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn after_an_offset_change_new_codes_are_fresh_and_used_ones_stay_used() {
+        let mut s = UserState::default();
+        // Accepted at server step 1_000 and 1_001 with the phone thought 60 s ahead.
+        s.record_accepted(1_006, 60);
+        s.record_accepted(1_007, 60);
+        // The offset goes to 0 at server step 1_002: the phone's code for 1_002 is fresh, the
+        // used ones are still used, and so is anything shown before the last one.
+        assert!(!s.may_have_been_used(1_002, 0, 18));
+        assert!(s.may_have_been_used(1_006, 0, 18));
+        assert!(s.may_have_been_used(1_007, 0, 18));
+        assert!(s.may_have_been_used(1_000, 0, 18));
+        // Recent steps are bounded: the oldest is forgotten first.
+        for step in 2_000..2_000 + RECENT_STEPS as i64 {
+            s.record_accepted(step, 0);
+        }
+        assert!(!s.recent_steps.contains(1_006));
+        assert_eq!(s.recent_steps.as_slice().len(), RECENT_STEPS);
+    }
 
     #[test]
     fn lost_history_blocks_every_step_the_window_could_have_reached() {

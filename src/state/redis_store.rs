@@ -53,7 +53,7 @@ use redis::IntoConnectionInfo;
 use tracing::{error, info, warn};
 use zeroize::Zeroizing;
 
-use super::{StateError, StateStore, UserState};
+use super::{RecentSteps, StateError, StateStore, UserState};
 use crate::auth::Decision;
 use crate::config::{RedisConfig, TrustedOwners, MAX_OFFSET_SECS, MAX_WINDOW_SECS};
 use crate::engine::STEP_SECS;
@@ -68,35 +68,81 @@ pub const KEEP_USED_STEP_SECS: u64 =
 /// KEYS: 1 user key, 2 epoch key, 3 lost_at key.
 /// ARGV: 1 expected epoch, 2 now, 3 kind (0 malformed, 1 no match, 2 step, 5 merge only),
 /// 4 step, 5 offset_secs, 6 radius, 7 max_failures, 8 lockout_secs, 9 ttl,
-/// 10 floor last_step ("" none), 11 floor failures, 12 floor locked_until (kind 5 only).
+/// 10 the local store's state of the user, encoded as a value ("" none): its used steps are
+/// used here too, and (kind 5 only) its failures and lock are merged in.
+/// A value is `last:failures:locked` (written by older versions) or
+/// `last:failures:locked:last_offset:recent` (recent: steps separated by commas, oldest first),
+/// exactly as [`encode`] writes it.
 /// Returns {-1} epoch missing, {-2, epoch} another epoch, {-3} unreadable value, or
-/// {decision (0 accepted, 1 bad code, 2 replay, 3 locked, 4 malformed, 5 merged), has_last,
-/// last_step, failures, locked_until}.
+/// {decision (0 accepted, 1 bad code, 2 replay, 3 locked, 4 malformed, 5 merged), value}.
 pub const DECIDE_SCRIPT: &str = r"
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then return {-1} end
 if epoch ~= ARGV[1] then return {-2, epoch} end
+local K = 8
+local function steps(text)
+  local out = {}
+  if text == '' then return out end
+  local start = 1
+  while true do
+    local i = string.find(text, ',', start, true)
+    local part = i and string.sub(text, start, i - 1) or string.sub(text, start)
+    if not string.match(part, '^%d+$') then return nil end
+    out[#out + 1] = tonumber(part)
+    if not i then break end
+    start = i + 1
+  end
+  if #out > K then return nil end
+  return out
+end
+local function parse(text)
+  if text == '' then return {failures = 0, locked = 0, recent = {}} end
+  local a, b, c, d, e = string.match(text, '^(%d*):(%d+):(%d+):(%-?%d+):([%d,]*)$')
+  if not b then
+    a, b, c = string.match(text, '^(%d*):(%d+):(%d+)$')
+    if not b then return nil end
+  end
+  local recent = steps(e or '')
+  if not recent then return nil end
+  local state = {failures = tonumber(b), locked = tonumber(c), recent = recent}
+  if a ~= '' then state.last = tonumber(a) end
+  if d then state.last_off = tonumber(d) end
+  return state
+end
+local function push(recent, step)
+  local out = {}
+  for _, s in ipairs(recent) do if s ~= step then out[#out + 1] = s end end
+  out[#out + 1] = step
+  while #out > K do table.remove(out, 1) end
+  return out
+end
+local function frame(step, off) return step - math.floor(off / 10) end
 local now = tonumber(ARGV[2])
 local kind = tonumber(ARGV[3])
-local last, failures, locked = nil, 0, 0
+local off = tonumber(ARGV[5])
 local cur = redis.call('GET', KEYS[1])
-if cur then
-  local a, b, c = string.match(cur, '^(%d*):(%d+):(%d+)$')
-  if not b then return {-3} end
-  if a ~= '' then last = tonumber(a) end
-  failures = tonumber(b)
-  locked = tonumber(c)
+local st = parse(cur or '')
+if not st then return {-3} end
+local floor = parse(ARGV[10])
+if not floor then return {-3} end
+if floor.last and ((not st.last)
+    or frame(floor.last, floor.last_off or off) > frame(st.last, st.last_off or off)) then
+  st.last = floor.last
+  st.last_off = floor.last_off
 end
-if ARGV[10] ~= '' then
-  local floor = tonumber(ARGV[10])
-  if (not last) or floor > last then last = floor end
+for _, s in ipairs(floor.recent) do
+  local known = false
+  for _, r in ipairs(st.recent) do if r == s then known = true end end
+  if not known then
+    st.recent[#st.recent + 1] = s
+    while #st.recent > K do table.remove(st.recent, 1) end
+  end
 end
 local decision = 5
 if kind == 5 then
-  local ff, fl = tonumber(ARGV[11]), tonumber(ARGV[12])
-  if ff > failures then failures = ff end
-  if fl > locked then locked = fl end
-elseif locked > now then
+  if floor.failures > st.failures then st.failures = floor.failures end
+  if floor.locked > st.locked then st.locked = floor.locked end
+elseif st.locked > now then
   decision = 3
 else
   if kind == 0 then
@@ -105,39 +151,54 @@ else
     decision = 1
   else
     local step = tonumber(ARGV[4])
-    local used = (last ~= nil) and step <= last
+    local used = false
+    if st.last and (step == st.last
+        or frame(step, off) < frame(st.last, st.last_off or off)) then used = true end
+    for _, r in ipairs(st.recent) do if r == step then used = true end end
     local lost = redis.call('GET', KEYS[3])
     if lost then
-      local floor = math.floor((tonumber(lost) + tonumber(ARGV[5])) / 10) + tonumber(ARGV[6])
-      if step <= floor then used = true end
+      local lfloor = math.floor((tonumber(lost) + off) / 10) + tonumber(ARGV[6])
+      if step <= lfloor then used = true end
     end
-    if used then decision = 2 else decision = 0; last = step end
+    if used then
+      decision = 2
+    else
+      decision = 0
+      st.last = step
+      st.last_off = off
+      st.recent = push(st.recent, step)
+    end
   end
   if decision == 0 then
-    failures = 0
+    st.failures = 0
   else
-    failures = failures + 1
-    if failures >= tonumber(ARGV[7]) then
-      failures = 0
-      locked = now + tonumber(ARGV[8])
+    st.failures = st.failures + 1
+    if st.failures >= tonumber(ARGV[7]) then
+      st.failures = 0
+      st.locked = now + tonumber(ARGV[8])
     end
   end
 end
 local value = ''
-if last or failures ~= 0 or locked ~= 0 then
-  value = (last and string.format('%d', last) or '') .. ':' .. string.format('%d', failures)
-    .. ':' .. string.format('%d', locked)
+if st.last or st.failures ~= 0 or st.locked ~= 0 then
+  value = (st.last and string.format('%d', st.last) or '') .. ':'
+    .. string.format('%d', st.failures) .. ':' .. string.format('%d', st.locked)
+  if st.last_off then
+    local parts = {}
+    for i, r in ipairs(st.recent) do parts[i] = string.format('%d', r) end
+    value = value .. ':' .. string.format('%d', st.last_off) .. ':' .. table.concat(parts, ',')
+  end
 end
 if value ~= (cur or '') then
   if value == '' then
     redis.call('DEL', KEYS[1])
   else
     local ttl = tonumber(ARGV[9])
-    if locked - now + 1 > ttl then ttl = locked - now + 1 end
+    if st.locked - now + 1 > ttl then ttl = st.locked - now + 1 end
     redis.call('SET', KEYS[1], value, 'EX', ttl)
   end
 end
-return {decision, last and 1 or 0, last or 0, failures, locked}
+return {decision, value}
 ";
 
 /// Makes the epoch if there is none; with ARGV[2] = 1 (the data this server knew is gone) also
@@ -547,9 +608,7 @@ impl RedisStore {
             .arg(limits.max_failures)
             .arg(limits.lockout_secs)
             .arg(self.ttl())
-            .arg(floor.last_step.map(|s| s.to_string()).unwrap_or_default())
-            .arg(floor.failures)
-            .arg(floor.locked_until)
+            .arg(encode(floor))
             .invoke(conn)
             .map_err(Failure::Redis)?;
         parse_reply(&reply).ok_or_else(|| {
@@ -717,8 +776,13 @@ impl RedisStore {
     /// Writes what Redis decided through to the local fallback.
     fn write_through(&self, username: &str, state: &UserState) {
         if let Some(local) = &self.fallback {
+            // Redis merged the local used steps in before deciding: its view is the newer.
             let result = local.update(username, &mut |s| {
-                s.last_step = s.last_step.max(state.last_step);
+                if state.last_step.is_some() {
+                    s.last_step = state.last_step;
+                    s.last_offset_secs = state.last_offset_secs;
+                    s.recent_steps = state.recent_steps;
+                }
                 s.failures = state.failures;
                 s.locked_until = state.locked_until;
             });
@@ -876,10 +940,14 @@ impl StateStore for RedisStore {
             Found::NoMatch => (1, 0),
             Found::Step { step, .. } => (2, *step),
         };
+        // Only the local store's used steps count for a decision (its failures and lock are
+        // the ones Redis wrote through, or merged in after an outage).
         let floor = self
             .local_state(username)
             .map(|s| UserState {
                 last_step: s.last_step,
+                last_offset_secs: s.last_offset_secs,
+                recent_steps: s.recent_steps,
                 ..UserState::default()
             })
             .unwrap_or_default();
@@ -1049,19 +1117,13 @@ fn parse_reply(value: &redis::Value) -> Option<Reply> {
             _ => None,
         },
         -3 => Some(Reply::Unreadable),
-        code if (0..=5).contains(&code) && items.len() == 5 => {
-            let has_last = int(&items[1])? == 1;
-            let last = int(&items[2])?;
-            Some(Reply::Decided {
+        code if (0..=5).contains(&code) && items.len() == 2 => match &items[1] {
+            Value::BulkString(bytes) => Some(Reply::Decided {
                 code,
-                state: UserState {
-                    last_step: has_last.then_some(last),
-                    failures: u32::try_from(int(&items[3])?).ok()?,
-                    locked_until: int(&items[4])?,
-                    history_lost_at: None,
-                },
-            })
-        }
+                state: decode(std::str::from_utf8(bytes).ok()?)?,
+            }),
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -1212,24 +1274,40 @@ fn describe_error(e: &redis::RedisError) -> String {
 }
 
 /// `last_step:failures:locked_until`, `last_step` empty when none; "" for the default state.
+/// A user's state as a Redis value (what [`DECIDE_SCRIPT`] reads and writes): empty for nothing
+/// to remember, `last:failures:locked`, or with the offset of the last step and the recent steps
+/// `last:failures:locked:last_offset:recent`.
 fn encode(state: &UserState) -> String {
-    let (last, failures, locked) = state.persisted();
+    let (last, last_offset, recent, failures, locked) = state.persisted();
     if (last, failures, locked) == (None, 0, 0) {
         return String::new();
     }
-    let last = last.map(|s| s.to_string()).unwrap_or_default();
-    format!("{last}:{failures}:{locked}")
+    let last_text = last.map(|s| s.to_string()).unwrap_or_default();
+    match last_offset {
+        Some(offset) if last.is_some() => {
+            format!(
+                "{last_text}:{failures}:{locked}:{offset}:{}",
+                recent.to_text()
+            )
+        }
+        _ => format!("{last_text}:{failures}:{locked}"),
+    }
 }
 
 fn decode(text: &str) -> Option<UserState> {
     if text.is_empty() {
         return Some(UserState::default());
     }
-    let mut parts = text.split(':');
-    let last = parts.next()?;
-    let failures = parts.next()?.parse().ok()?;
-    let locked_until = parts.next()?.parse().ok()?;
-    if parts.next().is_some() {
+    let parts: Vec<&str> = text.split(':').collect();
+    let (last, failures, locked, extra) = match parts.as_slice() {
+        [last, failures, locked] => (*last, *failures, *locked, None),
+        [last, failures, locked, offset, recent] => {
+            (*last, *failures, *locked, Some((*offset, *recent)))
+        }
+        _ => return None,
+    };
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    if !digits(failures) || !digits(locked) || !(last.is_empty() || digits(last)) {
         return None;
     }
     let last_step = if last.is_empty() {
@@ -1237,10 +1315,22 @@ fn decode(text: &str) -> Option<UserState> {
     } else {
         Some(last.parse().ok()?)
     };
+    let (last_offset_secs, recent_steps) = match extra {
+        None => (None, RecentSteps::default()),
+        Some((offset, recent)) => {
+            let magnitude = offset.strip_prefix('-').unwrap_or(offset);
+            if !digits(magnitude) || last_step.is_none() {
+                return None;
+            }
+            (Some(offset.parse().ok()?), RecentSteps::from_text(recent)?)
+        }
+    };
     Some(UserState {
         last_step,
-        failures,
-        locked_until,
+        last_offset_secs,
+        recent_steps,
+        failures: failures.parse().ok()?,
+        locked_until: locked.parse().ok()?,
         history_lost_at: None,
     })
 }
@@ -1257,19 +1347,44 @@ mod tests {
                 last_step: Some(170_000_000),
                 failures: 3,
                 locked_until: 1_700_000_300,
-                history_lost_at: None,
+                ..UserState::default()
             },
             UserState {
                 last_step: None,
                 failures: 1,
                 locked_until: 0,
-                history_lost_at: None,
+                ..UserState::default()
+            },
+            {
+                let mut s = UserState::default();
+                s.record_accepted(170_000_000, 3600);
+                s.record_accepted(169_999_000, -7200);
+                s
             },
         ] {
             assert_eq!(decode(&encode(&s)), Some(s));
         }
         assert_eq!(encode(&UserState::default()), "");
-        for bad in ["x", "1:2", "1:2:3:4", "a:1:1", "1:-1:0"] {
+        // Written by an older version: no offset, no recent steps.
+        assert_eq!(
+            decode("170000000:0:0"),
+            Some(UserState {
+                last_step: Some(170_000_000),
+                ..UserState::default()
+            })
+        );
+        for bad in [
+            "x",
+            "1:2",
+            "1:2:3:4",
+            "a:1:1",
+            "1:-1:0",
+            "1:0:0:x:1",
+            "1:0:0:0:1,,2",
+            ":0:0:0:1",
+            "1:0:0:0:1,2,3,4,5,6,7,8,9",
+            "+1:0:0",
+        ] {
             assert_eq!(decode(bad), None, "{bad}");
         }
     }

@@ -79,13 +79,15 @@ use rusqlite::ffi::ErrorCode;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use tracing::{error, info, warn};
 
-use super::{StateError, StateStore, UserState};
+use super::{RecentSteps, StateError, StateStore, UserState};
+use crate::auth::Decision;
 use crate::config::{MAX_OFFSET_SECS, MAX_WINDOW_SECS};
 use crate::engine::STEP_SECS;
 use crate::os::Identity;
+use crate::rule::{Found, Limits};
 
 pub const DB_FILE_NAME: &str = "motp-state.db";
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 pub const BUSY_TIMEOUT: Duration = Duration::from_millis(50);
 /// How long an idle row (no failures, no lock) is kept: two of the widest windows plus the
 /// widest clock offset, with a margin. Long past the point where its step could matter.
@@ -94,7 +96,8 @@ pub const PRUNE_AFTER_SECS: i64 = 2 * MAX_WINDOW_SECS as i64 + MAX_OFFSET_SECS +
 const LOST_HISTORY_RELEVANT_SECS: i64 = 2 * MAX_WINDOW_SECS as i64 + 2 * STEP_SECS;
 pub const PRUNE_EVERY: u32 = 1000;
 
-const SCHEMA: &str = "
+/// Schema version 1: one row per user.
+const SCHEMA_V1: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value);
 CREATE TABLE users (
     username TEXT PRIMARY KEY NOT NULL,
@@ -104,8 +107,20 @@ CREATE TABLE users (
     updated_at INTEGER NOT NULL
 );
 ";
+/// What version 2 adds: the offset the last code was accepted with, and the recently accepted
+/// steps (see [`UserState::may_have_been_used`]). A user without a row here is one version 1
+/// recorded. A version 1 database is upgraded in place by running this.
+const SCHEMA_V2_ADDS: &str = "
+CREATE TABLE recent_codes (
+    username TEXT PRIMARY KEY NOT NULL,
+    last_offset_secs INTEGER NOT NULL,
+    steps TEXT NOT NULL
+) WITHOUT ROWID;
+";
 
-const SELECT_USER: &str = "SELECT last_step, failures, locked_until FROM users WHERE username = ?1";
+const SELECT_USER: &str =
+    "SELECT u.last_step, u.failures, u.locked_until, r.last_offset_secs, r.steps
+     FROM users u LEFT JOIN recent_codes r ON r.username = u.username WHERE u.username = ?1";
 const SELECT_LOST: &str = "SELECT value FROM meta WHERE key = 'history_lost_at'";
 const UPSERT_USER: &str =
     "INSERT INTO users (username, last_step, failures, locked_until, updated_at)
@@ -113,8 +128,16 @@ const UPSERT_USER: &str =
      ON CONFLICT (username) DO UPDATE SET last_step = excluded.last_step,
          failures = excluded.failures, locked_until = excluded.locked_until,
          updated_at = excluded.updated_at";
+const UPSERT_RECENT: &str = "INSERT INTO recent_codes (username, last_offset_secs, steps)
+     VALUES (?1, ?2, ?3)
+     ON CONFLICT (username) DO UPDATE SET last_offset_secs = excluded.last_offset_secs,
+         steps = excluded.steps";
+const TOUCH_DECOY: &str =
+    "UPDATE users SET failures = (failures + 1) % 1000000000, updated_at = ?2 WHERE username = ?1";
 const PRUNE: &str =
     "DELETE FROM users WHERE failures = 0 AND locked_until <= ?1 AND updated_at < ?2";
+const PRUNE_RECENT: &str =
+    "DELETE FROM recent_codes WHERE username NOT IN (SELECT username FROM users)";
 
 /// A source of Unix seconds.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -339,11 +362,48 @@ impl StateStore for SqliteStore {
         username: &str,
         decide: &mut dyn FnMut(&mut UserState),
     ) -> Result<(), StateError> {
+        self.transact(username, decide, Write::IfChanged)
+    }
+
+    /// As the default, but the row is written even when nothing changed (a locked user): every
+    /// decision then costs one write, so the time of a refusal does not tell a locked user from
+    /// any other (see [`crate::auth`]'s decoy row).
+    fn decide(
+        &self,
+        username: &str,
+        found: &Found,
+        now: i64,
+        limits: &Limits,
+    ) -> Result<Decision, StateError> {
+        let mut decision = Decision::StateUnavailable;
+        self.transact(
+            username,
+            &mut |state| decision = crate::rule::apply(state, found, now, limits),
+            Write::Always,
+        )?;
+        Ok(decision)
+    }
+}
+
+/// When [`decide_in_transaction`] writes the row back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Write {
+    IfChanged,
+    Always,
+}
+
+impl SqliteStore {
+    fn transact(
+        &self,
+        username: &str,
+        decide: &mut dyn FnMut(&mut UserState),
+        write: Write,
+    ) -> Result<(), StateError> {
         let now = (self.host.now)();
         let mut slot = self.inner.lock();
         let inner = self.opened(&mut slot)?;
         self.ensure_current(inner, now)?;
-        let result = decide_in_transaction(&mut inner.conn, username, now, decide);
+        let result = decide_in_transaction(&mut inner.conn, username, now, decide, write);
         if let Err(e) = &result {
             if is_corruption(e) {
                 inner.suspect = true;
@@ -372,21 +432,37 @@ fn decide_in_transaction(
     username: &str,
     now: i64,
     decide: &mut dyn FnMut(&mut UserState),
+    write: Write,
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let row: Option<(Option<i64>, i64, i64)> = tx
+    type Row = (Option<i64>, i64, i64, Option<i64>, Option<String>);
+    let row: Option<Row> = tx
         .prepare_cached(SELECT_USER)?
-        .query_row([username], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row([username], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .optional()?;
     let history_lost_at: Option<i64> = tx
         .prepare_cached(SELECT_LOST)?
         .query_row([], |r| r.get(0))
         .optional()?;
-    let mut state = match row {
-        Some((last_step, failures, locked_until)) => UserState {
-            last_step,
-            failures: u32::try_from(failures.max(0)).unwrap_or(u32::MAX),
-            locked_until,
+    let mut state = match &row {
+        Some((last_step, failures, locked_until, last_offset_secs, steps)) => UserState {
+            last_step: *last_step,
+            last_offset_secs: *last_offset_secs,
+            recent_steps: match steps.as_deref().map(RecentSteps::from_text) {
+                None => RecentSteps::default(),
+                Some(Some(recent)) => recent,
+                Some(None) => {
+                    return Err(rusqlite::Error::InvalidColumnType(
+                        4,
+                        "recent_codes.steps (not a list of steps)".to_owned(),
+                        rusqlite::types::Type::Text,
+                    ))
+                }
+            },
+            failures: u32::try_from((*failures).max(0)).unwrap_or(u32::MAX),
+            locked_until: *locked_until,
             history_lost_at,
         },
         None => UserState {
@@ -401,15 +477,28 @@ fn decide_in_transaction(
         Some(_) => after != before,
         None => after != UserState::default().persisted(),
     };
+    if !changed && write == Write::Always {
+        // Nothing to store (a locked user): the write a decision costs goes to the decoy row,
+        // whose count always changes. Writing the user's row unchanged would cost less: SQLite
+        // skips a page whose bytes stay the same.
+        tx.prepare_cached(TOUCH_DECOY)?
+            .execute(params![crate::auth::DECOY_USERNAME, now])?;
+    }
     if changed {
-        let (last_step, failures, locked_until) = after;
         tx.prepare_cached(UPSERT_USER)?.execute(params![
             username,
-            last_step,
-            failures,
-            locked_until,
+            state.last_step,
+            state.failures,
+            state.locked_until,
             now
         ])?;
+        if let Some(offset) = state.last_offset_secs {
+            tx.prepare_cached(UPSERT_RECENT)?.execute(params![
+                username,
+                offset,
+                state.recent_steps.to_text()
+            ])?;
+        }
     }
     tx.commit()
 }
@@ -449,6 +538,7 @@ fn prune(conn: &Connection, host: &Host, now: i64) -> rusqlite::Result<usize> {
         reference,
         reference.saturating_sub(PRUNE_AFTER_SECS)
     ])?;
+    tx.prepare_cached(PRUNE_RECENT)?.execute([])?;
     tx.execute(
         "DELETE FROM meta WHERE key = 'history_lost_at' AND value < ?1",
         [reference.saturating_sub(LOST_HISTORY_RELEVANT_SECS)],
@@ -625,7 +715,8 @@ fn create_database(path: &Path, now: i64) -> Result<bool, String> {
 
 /// The plugin's tables and its schema version, in an empty database.
 fn write_schema(conn: &Connection, now: i64) -> rusqlite::Result<()> {
-    conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(SCHEMA_V1)?;
+    conn.execute_batch(SCHEMA_V2_ADDS)?;
     conn.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?1), ('created_at', ?2)",
         params![SCHEMA_VERSION, now],
@@ -751,6 +842,8 @@ fn try_open(
 }
 
 /// Refuses a database that is not exactly ours: damaged pages, other tables, other version.
+/// A database exactly as version 1 made it is upgraded to version 2 in the same transaction
+/// (one table added; nothing in it changed).
 fn check_schema(tx: &rusqlite::Transaction) -> Result<(), Failure> {
     let check: String = tx
         .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
@@ -761,8 +854,27 @@ fn check_schema(tx: &rusqlite::Transaction) -> Result<(), Failure> {
             crate::log::sanitize(&check.chars().take(200).collect::<String>())
         )));
     }
-    let found = schema_objects(tx).map_err(classify)?;
-    let expected = expected_schema();
+    let mut found = schema_objects(tx).map_err(classify)?;
+    let version = |tx: &rusqlite::Transaction| -> Result<Option<i64>, Failure> {
+        tx.query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(classify)
+    };
+    if found.as_slice() == expected_schema(1) && version(tx)? == Some(1) {
+        tx.execute_batch(SCHEMA_V2_ADDS).map_err(classify)?;
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+            [SCHEMA_VERSION],
+        )
+        .map_err(classify)?;
+        info!("state database: upgraded from schema version 1 to {SCHEMA_VERSION} (every user's state kept)");
+        found = schema_objects(tx).map_err(classify)?;
+    }
+    let expected = expected_schema(SCHEMA_VERSION);
     let foreign: Vec<String> = found
         .iter()
         .filter(|object| !expected.contains(object))
@@ -786,14 +898,7 @@ fn check_schema(tx: &rusqlite::Transaction) -> Result<(), Failure> {
             "is not a motp state database (some of its tables are missing)".to_owned(),
         ));
     }
-    let version: Option<i64> = tx
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(classify)?;
+    let version = version(tx)?;
     if version != Some(SCHEMA_VERSION) {
         return Err(Failure::Unusable(format!(
             "has schema version {}, this plugin uses {SCHEMA_VERSION}",
@@ -826,16 +931,23 @@ fn schema_objects(conn: &Connection) -> rusqlite::Result<Vec<SchemaObject>> {
     rows.collect()
 }
 
-/// What [`SCHEMA`] creates, read back from a database made with it, so the comparison follows
-/// SQLite's own rendering of the schema and there is one definition of it.
-fn expected_schema() -> &'static [SchemaObject] {
-    static EXPECTED: std::sync::OnceLock<Vec<SchemaObject>> = std::sync::OnceLock::new();
-    EXPECTED.get_or_init(|| {
+/// What the schema of each version creates, read back from a database made with it, so the
+/// comparison follows SQLite's own rendering of the schema and there is one definition of it.
+fn expected_schema(version: i64) -> &'static [SchemaObject] {
+    static V1: std::sync::OnceLock<Vec<SchemaObject>> = std::sync::OnceLock::new();
+    static V2: std::sync::OnceLock<Vec<SchemaObject>> = std::sync::OnceLock::new();
+    let build = |parts: &[&str]| {
         let conn = Connection::open_in_memory().expect("an in-memory SQLite database opens");
-        conn.execute_batch(SCHEMA)
-            .expect("the plugin's own schema is valid SQL");
+        for part in parts {
+            conn.execute_batch(part)
+                .expect("the plugin's own schema is valid SQL");
+        }
         schema_objects(&conn).expect("an in-memory schema reads back")
-    })
+    };
+    match version {
+        1 => V1.get_or_init(|| build(&[SCHEMA_V1])),
+        _ => V2.get_or_init(|| build(&[SCHEMA_V1, SCHEMA_V2_ADDS])),
+    }
 }
 
 fn classify(e: rusqlite::Error) -> Failure {
@@ -1011,6 +1123,7 @@ pub(crate) mod tests {
     use crate::auth::{Authenticator, Decision, LoginRequest};
     use crate::config::Config;
     use crate::engine::code_at_time;
+    use crate::rule::{Found, Limits};
     use std::os::unix::fs::PermissionsExt;
     use std::sync::atomic::AtomicI64;
     use tracing::Level;
@@ -1337,6 +1450,96 @@ pin = "4321"
     #[test]
     fn empty_database_file_counts_as_lost_history() {
         recovers_from("empty", false, |d| fs::write(d.db(), b"").unwrap());
+    }
+
+    /// A database of the previous version (as 0.1 wrote it) is upgraded in place: every user's
+    /// step, failures and lock kept, nothing moved aside, no quarantine.
+    #[test]
+    fn a_version_1_database_is_upgraded_in_place_and_keeps_every_user() {
+        let dir = TempDir::new("schema-v1");
+        {
+            let conn = Connection::open(dir.db()).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute_batch(&format!(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', 1), ('created_at', {T0});
+                 INSERT INTO users VALUES ('alice', 170000000, 2, 0, {T0});
+                 INSERT INTO users VALUES ('bob', NULL, 0, {}, {T0});",
+                T0 + 300
+            ))
+            .unwrap();
+        }
+        fs::set_permissions(dir.db(), fs::Permissions::from_mode(0o600)).unwrap();
+        let host = FakeHost::at(T0 + 10);
+        let store = host.open(&dir);
+        let read = |name: &str| {
+            let mut seen = UserState::default();
+            store.update(name, &mut |s| seen = *s).unwrap();
+            seen
+        };
+        let alice = read("alice");
+        assert_eq!(
+            (alice.last_step, alice.last_offset_secs, alice.failures),
+            (Some(170_000_000), None, 2)
+        );
+        assert_eq!(alice.history_lost_at, None, "no quarantine");
+        assert_eq!(read("bob").locked_until, T0 + 300);
+        assert!(dir.aside_files().is_empty(), "nothing moved aside");
+        // Alice's used step is still used; the next one is accepted, and recorded the new way.
+        let limits = Limits {
+            max_failures: 5,
+            lockout_secs: 300,
+            offset_secs: 0,
+            radius: 18,
+        };
+        let at = |step| Found::Step {
+            step,
+            step_offset: 0,
+        };
+        assert_eq!(
+            store
+                .decide("alice", &at(170_000_000), T0 + 10, &limits)
+                .unwrap(),
+            Decision::Replay
+        );
+        assert!(store
+            .decide("alice", &at(170_000_001), T0 + 11, &limits)
+            .unwrap()
+            .is_accepted());
+        drop(store);
+        let store = host.open(&dir);
+        let mut alice = UserState::default();
+        store.update("alice", &mut |s| alice = *s).unwrap();
+        assert_eq!(alice.last_offset_secs, Some(0));
+        assert_eq!(alice.recent_steps.as_slice(), &[170_000_001]);
+        drop(store);
+        let conn = Connection::open(dir.db()).unwrap();
+        let version: i64 = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    /// A recent-steps list that is not one the plugin writes refuses the login (fail closed)
+    /// rather than dropping the steps.
+    #[test]
+    fn an_unreadable_recent_steps_list_refuses_the_login() {
+        let dir = TempDir::new("recent-garbage");
+        let host = FakeHost::at(T0);
+        let store = host.open(&dir);
+        store
+            .update("alice", &mut |s| s.record_accepted(170_000_000, 0))
+            .unwrap();
+        drop(store);
+        let conn = Connection::open(dir.db()).unwrap();
+        conn.execute("UPDATE recent_codes SET steps = '1,,x'", [])
+            .unwrap();
+        drop(conn);
+        let store = host.open(&dir);
+        assert!(store.update("alice", &mut |_| {}).is_err());
     }
 
     #[test]
