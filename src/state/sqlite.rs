@@ -54,8 +54,8 @@
 //! quarantine.
 //!
 //! # Pruning
-//! A row with no failures and no lock only remembers the last accepted step, which matters
-//! while that step can still be inside someone's window. Such rows untouched for
+//! A row with no failures and no lock only remembers accepted steps, which matter while one
+//! can still be inside someone's window (after any change of offset). Such rows untouched for
 //! [`PRUNE_AFTER_SECS`] are deleted at open and every [`PRUNE_EVERY`] decisions.
 //!
 //! Age is measured on a clock that a jump of the wall clock cannot move forward: the time of
@@ -89,9 +89,11 @@ use crate::rule::{Found, Limits};
 pub const DB_FILE_NAME: &str = "motp-state.db";
 const SCHEMA_VERSION: i64 = 2;
 pub const BUSY_TIMEOUT: Duration = Duration::from_millis(50);
-/// How long an idle row (no failures, no lock) is kept: two of the widest windows plus the
-/// widest clock offset, with a margin. Long past the point where its step could matter.
-pub const PRUNE_AFTER_SECS: i64 = 2 * MAX_WINDOW_SECS as i64 + MAX_OFFSET_SECS + 2 * STEP_SECS;
+/// How long an idle row (no failures, no lock) is kept: two of the widest windows plus an
+/// offset change across the whole allowed range (a used step can come back into the window
+/// that far), with a margin; as long as Redis keeps a user key. Long past the point where its
+/// steps could matter.
+pub const PRUNE_AFTER_SECS: i64 = 2 * MAX_WINDOW_SECS as i64 + 2 * MAX_OFFSET_SECS + 2 * STEP_SECS;
 /// After this long a lost-history mark cannot match any code in any allowed window.
 const LOST_HISTORY_RELEVANT_SECS: i64 = 2 * MAX_WINDOW_SECS as i64 + 2 * STEP_SECS;
 pub const PRUNE_EVERY: u32 = 1000;
