@@ -150,6 +150,11 @@ pub fn digest_prefixed<const N: usize>(
         for (word, bytes) in base.iter_mut().zip(first[0][start..end].chunks(4)) {
             *word = le_word(bytes);
         }
+        // Why XOR works: each byte of a word sits in its own 8 bits, and the template's
+        // prefix bytes are lane 0's. XORing out lane 0's prefix bytes (`base`, zero where the
+        // prefix has ended) and XORing in this lane's, at the same positions (equal lengths),
+        // leaves exactly this lane's bytes, including the suffix or padding bytes that share
+        // the prefix's last word.
         for (lane, prefix) in prefixes.iter().enumerate() {
             for (w, bytes) in prefix[start..end].chunks(4).enumerate() {
                 words[w][lane] ^= le_word(bytes) ^ base[w];
