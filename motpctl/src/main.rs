@@ -8,6 +8,7 @@ mod check;
 mod cli;
 mod codes;
 mod edit;
+mod human;
 mod import;
 mod man5;
 mod state;

@@ -11,7 +11,7 @@ use motp::config::{Config, StateConfig};
 use motp::state::{Host, RedisStore, SqliteStore, StateStore, UserState, DB_FILE_NAME};
 
 use crate::cli::{StatusArgs, UserArgs};
-use crate::codes::human_duration;
+use crate::human::human_duration;
 
 use crate::{Fail, Outcome, Status};
 
