@@ -93,8 +93,8 @@ struct StepDigits {
 impl StepDigits {
     /// Formats `step` in place, two digits per division: the batched search formats a step per
     /// lane, and a digit-by-digit loop whose result was then returned by value (copied out with
-    /// wide loads over the narrow stores just made, stalling on store-to-load forwarding) cost
-    /// about half as much as hashing the batch.
+    /// wide loads over the narrow stores just made, stalling on store-to-load forwarding) was a
+    /// large share of the batch's cost.
     fn set(&mut self, step: i64) {
         const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
         2021222324252627282930313233343536373839\
@@ -221,7 +221,8 @@ fn search(
     let mut order = window_order(center, radius).peekable();
     let mut found = None;
     // The centre alone first, with one scalar MD5: a phone in sync (most logins) is accepted
-    // after ~0.2 µs instead of a batch of eight (~0.8 µs); a rejection pays one hash more.
+    // after one hash instead of a batch of eight (docs/performance.md has the figures); a
+    // rejection pays one hash more.
     if let Some(&(step, 0)) = order.peek() {
         order.next();
         let matched = code_at_step(step, key).0.ct_eq(&code.0);

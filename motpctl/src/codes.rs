@@ -13,6 +13,9 @@ use crate::edit::{self, set_value, ConfigFile};
 use crate::human::{human_duration, relative};
 use crate::sys::StdinValues;
 use crate::{Fail, Outcome, Status};
+use motp::auth::{Authenticator, Decision, LoginRequest};
+use motp::config::Policy;
+use motp::state::{ReadOnly, UserState};
 
 /// How far `verify` and `resync` look for a phone's clock: ±24 h, the largest offset_secs the
 /// plugin accepts.
@@ -121,61 +124,112 @@ pub fn verify(args: VerifyArgs, now: i64) -> Outcome {
     };
     let radius = config.policy.window_steps();
     let window = radius * STEP_SECS;
-    let center = step_of(now.saturating_add(user.offset_secs));
     let offset_note = if user.offset_secs == 0 {
         String::new()
     } else {
         format!("; offset_secs = {}", user.offset_secs)
     };
 
-    if let Some(m) = find_step(code, user.key, center, radius) {
-        let phone = m.step_offset * STEP_SECS;
-        let verdict = format!(
+    // The plugin's own decision, on a read-only view of its store (nothing is recorded), for a
+    // client holding the user's certificate: the CN is not checked here.
+    let opened = crate::state::open_for_reading(&config);
+    let store = opened.as_ref().ok().and_then(|s| s.as_deref());
+    let view = ReadOnly::new(store);
+    let policy = Policy {
+        require_common_name: false,
+        ..config.policy.clone()
+    };
+    let auth = Authenticator {
+        policy: &policy,
+        users: &config.users,
+        store: &view,
+    };
+    let decision = auth.decide(
+        &LoginRequest {
+            username: Some(name.as_bytes()),
+            password: Some(args.code.trim().as_bytes()),
+            common_name: None,
+        },
+        now,
+    );
+    // Which step the code matched, for the explanation only.
+    let matched = find_step(
+        code,
+        user.key,
+        step_of(now.saturating_add(user.offset_secs)),
+        radius,
+    );
+    let verdict = matched.map(|m| {
+        format!(
             "matches step {:+} (phone {}{offset_note})",
             m.step_offset,
-            relative(phone + user.offset_secs),
-        );
-        if user.disabled {
+            relative(m.step_offset * STEP_SECS + user.offset_secs),
+        )
+    });
+    let state = || -> UserState {
+        let mut seen = UserState::default();
+        if let Some(store) = store {
+            let _ = store.update(name, &mut |s| seen = *s);
+        }
+        seen
+    };
+    match (&decision, &verdict) {
+        (Decision::Accepted { .. }, Some(verdict)) => {
+            println!("valid: {verdict}");
+            match &opened {
+                Ok(_) => println!("(not locked, not used yet; nothing was recorded)"),
+                Err(why) => {
+                    println!("(nothing was recorded; replay and lockout state not checked: {why})")
+                }
+            }
+            return Ok(Status::Ok);
+        }
+        (Decision::Disabled, Some(verdict)) => {
             println!(
                 "invalid: user `{name}` is disabled (`disabled = true`; `motpctl enable {name}`); \
                  the code itself {verdict}"
             );
             return Ok(Status::Warn);
         }
-        // The code is right; would the plugin take it now? Read (never change) the state.
-        match crate::state::peek(&config, name) {
-            Ok(Some(state)) if state.locked_until > now => {
-                println!(
-                    "invalid now: the code {verdict}, but `{name}` is locked for another {} \
-                     (`motpctl unlock {name}`)",
-                    human_duration(state.locked_until - now)
-                );
-                return Ok(Status::Warn);
-            }
-            Ok(Some(state)) if state.may_have_been_used(m.step, user.offset_secs, radius) => {
-                println!(
-                    "invalid now: the code {verdict}, but it (or a later one) was already used, \
-                     so the plugin refuses it as a replay; {}",
-                    replay_wait(&state, m.step, user.offset_secs, radius)
-                );
-                return Ok(Status::Warn);
-            }
-            Ok(_) => {
-                println!("valid: {verdict}");
-                println!("(not locked, not used yet; nothing was recorded)");
-            }
-            Err(why) => {
-                println!("valid: {verdict}");
-                println!("(nothing was recorded; replay and lockout state not checked: {why})");
-            }
+        (Decision::Disabled, None) => {
+            println!(
+                "invalid: user `{name}` is disabled (`disabled = true`; `motpctl enable {name}`)"
+            );
+            return Ok(Status::Warn);
         }
-        return Ok(Status::Ok);
+        (Decision::Locked { until }, _) => {
+            let code_part = match &verdict {
+                Some(verdict) => format!("the code {verdict}, but "),
+                None => String::new(),
+            };
+            println!(
+                "invalid now: {code_part}`{name}` is locked for another {} \
+                 (`motpctl unlock {name}`)",
+                human_duration(until - now)
+            );
+            return Ok(Status::Warn);
+        }
+        (Decision::Replay, Some(verdict)) => {
+            let m = matched.expect("a replay matched a step");
+            println!(
+                "invalid now: the code {verdict}, but it (or a later one) was already used, \
+                 so the plugin refuses it as a replay; {}",
+                replay_wait(&state(), m.step, user.offset_secs, radius)
+            );
+            return Ok(Status::Warn);
+        }
+        (Decision::StateUnavailable, _) => {
+            return Err(Fail(format!(
+                "cannot tell: the state store cannot be read{}",
+                match &opened {
+                    Err(why) => format!(" ({why})"),
+                    Ok(_) => String::new(),
+                }
+            )));
+        }
+        _ => {}
     }
 
-    if user.disabled {
-        println!("invalid: user `{name}` is disabled (`disabled = true`; `motpctl enable {name}`)");
-        return Ok(Status::Warn);
-    }
     let server_step = step_of(now);
     if let Some(m) = find_step(code, user.key, server_step, SEARCH_STEPS) {
         let phone = m.step_offset * STEP_SECS;

@@ -172,14 +172,10 @@ pub fn record_used_here(args: crate::cli::RecordUsedArgs) -> Outcome {
     Ok(Status::Ok)
 }
 
-/// What the store says about `name` for `verify`: `Ok(None)` when nothing is recorded, `Err`
-/// with the reason when the state cannot be read (memory backend, not our database, ...).
-pub fn peek(config: &Config, name: &str) -> Result<Option<UserState>, String> {
-    match open_store(config) {
-        Ok(Some(store)) => read(&*store, name).map(Some).map_err(|Fail(e)| e),
-        Ok(None) => Ok(None),
-        Err(Fail(e)) => Err(e),
-    }
+/// The store for `verify` to read: `Ok(None)` when nothing is recorded yet, `Err` with the
+/// reason when the state cannot be read (memory backend, not our database, ...).
+pub fn open_for_reading(config: &Config) -> Result<Option<Box<dyn StateStore>>, String> {
+    open_store(config).map_err(|Fail(e)| e)
 }
 
 /// The user's state, read in a transaction that changes nothing.

@@ -2,10 +2,12 @@
 //! (in memory, the durable SQLite one, and the shared Redis one) decides a login in a single atomic step.
 
 mod memory;
+mod read_only;
 mod redis_store;
 pub(crate) mod sqlite;
 
 pub use memory::MemoryStore;
+pub use read_only::ReadOnly;
 pub use redis_store::{RedisStore, KEEP_USED_STEP_SECS};
 pub use sqlite::{Boot, Clock, Host, SqliteStore, BUSY_TIMEOUT, DB_FILE_NAME, PRUNE_AFTER_SECS};
 
