@@ -1987,7 +1987,7 @@ disabled = true
 
     #[test]
     fn fast_path_reads_the_usual_shapes_as_toml_does() {
-        let example = include_str!("../conf/motp.toml");
+        let example = include_str!("../../conf/motp.toml");
         let state_last =
             "window_secs = 60\n# users\n[users.alice]\nsecret = \"0123456789abcdef\"\n\
                           pin = \"1234\"\n\n# Bob\n[users.bob]\n  secret=\"fedcba9876543210\" # x\n\
