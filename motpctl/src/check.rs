@@ -152,12 +152,6 @@ fn check_users(doc: &DocumentMut, report: &mut Report) {
                      hex bytes (Aegis) cannot import it"
                 ));
             }
-            if secret.len() < 16 {
-                // The loader refuses these; kept in case its rule is ever relaxed.
-                report.warning(format!(
-                    "users.{name}.secret is shorter than 16 characters (64 bits)"
-                ));
-            }
         }
         if let Some(pin) = entry.get("pin").and_then(|p| p.as_str()) {
             if pin.len() == 4 && pin.bytes().all(|b| b.is_ascii_digit()) {

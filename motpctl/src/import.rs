@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use motp::config::{Config, MAX_OFFSET_SECS, MAX_PIN_LEN};
+use motp::config::{entry, Config, MAX_OFFSET_SECS, MAX_PIN_LEN};
 use toml_edit::{DocumentMut, Item, Table};
 
 use crate::cli::{ImportOutput, OpenvpnOtpArgs, PamMotpArgs};
@@ -214,7 +214,7 @@ fn pin_problem(pin: &str) -> Option<String> {
     if pin.is_empty() {
         return Some("the PIN is empty, and motp.toml requires one".into());
     }
-    if pin.len() > MAX_PIN_LEN || pin.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    if !entry::pin_is_valid(pin) {
         return Some(format!(
             "the PIN must be 1 to {MAX_PIN_LEN} characters without spaces for motp.toml"
         ));

@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 
-use motp::config::MAX_USERNAME_LEN;
+use motp::config::entry;
 use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
 use toml_edit::Value;
@@ -16,26 +16,15 @@ const RELOAD_HINT: &str =
     "the plugin applies the change within one to two seconds (no reload needed)";
 
 pub fn check_username(name: &str) -> Result<(), Fail> {
-    if name.is_empty() || name.len() > MAX_USERNAME_LEN || name.chars().any(char::is_control) {
-        return Err(Fail(format!(
-            "a username must be 1 to {MAX_USERNAME_LEN} bytes without control characters"
-        )));
+    match entry::username_problem(name) {
+        Some(problem) => Err(Fail(problem)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Why a secret cannot be used, if it cannot (never quoting it).
 pub fn secret_problem(secret: &str) -> Option<String> {
-    let hex = secret.bytes().all(|b| b.is_ascii_hexdigit());
-    if (16..=32).contains(&secret.len()) && hex {
-        return None;
-    }
-    Some(format!(
-        "the secret must be 16 to 32 hex characters (0-9, a-f) as the phone app shows it; \
-         this one has {} characters{}",
-        secret.chars().count(),
-        if hex { "" } else { ", some not hex" }
-    ))
+    entry::secret_problem(secret).map(|problem| format!("the secret {problem}"))
 }
 
 pub fn add_user(args: AddUserArgs) -> Outcome {

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 mod diagnostics;
+pub mod entry;
 mod fast;
 mod file;
 mod raw;

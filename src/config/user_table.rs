@@ -8,7 +8,7 @@ use std::hash::{BuildHasher, RandomState};
 use zeroize::Zeroizing;
 
 use super::diagnostics::{printable, Refusal};
-use super::{MAX_OFFSET_SECS, MAX_PIN_LEN, MAX_USERNAME_LEN};
+use super::{entry, MAX_OFFSET_SECS, MAX_PIN_LEN};
 
 /// One user's entry, borrowed from the [`UserTable`]. `key` is `secret ‖ pin`, the bytes that
 /// follow the step in the hash.
@@ -178,13 +178,11 @@ impl TableBuilder {
         user: UserFields<'_>,
     ) -> Result<(), Refusal> {
         let shown = printable(name);
-        if name.is_empty() || name.len() > MAX_USERNAME_LEN || name.chars().any(char::is_control) {
+        if let Some(message) = entry::username_problem(name) {
             return Err(Refusal {
                 at: name_at,
                 key: format!("users.{shown}"),
-                message: format!(
-                    "a username must be 1 to {MAX_USERNAME_LEN} bytes without control characters"
-                ),
+                message,
             });
         }
         let refuse = |at: usize, field: &str, message: String| Refusal {
@@ -194,24 +192,11 @@ impl TableBuilder {
         };
 
         let (secret, secret_at) = user.secret;
-        let all_hex = secret.bytes().all(|b| b.is_ascii_hexdigit());
-        if !(16..=32).contains(&secret.len()) || !all_hex {
-            return Err(refuse(
-                secret_at,
-                "secret",
-                format!(
-                    "must be 16 to 32 hex characters (0-9, a-f) as the phone app shows it; \
-                     this one has {} characters{}",
-                    secret.chars().count(),
-                    if all_hex { "" } else { ", some not hex" }
-                ),
-            ));
+        if let Some(message) = entry::secret_problem(secret) {
+            return Err(refuse(secret_at, "secret", message));
         }
         let (pin, pin_at) = user.pin;
-        if pin.is_empty()
-            || pin.len() > MAX_PIN_LEN
-            || pin.chars().any(|c| c.is_control() || c.is_whitespace())
-        {
+        if !entry::pin_is_valid(pin) {
             return Err(refuse(
                 pin_at,
                 "pin",
@@ -230,7 +215,7 @@ impl TableBuilder {
             None => 0,
         };
         let common_name = match user.common_name {
-            Some((cn, at)) if cn.is_empty() || cn.chars().any(char::is_control) => {
+            Some((cn, at)) if !entry::common_name_is_valid(cn) => {
                 return Err(refuse(
                     at,
                     "common_name",
