@@ -1,7 +1,7 @@
 //! Facts about this process and this machine that the plugin and motpctl both need: who we run
-//! as, the names of users and groups, and the checks that decide whether a file or directory is
-//! under the control of someone we must not trust. Safe Rust: everything comes from `/proc` and
-//! `stat`.
+//! as, the names of users and groups, which boot this is and how long the machine has been up,
+//! and the checks that decide whether a file or directory is under the control of someone we
+//! must not trust. Safe Rust: everything comes from `/proc` and `stat`.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -89,6 +89,31 @@ fn name_in(file: &str, id: u32) -> Option<String> {
         let id_field = fields.nth(1)?;
         (id_field.parse::<u32>().ok() == Some(id) && !name.is_empty()).then(|| name.to_owned())
     })
+}
+
+/// The kernel's id of this boot, from `/proc/sys/kernel/random/boot_id`.
+pub fn boot_id() -> Option<String> {
+    let id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    Some(id.trim().to_owned())
+}
+
+/// The boot time (Unix seconds), from the `btime` line of `/proc/stat`.
+pub fn boot_time() -> Option<i64> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    stat.lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Whole seconds since boot, from `/proc/uptime` (CLOCK_BOOTTIME: suspend included, not moved
+/// by setting the clock).
+pub fn uptime_secs() -> Option<i64> {
+    let text = fs::read_to_string("/proc/uptime").ok()?;
+    let first = text.split_whitespace().next()?;
+    let whole = first.split('.').next()?;
+    whole.parse().ok()
 }
 
 /// Why a file or directory could be changed by someone outside `trusted`.
@@ -228,5 +253,17 @@ mod tests {
         let me = Identity::current();
         assert_ne!(me.uid, u32::MAX);
         assert_eq!(effective_uid(), me.uid);
+    }
+
+    #[test]
+    fn identity_reads_passwd_style_files() {
+        let me = Identity::current();
+        if Path::new("/proc/self/status").exists() {
+            let owner = fs::metadata("/proc/self").unwrap().uid();
+            assert_eq!(me.uid, owner);
+        }
+        if me.uid == 0 && Path::new("/etc/passwd").exists() {
+            assert_eq!(me.user.as_deref(), Some("root"));
+        }
     }
 }

@@ -745,7 +745,7 @@ impl RedisStore {
             return;
         }
         epoch.loaded = true;
-        match super::sqlite::prepare_dir(&self.dir) {
+        match super::dir::prepare_dir(&self.dir) {
             Ok(()) => {
                 let file = self.dir.join(EPOCH_FILE);
                 match load_epoch_file(&file, &self.where_, &self.prefix) {
