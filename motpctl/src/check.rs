@@ -171,7 +171,7 @@ fn check_users(doc: &DocumentMut, report: &mut Report) {
 /// without root once it dropped privileges), no other group should.
 fn check_permissions(path: &Path, meta: &fs::Metadata, account: Option<&Account>, r: &mut Report) {
     let mode = meta.mode() & 0o7777;
-    let group = sys::group_name(meta.gid());
+    let group = motp::os::group_label(meta.gid());
     if mode & 0o020 != 0 {
         r.warning(format!(
             "{} is writable by group {group} (mode {mode:04o}): its members can add users; \
@@ -200,7 +200,7 @@ fn check_permissions(path: &Path, meta: &fs::Metadata, account: Option<&Account>
              `chgrp GROUP {}` with OpenVPN's group and `chmod 0640 {}`",
             account.name,
             path.display(),
-            sys::user_name(meta.uid()),
+            motp::os::user_label(meta.uid()),
             path.display(),
             path.display()
         ));
@@ -283,7 +283,7 @@ fn check_state(state: &StateConfig, account: Option<&Account>, r: &mut Report) {
             "state directory {} exists (owner {}); pass --runtime-user to check that it belongs \
              to the user OpenVPN runs as",
             dir.display(),
-            sys::user_name(meta.uid()),
+            motp::os::user_label(meta.uid()),
         ));
         return;
     };
@@ -293,7 +293,7 @@ fn check_state(state: &StateConfig, account: Option<&Account>, r: &mut Report) {
              opened by OpenVPN after switching to {}, refuses a directory it does not own; run \
              `chown {} {}`",
             dir.display(),
-            sys::user_name(meta.uid()),
+            motp::os::user_label(meta.uid()),
             account.name,
             account.name,
             account.name,
@@ -324,7 +324,7 @@ fn check_state(state: &StateConfig, account: Option<&Account>, r: &mut Report) {
                  it aside as unusable and lose the replay history; run `chown {} {}`",
                 account.name,
                 file.display(),
-                sys::user_name(m.uid()),
+                motp::os::user_label(m.uid()),
                 account.name,
                 file.display()
             ));

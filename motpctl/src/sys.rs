@@ -150,29 +150,6 @@ impl Account {
     }
 }
 
-/// A group's name for messages, or its number.
-pub fn group_name(gid: u32) -> String {
-    name_in("/etc/group", gid)
-}
-
-/// A user's name for messages, or its number.
-pub fn user_name(uid: u32) -> String {
-    name_in("/etc/passwd", uid)
-}
-
-/// The name whose 3rd field (the id) is `id` in a passwd-style file, or the number.
-fn name_in(file: &str, id: u32) -> String {
-    let from_file = fs::read_to_string(file).ok().and_then(|text| {
-        text.lines().find_map(|line| {
-            let mut f = line.split(':');
-            let name = f.next()?;
-            let _ = f.next()?;
-            (f.next()?.parse::<u32>().ok()? == id).then(|| name.to_owned())
-        })
-    });
-    from_file.unwrap_or_else(|| id.to_string())
-}
-
 /// Whether the kernel clock is synchronised to a time source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClockSync {
