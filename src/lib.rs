@@ -19,7 +19,6 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
-pub mod deferred;
 pub mod engine;
 pub mod env;
 // The C entry points OpenVPN calls: the one module allowed `unsafe` (each block says why it
@@ -34,3 +33,6 @@ pub mod password;
 pub mod plugin;
 pub mod rule;
 pub mod state;
+
+/// The worker pool, at its path from before it moved under [`plugin`].
+pub use plugin::deferred;

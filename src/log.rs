@@ -9,8 +9,14 @@
 //! last. Nothing secret is ever recorded as a field. Messages (the words before the fields) are
 //! free text: control characters in them become `?` ([`sanitize`]).
 //!
-//! [`Syslog`] sends lines of the plugin's own threads (deferred decisions, reloads) to the
-//! local syslog socket at once, since OpenVPN's `plugin_log` may only be called on its thread.
+//! **Log lines of the plugin's own threads.** OpenVPN's `plugin_log` may only be called on
+//! OpenVPN's thread, so a line logged by a worker or the watcher is sent at once, from that
+//! thread, to the local syslog socket ([`Syslog`]: `/dev/log`, identifier `openvpn-motp`,
+//! facility authpriv for login decisions and daemon for the rest; non-blocking, a missing
+//! socket is said once), and also queued: the next call from OpenVPN (any login, or the close)
+//! writes the queued copy to OpenVPN's log, so `--log` files and `--status`-only set-ups still
+//! get every line (the queue: [`Queued`]). Lines logged on OpenVPN's thread go to OpenVPN's
+//! log only, at once.
 
 use std::fmt::Write as _;
 use std::os::unix::net::UnixDatagram;
@@ -18,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
@@ -349,6 +356,64 @@ pub fn format_syslog(level: Level, line: &str, pid: u32) -> String {
         u16::from(facility) * 8 + u16::from(severity),
         &line[..end]
     )
+}
+
+/// Worker log lines kept for OpenVPN's thread at most; more are counted and dropped.
+const MAX_QUEUED_LOG_LINES: usize = 4096;
+
+#[derive(Default)]
+struct LogQueue {
+    lines: Vec<(tracing::Level, String)>,
+    dropped: usize,
+}
+
+impl LogQueue {
+    fn push(&mut self, level: tracing::Level, line: &str) {
+        if self.lines.len() < MAX_QUEUED_LOG_LINES {
+            self.lines.push((level, line.to_owned()));
+        } else {
+            self.dropped += 1;
+        }
+    }
+}
+
+/// The lines logged on the plugin's own threads (workers, the config watcher), waiting for
+/// OpenVPN's thread to write them to OpenVPN's log (see the module doc). Clones share one queue.
+#[derive(Clone, Default)]
+pub struct Queued(Arc<Mutex<LogQueue>>);
+
+impl Queued {
+    /// The sink of the plugin's own threads: a line goes to syslog now, from that thread (never
+    /// blocking), and into this queue for OpenVPN's log at its next call.
+    pub fn thread_sink(&self) -> Sink {
+        let queued = self.0.clone();
+        let syslog = Syslog::open();
+        Arc::new(move |level, line: &str| {
+            let trouble = syslog.send(level, line);
+            let mut q = queued.lock();
+            q.push(level, line);
+            if let Some(trouble) = trouble {
+                q.push(tracing::Level::WARN, &trouble);
+            }
+        })
+    }
+
+    /// Writes the lines queued since the last call to `sink`. OpenVPN's thread only.
+    pub fn flush(&self, sink: &Sink) {
+        let (lines, dropped) = {
+            let mut q = self.0.lock();
+            (std::mem::take(&mut q.lines), std::mem::take(&mut q.dropped))
+        };
+        for (level, line) in lines {
+            sink(level, &line);
+        }
+        if dropped > 0 {
+            sink(
+                tracing::Level::WARN,
+                &format!("{dropped} log lines of worker threads were dropped (too many at once)"),
+            );
+        }
+    }
 }
 
 /// A decision about one login (`login accepted|rejected ...`, `asked for the code ...`): the

@@ -1,6 +1,7 @@
 //! Replay and lockout state per user, behind one transactional operation so that every backend
 //! (in memory, the durable SQLite one, and the shared Redis one) decides a login in a single atomic step.
 
+pub(crate) mod build;
 mod dir;
 mod memory;
 mod read_only;

@@ -1,5 +1,16 @@
-//! A small, bounded pool of worker threads for deferred decisions, so a slow state store
-//! (Redis over the network) never stalls OpenVPN's single event loop.
+//! Logins decided on worker threads, off OpenVPN's thread.
+//!
+//! **Deferred decisions.** With the Redis backend a decision waits on the network, which must
+//! never stall OpenVPN's one event loop. When OpenVPN offers an `auth_control_file`, the login
+//! is copied out of envp (the password into a buffer wiped on drop) and queued for a small pool
+//! of worker threads ([`WorkerPool`]); OpenVPN is told `DEFERRED`. The worker decides,
+//! writes `auth_failed_reason_file` and then `1`/`0` into `auth_control_file`. A full queue is
+//! a synchronous rejection (`TEMP[backoff N]`). Without an `auth_control_file` the decision is
+//! made in the call, with the store's timeouts bounding it.
+//!
+//! **The worker pool** ([`WorkerPool`]): a small, bounded pool of worker threads for deferred
+//! decisions, so a slow state store (Redis over the network) never stalls OpenVPN's single
+//! event loop.
 //!
 //! - a fixed number of threads and a bounded queue: [`WorkerPool::submit`] never blocks, it
 //!   hands the job back when the queue is full (the caller then rejects synchronously);
@@ -13,8 +24,146 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use tracing::{error, info, warn};
+
+use super::reply::{log_user, write_client_reason, write_control};
+use super::{Answer, Core, Plugin, Verdict};
+use crate::env::OwnedAuthEnv;
+
+/// Worker threads deciding deferred logins (Redis backend). One: a decision waits on Redis for
+/// a fraction of a millisecond, and systemd's `LimitNPROC` (10 in Debian's unit) counts every
+/// thread of the runtime user, across all OpenVPN instances running as that user.
+pub const WORKER_THREADS: usize = 1;
+/// How long after a worker thread could not be started the plugin tries again.
+const WORKER_RETRY: Duration = Duration::from_secs(10);
+/// Logins waiting for a worker; one more is rejected at once with `TEMP[backoff N]`.
+pub const WORKER_QUEUE: usize = 256;
+
+/// The worker pool of the Redis backend, started again later when its thread could not be.
+pub(super) struct Workers {
+    pub(super) pool: Option<WorkerPool>,
+    /// When to try starting the pool again (it is `None`).
+    retry_at: Instant,
+}
+
+impl Workers {
+    pub(super) fn start(now: Instant) -> Workers {
+        let mut workers = Workers {
+            pool: None,
+            retry_at: now,
+        };
+        workers.try_start(now);
+        workers
+    }
+
+    /// Starts the pool if it is missing and the retry time has come. Failures are logged with
+    /// the cause and the fix; the caller then decides in the call.
+    fn try_start(&mut self, now: Instant) {
+        if self.pool.is_some() || now < self.retry_at {
+            return;
+        }
+        match WorkerPool::new(WORKER_THREADS, WORKER_QUEUE) {
+            Ok(pool) => {
+                if self.retry_at != now {
+                    info!("started the worker thread; logins are deferred again");
+                }
+                self.pool = Some(pool);
+            }
+            Err(e) => {
+                self.retry_at = now + WORKER_RETRY;
+                error!(
+                    "cannot start a worker thread ({e}); logins are decided on OpenVPN's thread \
+                     meanwhile, each waiting for Redis up to timeout_ms; trying again in {} s. \
+                     The usual cause is a task limit: systemd's LimitNPROC counts every thread \
+                     of the user OpenVPN runs as, in every instance (the plugin needs {} per \
+                     instance with Redis); raise LimitNPROC for the unit or run fewer daemons \
+                     as that user",
+                    WORKER_RETRY.as_secs(),
+                    TASKS_PER_REDIS_INSTANCE,
+                );
+            }
+        }
+    }
+}
+
+/// The tasks one OpenVPN instance with the Redis backend needs: OpenVPN's own thread, the
+/// config watcher and the worker.
+const TASKS_PER_REDIS_INSTANCE: usize = 2 + WORKER_THREADS;
+
+impl Plugin {
+    /// Runs `job` with the worker pool, starting it if it is missing and due for a retry.
+    /// `None` without a pool (no Redis backend, or its thread cannot be started).
+    pub(super) fn with_pool<T>(&self, job: impl FnOnce(&WorkerPool) -> T) -> Option<T> {
+        let mut workers = self.workers.as_ref()?.lock();
+        workers.try_start(Instant::now());
+        workers.pool.as_ref().map(job)
+    }
+
+    /// Queues the decision for a worker; a full queue rejects now.
+    pub(super) fn defer(&self, pool: &WorkerPool, login: OwnedAuthEnv) -> Answer {
+        let reason_file = login.auth_failed_reason_file.clone();
+        let core = self.core.clone();
+        let job: Job = Box::new(move |closing| core.decide_deferred(&login, closing));
+        match pool.submit(job) {
+            Ok(()) => Answer::Deferred,
+            Err(job) => {
+                drop(job);
+                warn!("{WORKER_QUEUE} logins are waiting for a decision; rejecting one");
+                if let Some(path) = reason_file {
+                    write_client_reason(&path, "TEMP[backoff 5]: server busy, try again shortly");
+                }
+                Answer::Reject
+            }
+        }
+    }
+}
+
+impl Core {
+    /// A worker's job: decide (or, when closing, refuse without deciding), then write the
+    /// reason and the control file, in that order. A panic still answers `0`. `closing` is read
+    /// as late as possible, right before the decision (the pool may start closing while this
+    /// job waited for the lock or ran the logging set-up).
+    fn decide_deferred(&self, login: &OwnedAuthEnv, closing: &AtomicBool) {
+        tracing::dispatcher::with_default(&self.worker_dispatch, || {
+            let env = login.borrow();
+            let Some(acf) = env.auth_control_file else {
+                return;
+            };
+            let answer = AnswerOnDrop { acf, accept: false };
+            if closing.load(Ordering::SeqCst) {
+                if let Some(path) = env.auth_failed_reason_file {
+                    write_client_reason(
+                        path,
+                        "TEMP[backoff 5]: server restarting, try again shortly",
+                    );
+                }
+                warn!(
+                    ip = %env.client_address(), reason = "closing", user = %log_user(&env),
+                    "login rejected"
+                );
+                return;
+            }
+            let verdict = self.decide(&env, &self.worker_sink);
+            let mut answer = answer;
+            answer.accept = verdict == Verdict::Accept;
+        });
+    }
+}
+
+/// Writes `1` or `0` into `auth_control_file` when dropped: a worker that panics still answers.
+struct AnswerOnDrop<'a> {
+    acf: &'a [u8],
+    accept: bool,
+}
+
+impl Drop for AnswerOnDrop<'_> {
+    fn drop(&mut self) {
+        write_control(self.acf, self.accept);
+    }
+}
 
 /// One deferred decision. The argument is the pool's closing flag, raised when the pool shuts
 /// down: a job that finds it set must answer without doing slow work (and may look again
