@@ -221,7 +221,8 @@ fn search(
     let mut order = window_order(center, radius).peekable();
     let mut found = None;
     // The centre alone first, with one scalar MD5: a phone in sync (most logins) is accepted
-    // after one hash instead of a batch of eight (docs/performance.md has the figures); a
+    // after one hash instead of a batch of eight (docs/performance.md, "Figures behind design
+    // choices"); a
     // rejection pays one hash more.
     if let Some(&(step, 0)) = order.peek() {
         order.next();

@@ -84,7 +84,7 @@ impl LineBuilder {
 
 /// One log line built directly, for the line every login writes: the same `message key=value`
 /// form and the same logfmt values as the `tracing` layer, without its dispatch, its per-field
-/// `String`s and the copies they take (about a microsecond of OpenVPN's event loop per login).
+/// `String`s and the copies they take (docs/performance.md, "Figures behind design choices").
 pub struct Line {
     text: String,
 }

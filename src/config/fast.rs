@@ -8,9 +8,9 @@
 //! as before this path existed, with the same messages. So the fast path only has to be right
 //! about what it accepts: exactly the files where it yields the same `Config` that `toml` would.
 //!
-//! Why not a faster generic parser: for 1,000,000 users `toml` 0.8 spends ~6.5 s of CPU and
-//! `toml` 1.2 still ~3-5 s (it lexes the whole file into token and event vectors, then builds a
-//! `BTreeMap` document), against a 2 s target for the whole load (issue 7).
+//! Why not a faster generic parser: `toml` lexes the whole file into token and event vectors,
+//! then builds a `BTreeMap` document, which for a million users takes several times the time
+//! the whole load may take (docs/performance.md, "Config load and memory").
 
 use std::path::Path;
 

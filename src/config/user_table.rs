@@ -42,8 +42,9 @@ impl<'a> User<'a> {
 }
 
 /// Where one user's bytes are in [`UserTable::text`]: name, then `secret ‖ pin`, then the
-/// common name. 16 bytes, where a `HashMap` entry with three boxed strings cost ~160 live bytes
-/// in scattered small blocks that kept ~1,350 resident bytes per user pinned (issue 7).
+/// common name. 16 bytes, where a `HashMap` entry with three boxed strings took ten times that
+/// in scattered small blocks, and kept far more resident (docs/performance.md, "Figures behind
+/// design choices").
 #[derive(Clone, Copy)]
 struct Entry {
     start: u32,

@@ -19,8 +19,9 @@ pub(super) fn path_of(raw: &[u8]) -> &Path {
 /// `auth_pending_file`, `auth_failed_reason_file`). OpenVPN creates each one empty before the
 /// call, so the plugin never creates a file (a removed one stays removed: the login is then
 /// refused at hand-window) and never follows a symlink put in its place. Opening without
-/// `O_TRUNC` matters: on ext4 a truncating open forces writeback at close (measured ~45 µs per
-/// rejection, on OpenVPN's single event loop); a file that was not empty is cut after writing.
+/// `O_TRUNC` matters: on ext4 a truncating open forces writeback at close, tens of microseconds
+/// per rejection on OpenVPN's single event loop (docs/performance.md, "Figures behind design
+/// choices"); a file that was not empty is cut after writing.
 pub(super) fn write_answer_file(raw_path: &[u8], content: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -62,8 +63,8 @@ pub(super) fn write_client_reason(path: &[u8], reason: &str) {
 
 /// What the client is told beyond `AUTH_FAILED`, if anything. Only "wait and retry" is worth
 /// saying; every other failure leaves `auth_failed_reason_file` empty, so OpenVPN sends a bare
-/// `AUTH_FAILED` — no hint of which factor was wrong, and no file write (a few microseconds of
-/// OpenVPN's event loop) per rejected login. A locked user is told so only when
+/// `AUTH_FAILED` — no hint of which factor was wrong, and no file write (time on OpenVPN's
+/// event loop) per rejected login. A locked user is told so only when
 /// `disclose_lock` (the client holds that user's certificate, see
 /// [`crate::auth::Authenticator::may_disclose_lock`]); anyone else gets the answer an unknown
 /// name gets.

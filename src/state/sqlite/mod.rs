@@ -24,10 +24,9 @@
 //!   could have reached before the boot are refused. After a clean shutdown nothing changes.
 //!
 //! `synchronous = FULL` would `fsync` on every login instead, during which OpenVPN's single
-//! event loop serves no one: measured on this project's machine (ext4 on a virtual disk,
-//! release build) about 4 ms per decision with FULL against about 20 µs with NORMAL
-//! (`decision_timing` in `tests.rs` prints the numbers). With the boot check NORMAL gives the same
-//! replay guarantee without that cost.
+//! event loop serves no one: milliseconds per decision against microseconds with NORMAL
+//! (README, "State"; `decision_timing` in `tests.rs` prints the numbers). With the boot check
+//! NORMAL gives the same replay guarantee without that cost.
 //!
 //! # Pruning
 //! A row with no failures and no lock only remembers accepted steps, which matter while one
