@@ -122,7 +122,10 @@ fn secrets_and_pins_are_wiped_when_dropped() {
             common_name: Some(b"alice"),
             ..Default::default()
         };
-        assert_eq!(plugin.authenticate(&env), motp::plugin::Verdict::Accept);
+        assert_eq!(
+            plugin.auth_user_pass_verify(&env),
+            motp::plugin::Answer::Accept
+        );
         drop(plugin);
     });
     assert_eq!(

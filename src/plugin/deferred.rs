@@ -30,7 +30,7 @@ use parking_lot::Mutex;
 use tracing::{error, info, warn};
 
 use super::reply::{log_user, write_client_reason, write_control};
-use super::{Answer, Core, Plugin, Verdict};
+use super::{Answer, Core, Plugin};
 use crate::env::OwnedAuthEnv;
 
 /// Worker threads deciding deferred logins (Redis backend). One: a decision waits on Redis for
@@ -148,7 +148,7 @@ impl Core {
             }
             let verdict = self.decide(&env, &self.worker_sink);
             let mut answer = answer;
-            answer.accept = verdict == Verdict::Accept;
+            answer.accept = verdict == Answer::Accept;
         });
     }
 }

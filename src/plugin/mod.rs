@@ -52,29 +52,13 @@ use deferred::Workers;
 use reload::{ConfigWatcher, FileVersion, Seen};
 use reply::{client_reason, log_decision, log_user, write_client_reason, write_control};
 
-/// What OpenVPN is told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Accept,
-    Reject,
-}
-
-/// What OpenVPN is told when the plugin may defer.
+/// What OpenVPN is told. A decision made in the call is `Accept` or `Reject`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
     Accept,
     Reject,
     /// The answer goes to `auth_control_file` later (or a `CR_TEXT` prompt was sent).
     Deferred,
-}
-
-impl From<Verdict> for Answer {
-    fn from(v: Verdict) -> Answer {
-        match v {
-            Verdict::Accept => Answer::Accept,
-            Verdict::Reject => Answer::Reject,
-        }
-    }
 }
 
 pub struct Plugin {
@@ -228,24 +212,9 @@ impl Plugin {
         })
     }
 
-    pub fn config_path(&self) -> &PathBuf {
-        &self.core.path
-    }
-
     /// Whether OpenVPN should call `OPENVPN_PLUGIN_CLIENT_CRRESPONSE` (`crtext_prompt = true`).
     pub fn wants_crresponse(&self) -> bool {
         self.crtext
-    }
-
-    /// Decides one `AUTH_USER_PASS_VERIFY` in the call, logs the decision once, and writes the
-    /// client-facing reason when OpenVPN offers `auth_failed_reason_file`.
-    pub fn authenticate(&self, env: &AuthEnv) -> Verdict {
-        self.flush_logs();
-        let verdict = tracing::dispatcher::with_default(&self.core.dispatch, || {
-            self.core.decide(env, &self.core.sink)
-        });
-        self.flush_logs();
-        verdict
     }
 
     /// `AUTH_USER_PASS_VERIFY` as OpenVPN calls it: prompts a crtext client for its code,
@@ -266,7 +235,7 @@ impl Plugin {
                     return answer;
                 }
             }
-            self.core.decide(env, &self.core.sink).into()
+            self.core.decide(env, &self.core.sink)
         });
         self.flush_logs();
         answer
@@ -306,7 +275,7 @@ impl Plugin {
             if deferred.is_none() {
                 if let Some(owned) = owned {
                     let verdict = self.core.decide(&owned.borrow(), &self.core.sink);
-                    write_control(acf, verdict == Verdict::Accept);
+                    write_control(acf, verdict == Answer::Accept);
                 }
             }
         });
@@ -345,7 +314,7 @@ impl Drop for Plugin {
 impl Core {
     /// Decides with the current config, logs the decision to `log` (OpenVPN's log on its
     /// thread, the queue on a worker), writes the client reason on rejection.
-    fn decide(&self, env: &AuthEnv, log: &Sink) -> Verdict {
+    fn decide(&self, env: &AuthEnv, log: &Sink) -> Answer {
         let config = self.current_config();
         let request = LoginRequest {
             username: env.username,
@@ -365,7 +334,7 @@ impl Core {
         let decision = auth.decide_from(&request, client, &self.addresses, now);
         log_decision(env, &decision, log);
         if decision.is_accepted() {
-            return Verdict::Accept;
+            return Answer::Accept;
         }
         let disclose_lock = auth.may_disclose_lock(&request);
         if let (Some(path), Some(reason)) = (
@@ -374,7 +343,7 @@ impl Core {
         ) {
             write_client_reason(path, &reason);
         }
-        Verdict::Reject
+        Answer::Reject
     }
 
     /// The table in service. Never reads the file: that is the watcher's job.

@@ -94,7 +94,7 @@ impl Setup {
     }
 }
 
-fn login(plugin: &Plugin, user: &str, secret: &str, pin: &str, step_ahead: i64) -> Verdict {
+fn login(plugin: &Plugin, user: &str, secret: &str, pin: &str, step_ahead: i64) -> Answer {
     let code = code_at_time(secret, pin, clock::now() + 10 * step_ahead).to_hex();
     let env = AuthEnv {
         username: Some(user.as_bytes()),
@@ -102,15 +102,15 @@ fn login(plugin: &Plugin, user: &str, secret: &str, pin: &str, step_ahead: i64) 
         common_name: Some(user.as_bytes()),
         ..AuthEnv::default()
     };
-    plugin.authenticate(&env)
+    plugin.auth_user_pass_verify(&env)
 }
-fn alice(p: &Plugin, ahead: i64) -> Verdict {
+fn alice(p: &Plugin, ahead: i64) -> Answer {
     login(p, "alice", "0123456789abcdef", "1234", ahead)
 }
-fn bob(p: &Plugin, ahead: i64) -> Verdict {
+fn bob(p: &Plugin, ahead: i64) -> Answer {
     login(p, "bob", "fedcba9876543210", "4321", ahead)
 }
-fn carol(p: &Plugin, ahead: i64) -> Verdict {
+fn carol(p: &Plugin, ahead: i64) -> Answer {
     login(p, "carol", "00112233445566778899aabbccddeeff", "77", ahead)
 }
 fn errors(lines: &[(Level, String)]) -> Vec<&String> {
@@ -127,8 +127,8 @@ fn user_table_reloads_live_and_a_broken_file_keeps_the_old_one() {
     let state = s.state_table();
     s.write(&format!("{state}{ALICE}"));
     let plugin = s.open_watching_fast().unwrap();
-    assert_eq!(alice(&plugin, 0), Verdict::Accept);
-    assert_eq!(bob(&plugin, 0), Verdict::Reject);
+    assert_eq!(alice(&plugin, 0), Answer::Accept);
+    assert_eq!(bob(&plugin, 0), Answer::Reject);
     s.take_lines();
 
     // A user added: no SIGHUP needed.
@@ -136,7 +136,7 @@ fn user_table_reloads_live_and_a_broken_file_keeps_the_old_one() {
     s.wait_for_line(&plugin, |_, m| {
         m.starts_with("reloaded ") && m.contains("2 users")
     });
-    assert_eq!(bob(&plugin, 0), Verdict::Accept);
+    assert_eq!(bob(&plugin, 0), Answer::Accept);
 
     // Broken: the previous table keeps serving, one error names file, line and key.
     let broken = format!(
@@ -145,11 +145,11 @@ fn user_table_reloads_live_and_a_broken_file_keeps_the_old_one() {
     );
     s.write(&broken);
     let mut lines = s.wait_for_line(&plugin, |l, _| l == Level::ERROR);
-    assert_eq!(alice(&plugin, 1), Verdict::Accept);
-    assert_eq!(bob(&plugin, 1), Verdict::Accept);
+    assert_eq!(alice(&plugin, 1), Answer::Accept);
+    assert_eq!(bob(&plugin, 1), Answer::Accept);
     // Many checks later the broken file is still not reported twice.
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(alice(&plugin, 2), Verdict::Accept);
+    assert_eq!(alice(&plugin, 2), Answer::Accept);
     lines.extend(s.take_lines());
     let errs = errors(&lines);
     assert_eq!(errs.len(), 1, "{lines:?}");
@@ -175,16 +175,16 @@ fn user_table_reloads_live_and_a_broken_file_keeps_the_old_one() {
     s.write(&format!("{state}{ALICE}{CAROL}"));
     let lines = s.wait_for_line(&plugin, |_, m| m.starts_with("reloaded "));
     assert!(errors(&lines).is_empty(), "{lines:?}");
-    assert_eq!(carol(&plugin, 0), Verdict::Accept);
-    assert_eq!(bob(&plugin, 2), Verdict::Reject);
-    assert_eq!(alice(&plugin, 3), Verdict::Accept);
+    assert_eq!(carol(&plugin, 0), Answer::Accept);
+    assert_eq!(bob(&plugin, 2), Answer::Reject);
+    assert_eq!(alice(&plugin, 3), Answer::Accept);
 
     // [state] cannot change without a SIGHUP: say so, keep serving.
     s.write(&format!("[state]\nbackend = \"memory\"\n{ALICE}{CAROL}"));
     s.wait_for_line(&plugin, |l, m| {
         l == Level::WARN && m.contains("[state] table changed")
     });
-    assert_eq!(alice(&plugin, 4), Verdict::Accept);
+    assert_eq!(alice(&plugin, 4), Answer::Accept);
 }
 
 #[test]
@@ -203,8 +203,8 @@ fn the_watcher_stops_at_close_and_a_login_does_not_wait_for_a_reload() {
     .unwrap();
     // Until the watcher looks again, logins use the table in service.
     s.write(&format!("{state}{ALICE}{BOB}"));
-    assert_eq!(bob(&plugin, 0), Verdict::Reject);
-    assert_eq!(alice(&plugin, 0), Verdict::Accept);
+    assert_eq!(bob(&plugin, 0), Answer::Reject);
+    assert_eq!(alice(&plugin, 0), Answer::Accept);
     // Closing wakes the watcher instead of waiting out its hour (this test would hang).
     let started = Instant::now();
     drop(plugin);
@@ -231,7 +231,7 @@ fn a_fifo_put_in_place_of_the_config_neither_hangs_the_reload_nor_the_close() {
     assert!(!lines.is_empty());
     assert_eq!(
         alice(&plugin, 0),
-        Verdict::Accept,
+        Answer::Accept,
         "the table in service stays"
     );
     // The watcher is not stuck in open(): closing returns (a hang fails by the harness's
@@ -263,7 +263,7 @@ fn a_config_the_runtime_user_could_change_is_refused_at_open_and_at_reload() {
         errors(&lines).iter().all(|m| m.contains("chmod go-w")),
         "{lines:?}"
     );
-    assert_eq!(bob(&plugin, 0), Verdict::Reject, "bob was not added");
+    assert_eq!(bob(&plugin, 0), Answer::Reject, "bob was not added");
     drop(plugin);
     let e = s.open().err().unwrap();
     assert!(e.contains("writable by its group"), "{e}");
@@ -311,11 +311,11 @@ fn state_survives_reopening_the_plugin() {
     let mut s = Setup::new("sighup");
     s.write(&format!("{}{ALICE}", s.state_table()));
     let plugin = s.open().unwrap();
-    assert_eq!(alice(&plugin, 0), Verdict::Accept);
+    assert_eq!(alice(&plugin, 0), Answer::Accept);
     drop(plugin);
     let plugin = s.open().unwrap();
-    assert_eq!(alice(&plugin, 0), Verdict::Reject, "replay after SIGHUP");
-    assert_eq!(alice(&plugin, 1), Verdict::Accept);
+    assert_eq!(alice(&plugin, 0), Answer::Reject, "replay after SIGHUP");
+    assert_eq!(alice(&plugin, 1), Answer::Accept);
 }
 
 #[test]
@@ -356,8 +356,8 @@ fn memory_backend_still_works_and_warns() {
         .take_lines()
         .iter()
         .any(|(l, m)| *l == Level::WARN && m.contains("\"memory\"")));
-    assert_eq!(alice(&plugin, 0), Verdict::Accept);
-    assert_eq!(alice(&plugin, 0), Verdict::Reject);
+    assert_eq!(alice(&plugin, 0), Answer::Accept);
+    assert_eq!(alice(&plugin, 0), Answer::Reject);
 }
 #[test]
 fn prompts_are_capped_per_address_and_user_and_expire_at_the_prompt_timeout() {
