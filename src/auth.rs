@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::config::{Policy, UserTable};
-use crate::engine::{self, Code};
+use crate::engine::{self, Code, Motp, TokenKind};
 use crate::ip_limit::IpLimiter;
 use crate::password::{self, Malformed};
 use crate::rule::{Found, Limits};
@@ -155,19 +155,15 @@ impl Authenticator<'_> {
         let found = match code {
             None => Found::Malformed(Malformed::NotACode),
             Some(Err(why)) => Found::Malformed(why),
-            Some(Ok(code)) => match engine::find_step_costing(
-                code,
-                user.key,
-                center,
-                radius,
-                self.users.longest_key(),
-            ) {
-                None => Found::NoMatch,
-                Some(m) => Found::Step {
-                    step: m.step,
-                    step_offset: m.step_offset,
-                },
-            },
+            Some(Ok(code)) => {
+                match Motp.find(code, user.key, center, radius, self.users.longest_key()) {
+                    None => Found::NoMatch,
+                    Some(m) => Found::Step {
+                        step: m.step,
+                        step_offset: m.step_offset,
+                    },
+                }
+            }
         };
         let limits = Limits {
             max_failures: self.policy.max_failures,
@@ -237,7 +233,7 @@ fn burn(code: Option<Result<Code, Malformed>>, now: i64, radius: i64, cost_key_l
         Some(Ok(code)) => code,
         _ => Code::parse(b"000000").expect("constant is a code"),
     };
-    engine::burn_window_costing(code, engine::step_of(now), radius, cost_key_len);
+    Motp.burn(code, engine::step_of(now), radius, cost_key_len);
 }
 
 fn valid_username(raw: &[u8]) -> Option<&str> {

@@ -1,4 +1,5 @@
-//! The mOTP algorithm: `first 6 hex of md5(decimal(step) ‖ secret ‖ pin)`, step = floor(t/10).
+//! mOTP, the first token kind: `first 6 hex of md5(decimal(step) ‖ secret ‖ pin)`, step =
+//! floor(t/10).
 //!
 //! Codes are compared as the 3 bytes they encode, not as text, so no hex string is built per
 //! step. Every comparison is constant-time and a rejection always walks the whole window. The
@@ -6,9 +7,10 @@
 //! other leave most of the core idle.
 
 use md5::{Digest, Md5};
-use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+use subtle::{Choice, ConstantTimeEq};
 use zeroize::Zeroizing;
 
+use super::{first_match, window_order, Match, TokenKind};
 use crate::md5_lanes::{self, LANES};
 
 /// mOTP's fixed step length.
@@ -132,13 +134,6 @@ impl StepDigits {
     }
 }
 
-/// Where in the window a code matched: its step, and how far that is from the expected step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Match {
-    pub step: i64,
-    pub step_offset: i64,
-}
-
 /// Searches `center ± radius` steps, starting at `center` and moving outward (0, +1, -1, +2, ...).
 ///
 /// The centre is hashed on its own first (a phone in sync is accepted after one hash); the
@@ -186,28 +181,6 @@ pub fn burn_window_costing(code: Code, center: i64, radius: i64, cost_key_len: u
 fn padding_blocks(digits: usize, key_len: usize, cost_key_len: usize) -> usize {
     md5_lanes::blocks_for(digits + cost_key_len)
         .saturating_sub(md5_lanes::blocks_for(digits + key_len))
-}
-
-/// The window's steps in search order, `(step, step_offset)`; negative steps are skipped.
-fn window_order(center: i64, radius: i64) -> impl Iterator<Item = (i64, i64)> {
-    let count = radius.max(0).saturating_mul(2).saturating_add(1);
-    (0..count)
-        .map(|k| if k % 2 == 1 { k / 2 + 1 } else { -(k / 2) })
-        .map(move |offset| (center.saturating_add(offset), offset))
-        .filter(|&(step, _)| step >= 0)
-}
-
-/// The first lane (in lane order) whose `equal` is set among the first `count`, without a
-/// data-dependent branch: whether any lane matched, and which.
-fn first_match(equal: &[Choice; LANES], count: usize) -> (Choice, u64) {
-    let mut seen = Choice::from(0);
-    let mut first = 0u64;
-    for (lane, eq) in equal.iter().enumerate() {
-        let hit = *eq & Choice::from(u8::from(lane < count));
-        first.conditional_assign(&(lane as u64), hit & !seen);
-        seen |= hit;
-    }
-    (seen, first)
 }
 
 fn search(
@@ -276,6 +249,37 @@ fn search(
                 return found;
             }
         }
+    }
+}
+
+/// mOTP as a [`TokenKind`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Motp;
+
+impl TokenKind for Motp {
+    type Code = Code;
+
+    fn step_secs(&self) -> i64 {
+        STEP_SECS
+    }
+
+    fn parse(&self, text: &[u8]) -> Option<Code> {
+        Code::parse(text)
+    }
+
+    fn find(
+        &self,
+        code: Code,
+        key: &[u8],
+        center: i64,
+        radius: i64,
+        cost_key_len: usize,
+    ) -> Option<Match> {
+        find_step_costing(code, key, center, radius, cost_key_len)
+    }
+
+    fn burn(&self, code: Code, center: i64, radius: i64, cost_key_len: usize) {
+        burn_window_costing(code, center, radius, cost_key_len);
     }
 }
 
