@@ -5,12 +5,12 @@ pub(crate) mod build;
 mod dir;
 mod memory;
 mod read_only;
-mod redis_store;
+mod redis;
 pub(crate) mod sqlite;
 
+pub use self::redis::{RedisStore, KEEP_USED_STEP_SECS};
 pub use memory::MemoryStore;
 pub use read_only::ReadOnly;
-pub use redis_store::{RedisStore, KEEP_USED_STEP_SECS};
 pub use sqlite::{Boot, Clock, Host, SqliteStore, BUSY_TIMEOUT, DB_FILE_NAME, PRUNE_AFTER_SECS};
 
 use crate::auth::Decision;
