@@ -1,7 +1,7 @@
 //! `motp.toml`: reading, validating and turning it into the user table and policy.
 //!
 //! Every refusal names the file, the line and the key, and says what to do. No message ever
-//! contains a secret or a PIN: those two fields are read through [`SecretText`], whose errors
+//! contains a secret or a PIN: those two fields are read through `raw::SecretText`, whose errors
 //! never echo the value, and TOML syntax errors are reported without the source snippet.
 //!
 //! Files of the usual shape are read by a fast path (`config/fast.rs`) that never refuses anything
@@ -27,7 +27,6 @@ mod user_table;
 
 pub use crate::os::TrustedOwners;
 pub use diagnostics::ConfigError;
-pub use raw::SecretText;
 pub use state::{
     RedisConfig, StateConfig, DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT_MS,
     DEFAULT_STATE_DIR, MAX_REDIS_TIMEOUT_MS,

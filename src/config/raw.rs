@@ -101,7 +101,7 @@ struct RawUser {
 }
 
 /// A string that is a secret: wiped on drop, and absent from every error and `Debug`.
-pub struct SecretText(pub Zeroizing<String>);
+pub(super) struct SecretText(pub(super) Zeroizing<String>);
 
 impl fmt::Debug for SecretText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
