@@ -51,7 +51,9 @@ pub struct AuthEnv<'a> {
 
 impl<'a> AuthEnv<'a> {
     /// Reads `name=value` entries; an entry without `=` is ignored, and a value may itself
-    /// contain `=` (only the first one separates).
+    /// contain `=` (only the first one separates). For unit tests: `ffi` reads OpenVPN's
+    /// envp itself, without measuring the entries it skips.
+    #[cfg(test)]
     pub fn parse(entries: impl IntoIterator<Item = &'a [u8]>) -> AuthEnv<'a> {
         let mut env = AuthEnv::default();
         for entry in entries {
@@ -100,7 +102,7 @@ impl<'a> AuthEnv<'a> {
 
     /// A copy that outlives OpenVPN's call (envp is only valid during it), for a worker
     /// thread. The password and the cr-response are copied into buffers wiped on drop.
-    pub fn to_owned_env(&self) -> OwnedAuthEnv {
+    pub fn to_owned_env(self) -> OwnedAuthEnv {
         let copy = |v: Option<&[u8]>| v.map(<[u8]>::to_vec);
         let secret = |v: Option<&[u8]>| v.map(|v| Zeroizing::new(v.to_vec()));
         OwnedAuthEnv {

@@ -25,10 +25,13 @@ mod reply;
 #[cfg(test)]
 mod tests;
 
+// The limits and intervals the tests measure against, at the paths they had before the split.
+#[cfg(feature = "internals")]
 pub use crtext::{
     CRTEXT_PROMPT, CRTEXT_TIMEOUT_SECS, MAX_PENDING_PROMPTS, PROMPTS_PER_ADDRESS, PROMPTS_PER_USER,
     PROMPT_EXPIRY,
 };
+#[cfg(feature = "internals")]
 pub use deferred::{WORKER_QUEUE, WORKER_THREADS};
 pub use reload::CONFIG_CHECK_INTERVAL;
 
@@ -101,7 +104,9 @@ struct Core {
 impl Plugin {
     /// Loads the config and opens the state store. Every problem is logged through `sink` and
     /// returned, so OpenVPN refuses to start rather than run with a config the admin did not mean.
-    /// motp.toml must be changeable by root and this process's user only.
+    /// motp.toml must be changeable by root and this process's user only. (OpenVPN's path,
+    /// `ffi`, says whom to trust itself: [`Plugin::open_trusting`].)
+    #[cfg(any(test, feature = "internals"))]
     pub fn open(config_path: &Path, sink: Sink) -> Result<Plugin, String> {
         let trusted = TrustedOwners::root_and(crate::os::effective_uid());
         Plugin::open_watching(config_path, sink, trusted, CONFIG_CHECK_INTERVAL)
