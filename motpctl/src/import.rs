@@ -192,9 +192,7 @@ impl Builder {
 
 /// A name safe to print in a message.
 fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    motp::log::sanitize(text)
 }
 
 /// Text that can stand in a TOML comment (no control characters but tab).

@@ -83,14 +83,12 @@ fn safe_parser_message(message: &str) -> String {
 /// `text` with line breaks turned into "; " and other control characters into '?', cut to
 /// `max` characters.
 fn one_line(text: &str, max: usize) -> String {
-    text.split(['\n', '\r'])
+    let joined = text
+        .split(['\n', '\r'])
         .filter(|part| !part.trim().is_empty())
         .collect::<Vec<_>>()
-        .join("; ")
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(max)
-        .collect()
+        .join("; ");
+    crate::log::sanitize(&joined).chars().take(max).collect()
 }
 
 /// 1-based line of a byte offset.
@@ -170,8 +168,8 @@ impl Checker<'_> {
 
 /// A name safe to print in one log line.
 pub(super) fn printable(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
+    crate::log::sanitize(name)
+        .chars()
         .take(MAX_USERNAME_LEN)
         .collect()
 }
