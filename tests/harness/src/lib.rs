@@ -2,14 +2,20 @@
 //!
 //! - [`abi`]: loads the built `.so` with dlopen and calls it through the v3 structs, the way
 //!   OpenVPN does, with a `plugin_log` that records what the plugin logged.
-//! - [`openvpn`]: a throw-away PKI and real `openvpn` server and client processes on loopback.
+//! - [`openvpn`]: real `openvpn` server and client processes on loopback, with a throw-away PKI
+//!   ([`pki`]), child processes killed on drop ([`process`]), a private `redis-server`
+//!   ([`redis`]) and temporary directories ([`temp`]), all re-exported from [`openvpn`].
 
 pub mod abi;
 pub mod interleaved;
 pub mod openvpn;
+pub mod pki;
+pub mod process;
+pub mod redis;
 pub mod runtime_user;
 pub mod sqlite_lock;
 pub mod synthetic;
+pub mod temp;
 
 use std::path::PathBuf;
 
