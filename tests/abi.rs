@@ -12,16 +12,14 @@
 
 use std::ffi::c_int;
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use motp::engine::code_at_time;
 use motp_harness::abi::{Env, LogHandle, LogLine, OpenError, OpenOptions, Plugin};
+use motp_harness::temp::TempDir;
 use openvpn_plugin_sys as sys;
 
 const SUCCESS: c_int = sys::OPENVPN_PLUGIN_FUNC_SUCCESS;
@@ -71,60 +69,6 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// A fresh 0700 directory, removed on drop. Its name has no digits, so that no code or PIN can
-/// appear in a logged path by chance.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let letters = |mut n: u64| {
-            let mut s = String::new();
-            loop {
-                s.push(char::from(b'g' + (n % 20) as u8));
-                n /= 20;
-                if n == 0 {
-                    break s;
-                }
-            }
-        };
-        let name = format!(
-            "motp-abi-{}-{}",
-            letters(u64::from(std::process::id())),
-            letters(u64::from(N.fetch_add(1, Ordering::Relaxed)))
-        );
-        let path = std::env::temp_dir().join(name);
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir(&path).expect("create temp dir");
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).expect("chmod temp dir");
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// Writes `name` with mode `mode` (created 0600 first, so it is never briefly wider).
-    fn write(&self, name: &str, text: &str, mode: u32) -> PathBuf {
-        let path = self.0.join(name);
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .expect("create config");
-        file.write_all(text.as_bytes()).expect("write config");
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod config");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Strings that must never be logged: every secret and PIN in any config, plus whatever codes
 /// and passwords a test adds.
 fn always_forbidden() -> Vec<String> {
@@ -169,7 +113,7 @@ impl Fixture {
     }
 
     fn with_config(text: &str) -> Fixture {
-        let dir = TempDir::new();
+        let dir = TempDir::without_digits("abi");
         let config = dir.write("motp.toml", text, 0o600);
         let plugin = match Plugin::open(&config) {
             Ok(p) => p,
@@ -742,7 +686,7 @@ fn open_error_line(path: &Path, error: &OpenError) -> String {
 
 #[test]
 fn open_fails_on_a_bad_config_naming_file_line_and_key() {
-    let dir = TempDir::new();
+    let dir = TempDir::without_digits("abi");
     let good = config_text();
     // (config text, expected "line N", expected "key `...`")
     let cases = [
@@ -811,7 +755,7 @@ fn open_fails_on_a_bad_config_naming_file_line_and_key() {
 
 #[test]
 fn open_fails_on_a_world_readable_config() {
-    let dir = TempDir::new();
+    let dir = TempDir::without_digits("abi");
     for mode in [0o644, 0o604, 0o606, 0o666] {
         let (path, error) = open_failure(&dir, &config_text(), mode);
         let message = open_error_line(&path, &error);
@@ -833,7 +777,7 @@ fn open_without_a_config_argument_uses_the_default_path() {
         eprintln!("skipped: {} exists on this machine", default.display());
         return;
     }
-    let dir = TempDir::new();
+    let dir = TempDir::without_digits("abi");
     let mut options = OpenOptions::new(&dir.path().join("unused"));
     options.argv.truncate(1);
     let error = options.open().err().expect("no config at the default path");
@@ -842,7 +786,7 @@ fn open_without_a_config_argument_uses_the_default_path() {
 
 #[test]
 fn open_tolerates_a_host_without_callbacks() {
-    let dir = TempDir::new();
+    let dir = TempDir::without_digits("abi");
     let path = dir.write("motp.toml", &config_text(), 0o600);
     let mut options = OpenOptions::new(&path);
     options.callbacks = false;
@@ -902,7 +846,7 @@ fn two_instances_from_one_so_are_independent() {
 
 #[test]
 fn dlclose_and_reopen_100_times() {
-    let dir = TempDir::new();
+    let dir = TempDir::without_digits("abi");
     let path = dir.write("motp.toml", &config_text(), 0o600);
     let mut forbidden = always_forbidden();
     let mappings = || {

@@ -9,6 +9,7 @@ use std::process::{Command, Output, Stdio};
 
 use motp::config::Config;
 use motp::engine::Code;
+use motp_harness::temp::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_motpctl");
 /// A fixed "now" for every command that reads the clock (the hidden --now), so no test depends
@@ -16,39 +17,18 @@ const BIN: &str = env!("CARGO_BIN_EXE_motpctl");
 const NOW: i64 = 1_700_000_005;
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
 
-/// A directory removed when the test ends.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("motpctl-test-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
+/// The test's own helpers on the harness's [`TempDir`].
+trait TempDirExt {
     /// Writes a config with the given mode.
+    fn config(&self, text: &str, mode: u32) -> PathBuf;
+}
+
+impl TempDirExt for TempDir {
     fn config(&self, text: &str, mode: u32) -> PathBuf {
-        let path = self.path("motp.toml");
+        let path = self.join("motp.toml");
         fs::write(&path, text).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
         path
-    }
-    fn entries(&self) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
 
@@ -202,7 +182,7 @@ fn completions_for_every_shell() {
 #[test]
 fn man_pages_are_generated() {
     let dir = TempDir::new("man");
-    let out = dir.path("man1");
+    let out = dir.join("man1");
     let r = run(&["man", "--out", s(&out)]);
     assert_eq!(r.code, 0, "{r:?}");
     for page in [
@@ -351,7 +331,7 @@ fn check_config_errors_exit_2() {
     // Missing file.
     let r = run(&[
         "check-config",
-        s(&dir.path("nope.toml")),
+        s(&dir.join("nope.toml")),
         "--no-clock-check",
     ]);
     assert_eq!(r.code, 2, "{r:?}");
@@ -622,12 +602,12 @@ fn add_user_errors_leave_the_file_alone() {
         "--pin",
         "1",
         "-c",
-        s(&dir.path("missing.toml")),
+        s(&dir.join("missing.toml")),
     ]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("missing.toml"), "{r:?}");
     // A config that is already broken is not edited.
-    let broken = dir.path("broken.toml");
+    let broken = dir.join("broken.toml");
     fs::write(&broken, "windwo = 1\n").unwrap();
     let r = run(&["add-user", "zed", "--generate", "-c", s(&broken)]);
     assert_eq!(r.code, 2, "{r:?}");
@@ -664,7 +644,7 @@ fn add_user_warns_about_an_uppercase_secret() {
 fn add_user_into_an_empty_config_and_through_a_symlink() {
     let dir = TempDir::new("add-empty");
     let path = dir.config("# nothing yet\n", 0o600);
-    let link = dir.path("link.toml");
+    let link = dir.join("link.toml");
     std::os::unix::fs::symlink(&path, &link).unwrap();
     let r = run(&[
         "add-user",
@@ -740,7 +720,7 @@ fn disable_enable_remove() {
         let r = run(&[cmd, "alice", "-c", p]);
         assert_eq!(r.code, 2, "{cmd}: {r:?}");
         assert!(r.stderr.contains("no user `alice`"), "{cmd}: {r:?}");
-        let r = run(&[cmd, "bob", "-c", s(&dir.path("missing.toml"))]);
+        let r = run(&[cmd, "bob", "-c", s(&dir.join("missing.toml"))]);
         assert_eq!(r.code, 2, "{cmd}: {r:?}");
     }
 }
@@ -827,7 +807,7 @@ fn verify_invalid_and_error_paths() {
         "alice",
         "123456",
         "-c",
-        s(&dir.path("x.toml")),
+        s(&dir.join("x.toml")),
         NOW_ARG,
     ]);
     assert_eq!(r.code, 2, "{r:?}");
@@ -917,7 +897,7 @@ fn resync_error_paths_change_nothing() {
         &code1,
         &code2,
         "-c",
-        s(&dir.path("no.toml")),
+        s(&dir.join("no.toml")),
         NOW_ARG,
     ]);
     assert_eq!(r.code, 2, "{r:?}");
@@ -949,7 +929,7 @@ fn status_and_unlock_are_not_available_with_the_memory_backend() {
 
 /// A config whose local state store lives in the test directory.
 fn local_state_config(dir: &TempDir) -> (PathBuf, PathBuf) {
-    let state = dir.path("state");
+    let state = dir.join("state");
     let text = format!(
         "max_failures = 3\n\
          [users.alice]\nsecret = \"0123456789abcdef\"\npin = \"1234\"\n\
@@ -1055,7 +1035,7 @@ fn status_and_unlock_with_redis() {
     use motp::config::StateConfig;
     use motp::state::{RedisStore, StateStore};
     let dir = TempDir::new("status-redis");
-    let mut redis = motp_harness::openvpn::RedisServer::start(&dir.0);
+    let mut redis = motp_harness::openvpn::RedisServer::start(dir.path());
     let text = format!(
         "max_failures = 3\n\
          [users.alice]\nsecret = \"0123456789abcdef\"\npin = \"1234\"\n\
@@ -1200,7 +1180,7 @@ fn import_pam_motp_sample() {
 #[test]
 fn import_pam_motp_refuses_what_it_cannot_carry_over() {
     let dir = TempDir::new("import-pam-bad");
-    let out = dir.path("out.toml");
+    let out = dir.join("out.toml");
     let r = run(&[
         "import",
         "pam-motp",
@@ -1262,7 +1242,7 @@ fn import_pam_motp_refuses_what_it_cannot_carry_over() {
     assert_eq!(Config::load(&out).unwrap().users.len(), 4);
 
     // A missing input file.
-    let r = run(&["import", "pam-motp", s(&dir.path("motp.conf"))]);
+    let r = run(&["import", "pam-motp", s(&dir.join("motp.conf"))]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("motp.conf"), "{r:?}");
 }
@@ -1317,7 +1297,7 @@ fn import_openvpn_otp_refuses_other_algorithms_encodings_and_udids() {
     }
 
     let dir = TempDir::new("import-otp");
-    let out = dir.path("motp.toml");
+    let out = dir.join("motp.toml");
     let r = run(&[
         "import",
         "openvpn-otp",
@@ -1343,13 +1323,13 @@ fn udid_into_pin_reproduces_openvpn_otp_codes() {
     // openvpn-otp with udid "xxx" accepts 4bd42d for secret 0123456789abcdef, PIN 6666 at
     // counter 129612120 (facts §1.7, recomputed independently).
     let dir = TempDir::new("udid");
-    let secrets = dir.path("otp-secrets");
+    let secrets = dir.join("otp-secrets");
     fs::write(
         &secrets,
         "u otp motp:md5:text:0123456789abcdef:6666:xxx *\n",
     )
     .unwrap();
-    let out = dir.path("motp.toml");
+    let out = dir.join("motp.toml");
     let r = run(&[
         "import",
         "openvpn-otp",
@@ -1370,7 +1350,7 @@ fn udid_into_pin_reproduces_openvpn_otp_codes() {
     ]);
     assert_eq!(r.code, 0, "{r:?}");
     // Without the option the line is refused, and nothing is written.
-    let out2 = dir.path("motp2.toml");
+    let out2 = dir.join("motp2.toml");
     let r = run(&["import", "openvpn-otp", s(&secrets), "-o", s(&out2)]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(!out2.exists());
@@ -1379,7 +1359,7 @@ fn udid_into_pin_reproduces_openvpn_otp_codes() {
 #[test]
 fn import_openvpn_otp_line_shapes() {
     let dir = TempDir::new("import-shapes");
-    let secrets = dir.path("otp-secrets");
+    let secrets = dir.join("otp-secrets");
     fs::write(
         &secrets,
         "short otp motp:md5:text:0123456789abcdef:1234:\n\
@@ -1549,7 +1529,7 @@ fn verify_consults_the_local_store_without_changing_it() {
 #[test]
 fn import_pam_motp_line_without_user_never_shows_the_secret() {
     let dir = TempDir::new("import-pam-nouser");
-    let conf = dir.path("motp.conf");
+    let conf = dir.join("motp.conf");
     fs::write(
         &conf,
         "alice 0123456789abcdef 1234 0\n\
@@ -1587,7 +1567,7 @@ fn import_pam_motp_line_without_user_never_shows_the_secret() {
 #[test]
 fn import_pam_motp_refuses_a_hash_in_the_pin() {
     let dir = TempDir::new("import-pam-hash");
-    let conf = dir.path("motp.conf");
+    let conf = dir.join("motp.conf");
     fs::write(
         &conf,
         "# a comment line\n\
@@ -1631,7 +1611,7 @@ fn import_pam_motp_refuses_a_hash_in_the_pin() {
 #[test]
 fn import_openvpn_otp_never_shows_key_or_pin() {
     let dir = TempDir::new("import-otp-leaks");
-    let secrets = dir.path("otp-secrets");
+    let secrets = dir.join("otp-secrets");
     fs::write(
         &secrets,
         // No USER and SERVER fields; the encoding missing (the key where it should be); a `#`
