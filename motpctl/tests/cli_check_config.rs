@@ -1,0 +1,144 @@
+//! `motpctl` CLI tests: check-config (helpers in `common/mod.rs`).
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+use motp_harness::temp::TempDir;
+
+mod common;
+use common::*;
+
+#[test]
+fn check_config_clean_exits_0() {
+    let dir = TempDir::new("check-clean");
+    let path = dir.config(CLEAN, 0o600);
+    let r = run(&["check-config", s(&path), "--no-clock-check"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("ok: "), "{r:?}");
+    assert!(r.stdout.contains("2 users"), "{r:?}");
+    assert!(r.stdout.contains("0 errors, 0 warnings"), "{r:?}");
+    // --config is the same as the argument.
+    let r = run(&["check-config", "--config", s(&path), "--no-clock-check"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = run(&["check-config", s(&path), "--config", s(&path)]);
+    assert_eq!(r.code, 2, "both forms at once: {r:?}");
+}
+
+#[test]
+fn check_config_warns_about_uppercase_and_shared_pins_without_showing_them() {
+    let dir = TempDir::new("check-warn");
+    let path = dir.config(
+        "[users.alice]\nsecret = \"0123456789ABCDEF\"\npin = \"2468\"\n\
+         [users.bob]\nsecret = \"fedcba9876543210\"\npin = \"2468\"\n\
+         [users.carol]\nsecret = \"00112233445566778899aabbccddeef\"\npin = \"13579\"\n\
+         [state]\nbackend = \"memory\"\n",
+        0o640,
+    );
+    let r = run(&["check-config", s(&path), "--no-clock-check"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("warning: users.alice.secret has uppercase"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout
+            .contains("users alice, bob have the same 4-digit PIN"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout.contains("users.carol.secret has an odd number"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("0 errors, 3 warnings"), "{r:?}");
+    for secret in ["0123456789ABCDEF", "fedcba9876543210", "2468", "13579"] {
+        assert!(!r.all().contains(secret), "{secret} printed: {r:?}");
+    }
+}
+
+#[test]
+fn check_config_errors_exit_2() {
+    let dir = TempDir::new("check-err");
+    // Missing file.
+    let r = run(&[
+        "check-config",
+        s(&dir.join("nope.toml")),
+        "--no-clock-check",
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stdout.contains("error: ") && r.stdout.contains("nope.toml"),
+        "{r:?}"
+    );
+    // Readable by everyone: the plugin refuses it.
+    let path = dir.config(CLEAN, 0o644);
+    let r = run(&["check-config", s(&path), "--no-clock-check"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains("chmod 0640"), "{r:?}");
+    // A secret the plugin refuses (too short): the error names the key, not the value.
+    let path = dir.config(
+        "[users.alice]\nsecret = \"0123456789abcd\"\npin = \"1234\"\n",
+        0o600,
+    );
+    let r = run(&["check-config", s(&path), "--no-clock-check"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains("users.alice.secret"), "{r:?}");
+    assert!(!r.all().contains("0123456789abcd\""), "{r:?}");
+    // A typo in a key.
+    let path = dir.config("windwo_secs = 3\n", 0o600);
+    let r = run(&["check-config", s(&path), "--no-clock-check"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stdout.contains("line 1") && r.stdout.contains("windwo_secs"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn check_config_runtime_user_checks() {
+    let dir = TempDir::new("check-user");
+    let path = dir.config(CLEAN, 0o600);
+    // `nobody` cannot read a 0600 file it does not own: a reload after a privilege drop fails.
+    let r = run(&[
+        "check-config",
+        s(&path),
+        "--no-clock-check",
+        "--runtime-user",
+        "nobody",
+    ]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains("the runtime user nobody cannot read"),
+        "{r:?}"
+    );
+    // The owner can.
+    let me = fs::metadata(&path).unwrap().uid();
+    let name = run_id_un(me);
+    let r = run(&["check-config", s(&path), "--no-clock-check", "-u", &name]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = run(&[
+        "check-config",
+        s(&path),
+        "--no-clock-check",
+        "--runtime-user",
+        "no-such-user-motpctl",
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains("no such user"), "{r:?}");
+}
+
+#[test]
+fn check_config_reports_on_the_clock() {
+    let dir = TempDir::new("check-clock");
+    let path = dir.config(CLEAN, 0o600);
+    let r = run(&["check-config", s(&path)]);
+    // Synchronised (exit 0), or not / not checkable (a warning, exit 1): never silent.
+    assert!(r.code == 0 || r.code == 1, "{r:?}");
+    assert!(
+        r.stdout.contains("clock is synchronised")
+            || r.stdout.contains("clock is not synchronised")
+            || r.stdout
+                .contains("could not check whether the system clock"),
+        "{r:?}"
+    );
+}
