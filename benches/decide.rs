@@ -1,6 +1,6 @@
 //! `Authenticator::decide` with the in-memory store, for a 1,000-user table: accept (phone in
 //! sync), wrong code, unknown user, replay and locked. No env parsing, logging or file I/O:
-//! that is the ABI bench's job (tests/harness/src/bin/motp-abi-bench.rs).
+//! that is the ABI bench's job (tests/harness/src/bin/motp-abi-bench/).
 //!
 //! Run: `cargo bench --bench decide`.
 
