@@ -234,10 +234,20 @@ fn host_log_sink(log_fn: sys::plugin_log_t) -> crate::log::Sink {
             _ => sys::PLOG_DEBUG,
         };
         // One copy, with the terminating NUL OpenVPN needs; a NUL inside would cut the line.
-        let mut text = Vec::with_capacity(line.len() + 1);
-        text.extend(line.bytes().map(|b| if b == 0 { b'?' } else { b }));
-        text.push(0);
-        let Ok(text) = CStr::from_bytes_with_nul(&text) else {
+        // On the stack for the usual line (one per login), so logging allocates nothing.
+        let mut on_stack = [0u8; 512];
+        let mut on_heap = Vec::new();
+        let buffer: &mut [u8] = if line.len() < on_stack.len() {
+            &mut on_stack[..line.len() + 1]
+        } else {
+            on_heap.resize(line.len() + 1, 0);
+            &mut on_heap
+        };
+        for (to, from) in buffer.iter_mut().zip(line.bytes()) {
+            *to = if from == 0 { b'?' } else { from };
+        }
+        buffer[line.len()] = 0;
+        let Ok(text) = CStr::from_bytes_with_nul(buffer) else {
             return;
         };
         match log_fn {

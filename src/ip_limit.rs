@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
 use parking_lot::Mutex;
 
@@ -49,6 +49,9 @@ pub struct IpLimiter {
     /// The prefixes of the policy last used to count (v4 << 8 | v6): the table's keys are
     /// networks of these lengths. A reload that changes them starts the counts afresh.
     prefixes: AtomicU32,
+    /// The latest `locked_until` ever set: once the clock is past it no address is locked, and
+    /// a login need not take the table's lock to learn that (the usual case).
+    latest_lock_end: AtomicI64,
 }
 
 impl IpLimiter {
@@ -57,11 +60,15 @@ impl IpLimiter {
             capacity: capacity.max(1),
             table: Mutex::new(HashMap::new()),
             prefixes: AtomicU32::new(pack(DEFAULT_PREFIX_V4, DEFAULT_PREFIX_V6)),
+            latest_lock_end: AtomicI64::new(i64::MIN),
         }
     }
 
     /// `Some(until)` if this address (its network) is refused right now.
     pub fn locked_until(&self, ip: IpAddr, now: i64) -> Option<i64> {
+        if self.latest_lock_end.load(Ordering::Acquire) <= now {
+            return None;
+        }
         let (v4, v6) = unpack(self.prefixes.load(Ordering::Relaxed));
         let key = network(ip, v4, v6);
         let table = self.table.lock();
@@ -100,6 +107,9 @@ impl IpLimiter {
         if entry.failures >= policy.max_failures {
             entry.failures = 0;
             entry.locked_until = now.saturating_add(window);
+            // Under the table's lock, so a login that then takes it sees the entry too.
+            self.latest_lock_end
+                .fetch_max(entry.locked_until, Ordering::Release);
             return Some(entry.locked_until);
         }
         None

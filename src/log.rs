@@ -157,6 +157,12 @@ pub fn push_value(out: &mut String, value: &str) {
 }
 
 fn needs_quotes(value: &str) -> bool {
+    // Printable ASCII other than the four is the usual value (a name, an address, a number):
+    // decided on bytes, without decoding characters.
+    let plain_ascii = |b: u8| b.is_ascii_graphic() && !matches!(b, b'=' | b'"' | b'\\');
+    if value.bytes().all(plain_ascii) {
+        return value.is_empty();
+    }
     value.is_empty()
         || value
             .chars()
@@ -380,28 +386,40 @@ impl LogQueue {
 /// The lines logged on the plugin's own threads (workers, the config watcher), waiting for
 /// OpenVPN's thread to write them to OpenVPN's log (see the module doc). Clones share one queue.
 #[derive(Clone, Default)]
-pub struct Queued(Arc<Mutex<LogQueue>>);
+pub struct Queued(Arc<QueueShared>);
+
+#[derive(Default)]
+struct QueueShared {
+    queue: Mutex<LogQueue>,
+    /// Set after a line is queued, cleared by the flush that takes it: a login with nothing
+    /// queued (the usual case) does not take the lock.
+    pending: AtomicBool,
+}
 
 impl Queued {
     /// The sink of the plugin's own threads: a line goes to syslog now, from that thread (never
     /// blocking), and into this queue for OpenVPN's log at its next call.
     pub fn thread_sink(&self) -> Sink {
-        let queued = self.0.clone();
+        let shared = self.0.clone();
         let syslog = Syslog::open();
         Arc::new(move |level, line: &str| {
             let trouble = syslog.send(level, line);
-            let mut q = queued.lock();
+            let mut q = shared.queue.lock();
             q.push(level, line);
             if let Some(trouble) = trouble {
                 q.push(tracing::Level::WARN, &trouble);
             }
+            shared.pending.store(true, Ordering::Release);
         })
     }
 
     /// Writes the lines queued since the last call to `sink`. OpenVPN's thread only.
     pub fn flush(&self, sink: &Sink) {
+        if !self.0.pending.swap(false, Ordering::Acquire) {
+            return;
+        }
         let (lines, dropped) = {
-            let mut q = self.0.lock();
+            let mut q = self.0.queue.lock();
             (std::mem::take(&mut q.lines), std::mem::take(&mut q.dropped))
         };
         for (level, line) in lines {

@@ -67,19 +67,19 @@ impl RecentSteps {
     /// Adds `step` as the newest, forgetting the oldest when full. A step already named moves
     /// to the newest place.
     pub fn push(&mut self, step: i64) {
-        let mut kept: Vec<i64> = self
-            .as_slice()
-            .iter()
-            .copied()
-            .filter(|s| *s != step)
-            .collect();
-        kept.push(step);
-        let start = kept.len().saturating_sub(RECENT_STEPS);
-        *self = RecentSteps::default();
-        for s in &kept[start..] {
-            self.steps[usize::from(self.len)] = *s;
-            self.len += 1;
+        // In place (this runs on every accepted login): drop `step` where it is, then the
+        // oldest if still full, and append.
+        let mut len = usize::from(self.len);
+        if let Some(at) = self.steps[..len].iter().position(|s| *s == step) {
+            self.steps.copy_within(at + 1..len, at);
+            len -= 1;
         }
+        if len == RECENT_STEPS {
+            self.steps.copy_within(1..len, 0);
+            len -= 1;
+        }
+        self.steps[len] = step;
+        self.len = (len + 1) as u8;
     }
 
     pub fn to_text(&self) -> String {
@@ -214,6 +214,25 @@ pub trait StateStore: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recent_steps_keep_the_newest_once_each() {
+        let mut r = RecentSteps::default();
+        for step in 1..=10 {
+            r.push(step);
+        }
+        assert_eq!(r.as_slice(), &[3, 4, 5, 6, 7, 8, 9, 10]);
+        r.push(5);
+        assert_eq!(r.as_slice(), &[3, 4, 6, 7, 8, 9, 10, 5]);
+        r.push(3);
+        assert_eq!(r.as_slice(), &[4, 6, 7, 8, 9, 10, 5, 3]);
+        let mut short = RecentSteps::default();
+        short.push(1);
+        short.push(2);
+        short.push(1);
+        assert_eq!(short.as_slice(), &[2, 1]);
+        assert_eq!(RecentSteps::from_text(&r.to_text()), Some(r));
+    }
 
     #[test]
     fn under_one_offset_only_later_steps_are_fresh() {
