@@ -14,8 +14,7 @@
 //! `MOTP_BENCH_STATE_PARENT` moves it.
 
 use std::hint::black_box;
-use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use motp::auth::{Authenticator, Decision, LoginRequest};
@@ -23,6 +22,7 @@ use motp::config::Config;
 use motp::state::{SqliteStore, StateStore};
 use motp_harness::interleaved::report;
 use motp_harness::synthetic::{pin, secret, wrong_code};
+use motp_harness::temp::TempDir;
 
 const USERS: usize = 1000;
 const NOW: i64 = 1_764_316_800;
@@ -47,30 +47,6 @@ fn config_text() -> String {
     text
 }
 
-/// The state directory: owner-only, as the store requires; removed at the end.
-struct StateDir(PathBuf);
-
-impl StateDir {
-    fn new() -> StateDir {
-        let parent = std::env::var_os("MOTP_BENCH_STATE_PARENT")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/var/tmp"));
-        let path = parent.join(format!("motp-bench-reject-paths-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .expect("create the state directory");
-        StateDir(path)
-    }
-}
-
-impl Drop for StateDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn request<'a>(user: &'a str, password: &'a str, cn: &'a str) -> LoginRequest<'a> {
     LoginRequest {
         username: Some(user.as_bytes()),
@@ -81,8 +57,8 @@ fn request<'a>(user: &'a str, password: &'a str, cn: &'a str) -> LoginRequest<'a
 
 fn main() {
     let config = Config::parse(Path::new("bench.toml"), &config_text()).expect("valid config");
-    let dir = StateDir::new();
-    let store = SqliteStore::open(&dir.0).expect("open the local store");
+    let dir = TempDir::for_bench_state("reject-paths");
+    let store = SqliteStore::open(dir.path()).expect("open the local store");
     store
         .update("user9", &mut |s| s.locked_until = i64::MAX)
         .expect("lock user9");

@@ -13,8 +13,7 @@
 //! `MOTP_BENCH_STATE_PARENT` moves it.
 
 use std::cell::Cell;
-use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
@@ -23,6 +22,7 @@ use motp::config::Config;
 use motp::state::{SqliteStore, DB_FILE_NAME};
 use motp_harness::sqlite_lock::ForeignLock;
 use motp_harness::synthetic::{code, pin, secret, wrong_code};
+use motp_harness::temp::TempDir;
 
 const USERS: usize = 1000;
 const NOW: i64 = 1_764_316_800;
@@ -50,35 +50,11 @@ fn request<'a>(user: &'a str, password: &'a str) -> LoginRequest<'a> {
     }
 }
 
-/// The state directory: owner-only, as the store requires; removed at the end.
-struct StateDir(PathBuf);
-
-impl StateDir {
-    fn new() -> StateDir {
-        let parent = std::env::var_os("MOTP_BENCH_STATE_PARENT")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/var/tmp"));
-        let path = parent.join(format!("motp-bench-state-lock-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .expect("create the state directory");
-        StateDir(path)
-    }
-}
-
-impl Drop for StateDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn bench(c: &mut Criterion) {
     let config = Config::parse(Path::new("bench.toml"), &config_text()).expect("valid config");
     assert_eq!(config.users.len(), USERS);
-    let dir = StateDir::new();
-    let store = SqliteStore::open(&dir.0).expect("open the local store");
+    let dir = TempDir::for_bench_state("state-lock");
+    let store = SqliteStore::open(dir.path()).expect("open the local store");
     let auth = Authenticator {
         policy: &config.policy,
         users: &config.users,
@@ -127,7 +103,7 @@ fn bench(c: &mut Criterion) {
     // 1 + 2 + ... + 10 = 55 timed logins of ~51 ms.
     group.measurement_time(Duration::from_secs(3));
     {
-        let _lock = ForeignLock::hold(&dir.0.join(DB_FILE_NAME));
+        let _lock = ForeignLock::hold(&dir.path().join(DB_FILE_NAME));
         let started = std::time::Instant::now();
         assert_eq!(
             auth.decide(&request("user12", &good), NOW),

@@ -195,11 +195,7 @@ pub trait StateStore: Send + Sync {
         now: i64,
         limits: &Limits,
     ) -> Result<Decision, StateError> {
-        let mut decision = Decision::StateUnavailable;
-        self.update(username, &mut |state| {
-            decision = rule::apply(state, found, now, limits);
-        })?;
-        Ok(decision)
+        apply_rule_through(|decide| self.update(username, decide), found, now, limits)
     }
 
     /// The plugin is closing: start no more slow work (network), fail closed instead. What is
@@ -209,6 +205,19 @@ pub trait StateStore: Send + Sync {
     /// How long, in seconds, a store that expires entries must keep one at least (the
     /// acceptance span, and `lockout_secs` while failures count). Set at open and on reload.
     fn set_retention(&self, _secs: u64) {}
+}
+
+/// [`rule::apply`] run inside `transaction` (a store's update of one user's state): the body of
+/// every `decide` that applies the rule in Rust.
+pub(crate) fn apply_rule_through(
+    transaction: impl FnOnce(&mut dyn FnMut(&mut UserState)) -> Result<(), StateError>,
+    found: &Found,
+    now: i64,
+    limits: &Limits,
+) -> Result<Decision, StateError> {
+    let mut decision = Decision::StateUnavailable;
+    transaction(&mut |state| decision = rule::apply(state, found, now, limits))?;
+    Ok(decision)
 }
 
 #[cfg(test)]

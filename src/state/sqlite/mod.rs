@@ -294,13 +294,12 @@ impl StateStore for SqliteStore {
         now: i64,
         limits: &Limits,
     ) -> Result<Decision, StateError> {
-        let mut decision = Decision::StateUnavailable;
-        self.transact(
-            username,
-            &mut |state| decision = crate::rule::apply(state, found, now, limits),
-            Write::Always,
-        )?;
-        Ok(decision)
+        super::apply_rule_through(
+            |decide| self.transact(username, decide, Write::Always),
+            found,
+            now,
+            limits,
+        )
     }
 }
 

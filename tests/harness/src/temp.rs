@@ -50,6 +50,19 @@ impl TempDir {
         TempDir { path }
     }
 
+    /// A fresh 0700 directory for a bench's state store, under `/var/tmp` (a disk, as
+    /// `/var/lib/openvpn-motp` is; `/tmp` may be tmpfs) or `$MOTP_BENCH_STATE_PARENT`.
+    pub fn for_bench_state(label: &str) -> TempDir {
+        let parent = std::env::var_os("MOTP_BENCH_STATE_PARENT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/var/tmp"));
+        let path = parent.join(format!("motp-bench-{label}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir(&path).expect("create the state directory");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o700)).expect("chmod state dir");
+        TempDir { path }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
