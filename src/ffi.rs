@@ -247,13 +247,18 @@ fn host_log_sink(log_fn: sys::plugin_log_t) -> crate::log::Sink {
             *to = if from == 0 { b'?' } else { from };
         }
         buffer[line.len()] = 0;
-        let Ok(text) = CStr::from_bytes_with_nul(buffer) else {
-            return;
-        };
         match log_fn {
-            // SAFETY: OpenVPN's plugin_log is printf-like; "%s" with one NUL-terminated string
-            // argument is a well-formed call, and it is made on OpenVPN's calling thread.
-            Some(log) => unsafe { log(flags, PLUGIN_NAME.as_ptr(), c"%s".as_ptr(), text.as_ptr()) },
+            // SAFETY: OpenVPN's plugin_log is printf-like; "%s" with one string argument is a
+            // well-formed call, made on OpenVPN's calling thread. `buffer` is that string: it
+            // ends in the NUL written above, and every NUL of `line` was replaced before it.
+            Some(log) => unsafe {
+                log(
+                    flags,
+                    PLUGIN_NAME.as_ptr(),
+                    c"%s".as_ptr(),
+                    buffer.as_ptr().cast::<c_char>(),
+                )
+            },
             None => eprintln!("motp: {line}"),
         }
     })

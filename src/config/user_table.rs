@@ -3,7 +3,9 @@
 //! per-table random hasher. Three allocations whatever the number of users.
 
 use std::fmt;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
+
+use foldhash::quality::RandomState;
 
 use zeroize::Zeroizing;
 
@@ -67,8 +69,9 @@ pub struct UserTable {
     text: Zeroizing<String>,
     entries: Vec<Entry>,
     /// Open addressing with linear probing over `entries`, at most half full so a probe for an
-    /// unknown name ends after ~2.5 slots. Keyed with a per-table random SipHash key: lookups
-    /// are by attacker-chosen usernames, which must not be able to aim at long probe chains.
+    /// unknown name ends after ~2.5 slots. Keyed with a per-table random seed: lookups are by
+    /// attacker-chosen usernames, which must not be able to aim at long probe chains (nothing
+    /// they send is inserted; the table holds the config's names only).
     slots: Box<[u32]>,
     hasher: RandomState,
     /// The longest `secret ‖ pin` of the table: every code search is made to cost what this
@@ -82,7 +85,7 @@ impl Default for UserTable {
             text: Zeroizing::new(String::new()),
             entries: Vec::new(),
             slots: Box::new([]),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
             longest_key: 0,
         }
     }

@@ -96,16 +96,14 @@ pub(super) fn log_decision(env: &AuthEnv, decision: &Decision, sink: &Sink) {
     };
     let line = log_ip(env, log::Line::new(message));
     let line = match decision {
-        Decision::Accepted { step_offset } => {
-            line.field("step_offset", format_args!("{step_offset:+}"))
-        }
-        Decision::MalformedPassword(why) => {
-            line.field("reason", decision.reason()).field("detail", why)
-        }
+        Decision::Accepted { step_offset } => line.int_field("step_offset", *step_offset, true),
+        Decision::MalformedPassword(why) => line
+            .str_field("reason", decision.reason())
+            .field("detail", why),
         Decision::Locked { until } | Decision::AddressLocked { until } => line
-            .field("reason", decision.reason())
-            .field("until", until),
-        _ => line.field("reason", decision.reason()),
+            .str_field("reason", decision.reason())
+            .int_field("until", *until, false),
+        _ => line.str_field("reason", decision.reason()),
     };
     log_user_field(env, line).send(sink, level);
 }

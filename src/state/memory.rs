@@ -9,7 +9,7 @@ use super::{StateError, StateStore, UserState};
 /// State in this process only. Bounded by the user table: only configured users are stored.
 #[derive(Default)]
 pub struct MemoryStore {
-    users: Mutex<HashMap<Box<str>, UserState>>,
+    users: Mutex<HashMap<Box<str>, UserState, foldhash::quality::RandomState>>,
 }
 
 impl MemoryStore {
