@@ -19,8 +19,8 @@
 //! the user's key atomically: lock, replay (including the lost-data floor), failure count,
 //! acceptance, and the write with its expiry. Two servers racing on the same code serialise in
 //! Redis: the second sees the step used. The script is a transcription of the Rust rule,
-//! pinned to it by tests against a real Redis (`tests/redis_options.rs`); the rule itself lives once,
-//! in `rule.rs`, for every other store. `update` (motpctl's status and unlock) keeps a
+//! pinned to it by tests against a real Redis (`tests/redis_options.rs`); the rule itself
+//! lives once, in `rule.rs`, for every other store. `update` (motpctl's status and unlock) keeps a
 //! compare-and-set loop: it runs any closure, and it is not on the login path.
 //!
 //! **Expiry.** A user key lives at least as long as a used step can come back into a window
