@@ -90,6 +90,24 @@ impl Decision {
     }
 }
 
+/// Where a login comes from, for the per-address limit: an address already parsed, or
+/// OpenVPN's `untrusted_ip`/`untrusted_ip6` bytes, parsed only when asked.
+pub trait ClientAddress {
+    fn address(&self) -> Option<std::net::IpAddr>;
+}
+
+impl ClientAddress for Option<std::net::IpAddr> {
+    fn address(&self) -> Option<std::net::IpAddr> {
+        *self
+    }
+}
+
+impl ClientAddress for Option<&[u8]> {
+    fn address(&self) -> Option<std::net::IpAddr> {
+        self.and_then(crate::ip_limit::parse_ip)
+    }
+}
+
 /// Decides logins against one user table and one store.
 pub struct Authenticator<'a> {
     pub policy: &'a Policy,
@@ -103,14 +121,24 @@ impl Authenticator<'_> {
     /// rejection that checked no code (the user is already locked, the state is unavailable)
     /// is no guess: counting it would let one locked user's retrying client lock everyone
     /// else behind the same address (NAT, a campus, a load balancer).
+    ///
+    /// `client` is read only when it matters (an address may be locked, or the login was a
+    /// guess): an accepted login while no address is locked never parses OpenVPN's address.
     pub fn decide_from(
         &self,
         request: &LoginRequest,
-        client: Option<std::net::IpAddr>,
+        client: impl ClientAddress,
         addresses: &IpLimiter,
         now: i64,
     ) -> Decision {
-        if let Some(until) = client.and_then(|ip| addresses.locked_until(ip, now)) {
+        let mut parsed = None;
+        let mut address = || *parsed.get_or_insert_with(|| client.address());
+        let locked = if addresses.may_have_locked(now) {
+            address().and_then(|ip| addresses.locked_until(ip, now))
+        } else {
+            None
+        };
+        if let Some(until) = locked {
             burn(
                 request.password.map(password::parse),
                 now,
@@ -120,8 +148,10 @@ impl Authenticator<'_> {
             return Decision::AddressLocked { until };
         }
         let decision = self.decide(request, now);
-        if let (true, Some(ip)) = (decision.is_guess_refused(), client) {
-            addresses.record_failure(ip, now, self.policy.ip_policy());
+        if decision.is_guess_refused() {
+            if let Some(ip) = address() {
+                addresses.record_failure(ip, now, self.policy.ip_policy());
+            }
         }
         decision
     }
@@ -494,8 +524,8 @@ disabled = true
             store: &f.store,
         };
         let limiter = IpLimiter::new(100);
-        let attacker = Some("192.0.2.66".parse().unwrap());
-        let neighbour = Some("192.0.2.67".parse().unwrap());
+        let attacker: Option<std::net::IpAddr> = Some("192.0.2.66".parse().unwrap());
+        let neighbour: Option<std::net::IpAddr> = Some("192.0.2.67".parse().unwrap());
         let req = |user: &'static str, pw: &'static str| LoginRequest {
             username: Some(user.as_bytes()),
             password: Some(pw.as_bytes()),

@@ -65,8 +65,14 @@ impl IpLimiter {
     }
 
     /// `Some(until)` if this address (its network) is refused right now.
+    /// Whether any address can be locked at `now`; when not, [`locked_until`](Self::locked_until)
+    /// is `None` for every address, and the client's address need not even be parsed.
+    pub fn may_have_locked(&self, now: i64) -> bool {
+        self.latest_lock_end.load(Ordering::Acquire) > now
+    }
+
     pub fn locked_until(&self, ip: IpAddr, now: i64) -> Option<i64> {
-        if self.latest_lock_end.load(Ordering::Acquire) <= now {
+        if !self.may_have_locked(now) {
             return None;
         }
         let (v4, v6) = unpack(self.prefixes.load(Ordering::Relaxed));

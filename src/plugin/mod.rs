@@ -332,10 +332,7 @@ impl Core {
             users: &config.users,
             store: &*self.store,
         };
-        let client = env
-            .untrusted_ip
-            .or(env.untrusted_ip6)
-            .and_then(ip_limit::parse_ip);
+        let client = env.untrusted_ip.or(env.untrusted_ip6);
         let decision = auth.decide_from(&request, client, &self.addresses, now);
         log_decision(env, &decision, log);
         if decision.is_accepted() {
