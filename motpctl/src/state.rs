@@ -207,7 +207,11 @@ fn describe(config: &Config, name: &str, state: &UserState, now: i64) -> String 
         ),
     });
     if let Some(step) = state.last_step {
-        let offset = config.users.get(name).map_or(0, |u| u.offset_secs);
+        // The offset the code was accepted with (an older store did not record it: the one
+        // in force now).
+        let offset = state
+            .last_offset_secs
+            .unwrap_or_else(|| config.users.get(name).map_or(0, |u| u.offset_secs));
         let age = now.saturating_add(offset) - step * motp::engine::STEP_SECS;
         parts.push(if age >= 0 {
             format!("last code accepted about {} ago", human_duration(age))

@@ -94,7 +94,10 @@ const UPSERT_RECENT: &str = "INSERT INTO recent_codes (username, last_offset_sec
      ON CONFLICT (username) DO UPDATE SET last_offset_secs = excluded.last_offset_secs,
          steps = excluded.steps";
 const TOUCH_DECOY: &str =
-    "UPDATE users SET failures = (failures + 1) % 1000000000, updated_at = ?2 WHERE username = ?1";
+    "INSERT INTO users (username, last_step, failures, locked_until, updated_at)
+     VALUES (?1, NULL, 1, 0, ?2)
+     ON CONFLICT (username) DO UPDATE SET failures = (failures + 1) % 1000000000,
+         updated_at = excluded.updated_at";
 const PRUNE: &str =
     "DELETE FROM users WHERE failures = 0 AND locked_until <= ?1 AND updated_at < ?2";
 const PRUNE_RECENT: &str =

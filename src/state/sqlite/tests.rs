@@ -548,3 +548,42 @@ fn decision_timing() {
 }
 
 mod open;
+
+/// A locked user's decision changes nothing of the user's, yet writes once (the decoy row), so
+/// it costs what every other refusal costs, also before any refusal created the decoy row.
+#[test]
+fn a_locked_decision_writes_the_decoy_row() {
+    let dir = TempDir::new("locked-writes");
+    let host = FakeHost::at(T0);
+    let store = host.open(&dir);
+    store
+        .update("alice", &mut |s| s.locked_until = T0 + 300)
+        .unwrap();
+    assert_eq!(count_rows(&dir), 1);
+    let limits = Limits {
+        max_failures: 5,
+        lockout_secs: 300,
+        offset_secs: 0,
+        radius: 18,
+    };
+    let decoy_failures = || -> i64 {
+        Connection::open(dir.db())
+            .unwrap()
+            .query_row(
+                "SELECT failures FROM users WHERE username = ?1",
+                [crate::auth::DECOY_USERNAME],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    for round in 1..=2 {
+        assert_eq!(
+            store
+                .decide("alice", &Found::NoMatch, T0 + 1, &limits)
+                .unwrap(),
+            Decision::Locked { until: T0 + 300 }
+        );
+        assert_eq!(decoy_failures(), round);
+    }
+    assert_eq!(count_rows(&dir), 2);
+}
