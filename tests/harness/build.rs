@@ -1,4 +1,4 @@
-//! Compiles `c/host_callbacks.c`, the C half of the test host (`src/abi.rs`), against the real
+//! Compiles `c/host_callbacks.c`, the C half of the test host (`src/abi/`), against the real
 //! `openvpn-plugin.h`: `$OPENVPN_PLUGIN_INCLUDE_DIR/openvpn/openvpn-plugin.h`, default
 //! `/usr/include`.
 

@@ -1,5 +1,5 @@
 //! The store's unit tests, and the helpers other modules' tests use ([`TempDir`], [`T0`],
-//! [`capture`], [`FakeHost`]). The tests of opening and recovery are in `tests/open.rs`.
+//! [`capture`], [`FakeHost`]). The tests of opening and recovery are in `tests/open.rs` (beside this file).
 
 use super::open::with_suffix;
 use super::*;

@@ -4,7 +4,7 @@
  *
  * plugin_log is printf-style and variadic, which stable Rust cannot define, so it lives here.
  * Each message is formatted with vsnprintf exactly as OpenVPN's plugin_vlog does and handed,
- * finished, to motp_harness_record_log() on the Rust side (tests/harness/src/abi.rs).
+ * finished, to motp_harness_record_log() on the Rust side (tests/harness/src/abi/log.rs).
  * The base64 helpers follow OpenVPN's openvpn_base64_encode/decode contracts.
  */
 /* clock_gettime under the strict C standard the build script asks for. */
