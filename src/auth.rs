@@ -37,7 +37,13 @@ pub enum Decision {
     Accepted {
         step_offset: i64,
     },
+    /// One of the user's recovery codes, in place of a one-time code.
+    RecoveryAccepted {
+        index: u8,
+    },
     BadCode,
+    /// The static password in front of the code was wrong.
+    BadPassword,
     Replay,
     Locked {
         until: i64,
@@ -56,7 +62,10 @@ pub enum Decision {
 
 impl Decision {
     pub fn is_accepted(&self) -> bool {
-        matches!(self, Decision::Accepted { .. })
+        matches!(
+            self,
+            Decision::Accepted { .. } | Decision::RecoveryAccepted { .. }
+        )
     }
 
     /// A refusal of something that could have been a right answer: it counts towards the
@@ -66,6 +75,7 @@ impl Decision {
         !matches!(
             self,
             Decision::Accepted { .. }
+                | Decision::RecoveryAccepted { .. }
                 | Decision::Locked { .. }
                 | Decision::AddressLocked { .. }
                 | Decision::StateUnavailable
@@ -76,7 +86,9 @@ impl Decision {
     pub fn reason(&self) -> &'static str {
         match self {
             Decision::Accepted { .. } => "accepted",
+            Decision::RecoveryAccepted { .. } => "accepted recovery code",
             Decision::BadCode => "bad code",
+            Decision::BadPassword => "bad password",
             Decision::Replay => "replay",
             Decision::Locked { .. } => "locked",
             Decision::AddressLocked { .. } => "address locked",
@@ -200,6 +212,7 @@ impl Authenticator<'_> {
             lockout_secs: self.policy.lockout_secs,
             offset_secs: user.offset_secs,
             radius,
+            counter_based: false,
         };
         match self.store.decide(username, &found, now, &limits) {
             Ok(decision) => decision,
@@ -241,6 +254,7 @@ impl Authenticator<'_> {
             lockout_secs: 0,
             offset_secs: 0,
             radius,
+            counter_based: false,
         };
         match self
             .store

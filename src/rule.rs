@@ -14,8 +14,14 @@ pub enum Found {
     Malformed(Malformed),
     /// A code, but no step of the window gives it.
     NoMatch,
-    /// The code of phone step `step`, `step_offset` steps from the window's centre.
+    /// The code of phone step `step`, `step_offset` steps from the window's centre (for a
+    /// counter token, HOTP: counter `step`, `step_offset` counters past the next expected one).
     Step { step: i64, step_offset: i64 },
+    /// Recovery code `index` of the user's set `set` (one of the hashes in motp.toml).
+    Recovery { set: u32, index: u8 },
+    /// A code or recovery code, but the static password in front of it was wrong: a failure,
+    /// and the code stays unused.
+    BadPassword,
 }
 
 /// The user's and the policy's numbers the rule needs.
@@ -27,6 +33,8 @@ pub struct Limits {
     pub offset_secs: i64,
     /// Steps each side of the centre.
     pub radius: i64,
+    /// The user's token counts logins, not time (HOTP): a step is a counter.
+    pub counter_based: bool,
 }
 
 /// Decides one login on the user's stored `state` at `now`, and leaves in `state` what must
@@ -42,14 +50,28 @@ pub fn apply(state: &mut UserState, found: &Found, now: i64, limits: &Limits) ->
     let decision = match *found {
         Found::Malformed(why) => Decision::MalformedPassword(why),
         Found::NoMatch => Decision::BadCode,
+        Found::BadPassword => Decision::BadPassword,
         Found::Step { step, .. }
-            if state.may_have_been_used(step, limits.offset_secs, limits.radius) =>
+            if state.may_have_been_used_as(
+                step,
+                limits.offset_secs,
+                limits.radius,
+                limits.counter_based,
+            ) =>
         {
             Decision::Replay
         }
         Found::Step { step, step_offset } => {
             state.record_accepted(step, limits.offset_secs);
+            state.keep |= limits.counter_based;
             Decision::Accepted { step_offset }
+        }
+        Found::Recovery { set, index } if state.recovery_code_used(set, index) => {
+            Decision::Replay
+        }
+        Found::Recovery { set, index } => {
+            state.record_recovery_use(set, index);
+            Decision::RecoveryAccepted { index }
         }
     };
     if decision.is_accepted() {
@@ -73,6 +95,7 @@ mod tests {
         lockout_secs: 300,
         offset_secs: 0,
         radius: 18,
+        counter_based: false,
     };
     const NOW: i64 = 1_700_000_000;
 
@@ -143,5 +166,52 @@ mod tests {
         };
         assert_eq!(apply(&mut s, &at(floor), NOW, &LIMITS), Decision::Replay);
         assert!(apply(&mut s, &at(floor + 1), NOW, &LIMITS).is_accepted());
+    }
+
+    #[test]
+    fn a_counter_is_accepted_once_and_only_forward() {
+        let limits = Limits {
+            counter_based: true,
+            ..LIMITS
+        };
+        let mut s = UserState::default();
+        let at = |step| Found::Step {
+            step,
+            step_offset: 0,
+        };
+        assert!(apply(&mut s, &at(7), NOW, &limits).is_accepted());
+        assert!(s.keep, "a counter's row outlives pruning");
+        assert_eq!(apply(&mut s, &at(7), NOW, &limits), Decision::Replay);
+        assert_eq!(apply(&mut s, &at(3), NOW, &limits), Decision::Replay);
+        assert!(apply(&mut s, &at(8), NOW, &limits).is_accepted());
+        // Without its history every counter may have been used: fail closed.
+        let mut lost = UserState {
+            history_lost_at: Some(NOW),
+            ..UserState::default()
+        };
+        assert_eq!(apply(&mut lost, &at(1_000), NOW, &limits), Decision::Replay);
+    }
+
+    #[test]
+    fn a_recovery_code_works_once_per_set_and_a_bad_password_uses_nothing() {
+        let mut s = UserState::default();
+        let code = |set, index| Found::Recovery { set, index };
+        assert_eq!(
+            apply(&mut s, &code(9, 2), NOW, &LIMITS),
+            Decision::RecoveryAccepted { index: 2 }
+        );
+        assert!(s.keep);
+        assert_eq!(apply(&mut s, &code(9, 2), NOW, &LIMITS), Decision::Replay);
+        assert!(apply(&mut s, &code(9, 3), NOW, &LIMITS).is_accepted());
+        // A new set: its codes start unused.
+        assert!(apply(&mut s, &code(10, 2), NOW, &LIMITS).is_accepted());
+        assert_eq!(s.recovery_used, 1 << 2);
+        let before = s;
+        assert_eq!(
+            apply(&mut s, &Found::BadPassword, NOW, &LIMITS),
+            Decision::BadPassword
+        );
+        assert_eq!(s.failures, 1);
+        assert_eq!((s.last_step, s.recovery_used), (before.last_step, before.recovery_used));
     }
 }

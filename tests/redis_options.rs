@@ -73,6 +73,7 @@ fn the_redis_script_decides_exactly_as_the_rule() {
             lockout_secs: 60 + next(300),
             offset_secs: next(200) as i64 - 100,
             radius: 1 + next(18) as i64,
+            counter_based: false,
         };
         let found = match next(4) {
             0 => Found::Malformed(motp::password::Malformed::NotACode),
@@ -117,6 +118,7 @@ fn the_redis_script_decides_exactly_as_the_rule() {
         lockout_secs: 60,
         offset_secs: 0,
         radius: 18,
+        counter_based: false,
     };
     let found = Found::Step {
         step: base_step,

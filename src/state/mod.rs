@@ -42,6 +42,16 @@ pub struct UserState {
     /// the loss the current code is refused as a replay and users wait for a later code; after
     /// two window lengths no code in the window can fall under the rule any more.
     pub history_lost_at: Option<i64>,
+    /// The row must outlive pruning and expiry: it holds a counter-based token's counter (HOTP:
+    /// forgetting it would make every code since the config's seed acceptable again) or used
+    /// recovery codes.
+    pub keep: bool,
+    /// The set of recovery codes the uses in `recovery_used` belong to
+    /// ([`crate::secret_hash::recovery_set_id`], truncated); 0 when none was ever used. A new
+    /// set (motpctl recovery-codes) has another id, and its codes start unused.
+    pub recovery_set: u32,
+    /// Which codes of that set were used, one bit per code in the order of motp.toml.
+    pub recovery_used: u32,
 }
 
 /// How many accepted steps a user's state names one by one.
@@ -132,6 +142,24 @@ impl UserState {
     /// - the store lost its history and the window (`radius` steps each side of the user's
     ///   clock, shifted by `offset_secs`) could have reached `step` before the loss.
     pub fn may_have_been_used(&self, step: i64, offset_secs: i64, radius: i64) -> bool {
+        self.may_have_been_used_as(step, offset_secs, radius, false)
+    }
+
+    /// [`may_have_been_used`](Self::may_have_been_used) for a clock token, or for a counter
+    /// token (`counter_based`, HOTP: `step` is the counter, the offset is 0): a counter is used
+    /// when it is not above the last accepted one, and while the store is without its history
+    /// every counter may have been used (how far the lost writes moved it is unknown).
+    pub fn may_have_been_used_as(
+        &self,
+        step: i64,
+        offset_secs: i64,
+        radius: i64,
+        counter_based: bool,
+    ) -> bool {
+        if counter_based {
+            let used = self.last_step.is_some_and(|last| step <= last);
+            return used || self.recent_steps.contains(step) || self.history_lost_at.is_some();
+        }
         let recent = self.recent_steps.contains(step) || self.last_step == Some(step);
         let before_last = self.last_step.is_some_and(|last| {
             let last_offset = self.last_offset_secs.unwrap_or(offset_secs);
@@ -153,14 +181,47 @@ impl UserState {
     }
 
     /// The part a store keeps: everything but what the store itself supplies.
-    fn persisted(&self) -> (Option<i64>, Option<i64>, RecentSteps, u32, i64) {
+    #[allow(clippy::type_complexity)]
+    fn persisted(
+        &self,
+    ) -> (
+        Option<i64>,
+        Option<i64>,
+        RecentSteps,
+        u32,
+        i64,
+        bool,
+        u32,
+        u32,
+    ) {
         (
             self.last_step,
             self.last_offset_secs,
             self.recent_steps,
             self.failures,
             self.locked_until,
+            self.keep,
+            self.recovery_set,
+            self.recovery_used,
         )
+    }
+
+    /// Whether recovery code `index` of set `set` was used.
+    pub fn recovery_code_used(&self, set: u32, index: u8) -> bool {
+        self.recovery_set == set && index < 32 && self.recovery_used & (1 << index) != 0
+    }
+
+    /// Records recovery code `index` of set `set` as used (the uses of an older set are
+    /// forgotten: its codes no longer work).
+    pub fn record_recovery_use(&mut self, set: u32, index: u8) {
+        if self.recovery_set != set {
+            self.recovery_set = set;
+            self.recovery_used = 0;
+        }
+        if index < 32 {
+            self.recovery_used |= 1 << index;
+        }
+        self.keep = true;
     }
 }
 

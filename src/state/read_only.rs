@@ -50,6 +50,7 @@ mod tests {
             lockout_secs: 300,
             offset_secs: 0,
             radius: 18,
+            counter_based: false,
         };
         let at = |step| Found::Step {
             step,

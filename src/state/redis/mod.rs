@@ -280,6 +280,8 @@ impl StateStore for RedisStore {
             Found::Malformed(_) => (0, 0),
             Found::NoMatch => (1, 0),
             Found::Step { step, .. } => (2, *step),
+            // Not yet in the decision script: refused, never accepted.
+            Found::Recovery { .. } | Found::BadPassword => (1, 0),
         };
         // Only the local store's used steps count for a decision (its failures and lock are
         // the ones Redis wrote through, or merged in after an outage).

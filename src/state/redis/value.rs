@@ -9,7 +9,7 @@ use crate::state::{RecentSteps, UserState};
 ///
 /// [`DECIDE_SCRIPT`]: super::DECIDE_SCRIPT
 pub(super) fn encode(state: &UserState) -> String {
-    let (last, last_offset, recent, failures, locked) = state.persisted();
+    let (last, last_offset, recent, failures, locked, ..) = state.persisted();
     if (last, failures, locked) == (None, 0, 0) {
         return String::new();
     }
@@ -63,5 +63,6 @@ pub(super) fn decode(text: &str) -> Option<UserState> {
         failures: failures.parse().ok()?,
         locked_until: locked.parse().ok()?,
         history_lost_at: None,
+        ..UserState::default()
     })
 }

@@ -385,6 +385,7 @@ fn decide_in_transaction(
             failures: u32::try_from((*failures).max(0)).unwrap_or(u32::MAX),
             locked_until: *locked_until,
             history_lost_at,
+            ..UserState::default()
         },
         None => UserState {
             history_lost_at,

@@ -565,6 +565,7 @@ fn a_locked_decision_writes_the_decoy_row() {
         lockout_secs: 300,
         offset_secs: 0,
         radius: 18,
+        counter_based: false,
     };
     let decoy_failures = || -> i64 {
         Connection::open(dir.db())

@@ -144,6 +144,7 @@ fn a_version_1_database_is_upgraded_in_place_and_keeps_every_user() {
         lockout_secs: 300,
         offset_secs: 0,
         radius: 18,
+        counter_based: false,
     };
     let at = |step| Found::Step {
         step,
