@@ -6,6 +6,7 @@
 //! - [`config`]: `motp.toml`, validated, as a user table and a policy;
 //! - [`state`]: replay and lockout state behind one transactional operation;
 //! - [`auth`]: the decision for one login;
+//! - [`secret_hash`]: Argon2id hashes of static passwords, hashes of one-time recovery codes;
 //! - [`rule`]: what a login does to a user's stored state (lock, replay, failures), pure;
 //! - [`env`]: picking the variables the plugin uses out of OpenVPN's env;
 //! - [`ip_limit`]: failed logins per source address, in a table of bounded size;
@@ -37,6 +38,7 @@ pub mod config;
 pub mod engine;
 pub mod log;
 pub mod os;
+pub mod secret_hash;
 pub mod state;
 
 internal_mod!(env);
