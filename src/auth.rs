@@ -3,8 +3,9 @@
 
 use std::fmt;
 
-use crate::config::{Policy, UserTable};
+use crate::config::{Policy, Token, UserTable};
 use crate::engine::{self, Code, Motp, TokenKind};
+use crate::factors;
 use crate::ip_limit::IpLimiter;
 use crate::password::{self, Malformed};
 use crate::rule::{Found, Limits};
@@ -151,12 +152,7 @@ impl Authenticator<'_> {
             None
         };
         if let Some(until) = locked {
-            burn(
-                request.password.map(password::parse),
-                now,
-                self.policy.window_steps(),
-                self.users.longest_key(),
-            );
+            self.spend_rejection_work(request.password, now);
             return Decision::AddressLocked { until };
         }
         let decision = self.decide(request, now);
@@ -174,13 +170,13 @@ impl Authenticator<'_> {
         let code = request.password.map(password::parse);
 
         let Some(username) = request.username.and_then(valid_username) else {
-            return self.refuse_without_user_state(Decision::BadUsername, code, now);
+            return self.refuse_without_user_state(Decision::BadUsername, request.password, now);
         };
         let Some(user) = self.users.get(username) else {
-            return self.refuse_without_user_state(Decision::UnknownUser, code, now);
+            return self.refuse_without_user_state(Decision::UnknownUser, request.password, now);
         };
         if user.disabled {
-            return self.refuse_without_user_state(Decision::Disabled, code, now);
+            return self.refuse_without_user_state(Decision::Disabled, request.password, now);
         }
 
         // A certificate that is not this user's never touches the user's state: otherwise any
@@ -188,7 +184,10 @@ impl Authenticator<'_> {
         let cn_matches = !self.policy.require_common_name
             || request.common_name == Some(user.expected_common_name(username).as_bytes());
         if !cn_matches {
-            return self.refuse_without_user_state(Decision::CnMismatch, code, now);
+            return self.refuse_without_user_state(Decision::CnMismatch, request.password, now);
+        }
+        if factors::table_needs_examine(self.users) {
+            return self.decide_with_factors(username, &user, request, now);
         }
         // The window is searched before any state is read: the search needs none, so a store
         // decides in one step (one round trip for Redis), and a locked user costs the same
@@ -220,6 +219,60 @@ impl Authenticator<'_> {
         }
     }
 
+    /// [`decide`](Self::decide) for a table with more than bare mOTP codes: the token kinds,
+    /// static passwords and recovery codes ([`factors`]). An HOTP search starts after the
+    /// stored counter, so it reads the user's state first; the decision then re-checks the
+    /// counter in its transaction (a login racing this one cannot make a code count twice).
+    fn decide_with_factors(
+        &self,
+        username: &str,
+        user: &crate::config::User,
+        request: &LoginRequest,
+        now: i64,
+    ) -> Decision {
+        let parts = request
+            .password
+            .map_or(Err(Malformed::NotACode), password::parse_parts);
+        let hotp_next = match user.token {
+            Token::Hotp { seed, .. } => match self.store.peek(username) {
+                Ok(state) => factors::hotp_next_counter(state.last_step, seed),
+                Err(_) => {
+                    self.spend_rejection_work(request.password, now);
+                    return Decision::StateUnavailable;
+                }
+            },
+            _ => 0,
+        };
+        let found = factors::examine(user, &parts, self.users, self.policy, now, hotp_next);
+        let counter_based = user.token.is_counter_based();
+        let limits = Limits {
+            max_failures: self.policy.max_failures,
+            lockout_secs: self.policy.lockout_secs,
+            offset_secs: if counter_based { 0 } else { user.offset_secs },
+            radius: self.policy.window_steps(),
+            counter_based,
+        };
+        match self.store.decide(username, &found, now, &limits) {
+            Ok(decision) => decision,
+            Err(_) => Decision::StateUnavailable,
+        }
+    }
+
+    /// The code-checking work of a rejection that examines no user (see [`factors`]).
+    fn spend_rejection_work(&self, password: Option<&[u8]>, now: i64) {
+        if factors::table_needs_examine(self.users) {
+            let parts = password.and_then(|p| password::parse_parts(p).ok());
+            factors::spend_rejection_work(self.users, self.policy, now, parts.as_ref());
+        } else {
+            burn(
+                password.map(password::parse),
+                now,
+                self.policy.window_steps(),
+                self.users.longest_key(),
+            );
+        }
+    }
+
     /// Whether the client may be told that the user it named is locked (`TEMP[backoff N]`):
     /// only when it holds the user's own certificate. With `require_common_name = false` anyone
     /// with a certificate can name anyone, and a `TEMP` answer for a locked name (against a
@@ -242,11 +295,11 @@ impl Authenticator<'_> {
     fn refuse_without_user_state(
         &self,
         decision: Decision,
-        code: Option<Result<Code, Malformed>>,
+        password: Option<&[u8]>,
         now: i64,
     ) -> Decision {
         let radius = self.policy.window_steps();
-        burn(code, now, radius, self.users.longest_key());
+        self.spend_rejection_work(password, now);
         // The decoy row counts failures but never locks: each decision on it is a write, as a
         // known user's refusal is.
         let limits = Limits {

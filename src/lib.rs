@@ -36,6 +36,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod factors;
 pub mod log;
 pub mod os;
 pub mod secret_hash;

@@ -66,6 +66,61 @@ fn parse_scrv1(rest: &[u8]) -> Result<Code, Malformed> {
     Code::parse(decoded[..len].trim_ascii()).ok_or(Malformed::NotACode)
 }
 
+/// The longest response [`parse_parts`] reads: a static password in front of a code, or a
+/// recovery code.
+pub const MAX_RESPONSE_LEN: usize = 1024;
+
+/// A password as its parts, for users with more than a bare mOTP code: SCRV1's password part
+/// (decoded) if the client used a static challenge, and the response (SCRV1's, decoded, or the
+/// whole password), trimmed. Both wiped on drop.
+pub struct Parts {
+    pub static_part: Option<Zeroizing<Vec<u8>>>,
+    pub response: Zeroizing<Vec<u8>>,
+}
+
+/// Reads the password into its [`Parts`].
+pub fn parse_parts(password: &[u8]) -> Result<Parts, Malformed> {
+    if password.len() > MAX_PASSWORD_LEN {
+        return Err(Malformed::TooLong);
+    }
+    let Some(rest) = password.strip_prefix(SCRV1_PREFIX) else {
+        let response = password.trim_ascii();
+        if response.is_empty() || response.len() > MAX_RESPONSE_LEN {
+            return Err(Malformed::NotACode);
+        }
+        return Ok(Parts {
+            static_part: None,
+            response: Zeroizing::new(response.to_vec()),
+        });
+    };
+    let mut fields = rest.split(|&b| b == b':');
+    let (Some(static_part), Some(response), None) = (fields.next(), fields.next(), fields.next())
+    else {
+        return Err(Malformed::BadChallengeFormat);
+    };
+    let decode = |b64: &[u8]| -> Result<Zeroizing<Vec<u8>>, Malformed> {
+        if b64.len() > MAX_RESPONSE_LEN * 4 / 3 + 4 {
+            return Err(Malformed::TooLong);
+        }
+        let mut out = Zeroizing::new(vec![0u8; b64.len() / 4 * 3 + 3]);
+        let len = STANDARD
+            .decode_slice(b64, &mut out[..])
+            .map_err(|_| Malformed::BadBase64)?;
+        out.truncate(len);
+        Ok(out)
+    };
+    let static_part = decode(static_part)?;
+    let decoded = decode(response)?;
+    let response = Zeroizing::new(decoded.trim_ascii().to_vec());
+    if response.is_empty() {
+        return Err(Malformed::NotACode);
+    }
+    Ok(Parts {
+        static_part: Some(static_part),
+        response,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +174,20 @@ mod tests {
             assert!(parse(pw).is_err());
         }
         assert_eq!(parse(&[b'a'; 5000]), Err(Malformed::TooLong));
+    }
+
+    #[test]
+    fn parts_of_bare_and_scrv1_passwords() {
+        let bare = parse_parts(b" hunter2123456\n").unwrap();
+        assert!(bare.static_part.is_none());
+        assert_eq!(&bare.response[..], b"hunter2123456");
+        let pw = format!("SCRV1:{}:{}", b64("hunter2"), b64("123456\n"));
+        let scrv1 = parse_parts(pw.as_bytes()).unwrap();
+        assert_eq!(scrv1.static_part.as_deref().map(|v| &v[..]), Some(&b"hunter2"[..]));
+        assert_eq!(&scrv1.response[..], b"123456");
+        assert_eq!(parse_parts(b"SCRV1:!!:MTIz").err(), Some(Malformed::BadBase64));
+        assert_eq!(parse_parts(b"SCRV1:a:b:c").err(), Some(Malformed::BadChallengeFormat));
+        assert_eq!(parse_parts(b"   ").err(), Some(Malformed::NotACode));
+        assert_eq!(parse_parts(&[b'1'; 5000]).err(), Some(Malformed::TooLong));
     }
 }

@@ -124,6 +124,7 @@ fn merge(into: &mut RawConfig, part: RawConfig) -> Option<()> {
         ip_lockout_secs,
         ip_prefix_v4,
         ip_prefix_v6,
+        hotp_window,
         require_common_name,
         crtext_prompt,
         state,
@@ -139,6 +140,7 @@ fn merge(into: &mut RawConfig, part: RawConfig) -> Option<()> {
     one(&mut into.ip_lockout_secs, ip_lockout_secs)?;
     one(&mut into.ip_prefix_v4, ip_prefix_v4)?;
     one(&mut into.ip_prefix_v6, ip_prefix_v6)?;
+    one(&mut into.hotp_window, hotp_window)?;
     one(&mut into.require_common_name, require_common_name)?;
     one(&mut into.crtext_prompt, crtext_prompt)?;
     one(&mut into.state, state)
@@ -280,7 +282,10 @@ impl<'a> PendingUser<'a> {
     fn finish(self) -> Option<(&'a str, usize, UserFields<'a>)> {
         let fields = UserFields {
             secret: self.secret?,
-            pin: self.pin?,
+            pin: Some(self.pin?),
+            token: Default::default(),
+            password: None,
+            recovery_codes: None,
             offset_secs: self.offset_secs,
             common_name: self.common_name,
             disabled: self.disabled.unwrap_or(false),

@@ -23,6 +23,7 @@ mod raw;
 mod state;
 #[cfg(test)]
 mod tests;
+pub mod token;
 mod user_table;
 
 pub use crate::os::TrustedOwners;
@@ -31,7 +32,8 @@ pub use state::{
     RedisConfig, StateConfig, DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT_MS,
     DEFAULT_STATE_DIR, MAX_REDIS_TIMEOUT_MS,
 };
-pub use user_table::{User, UserTable};
+pub use token::Token;
+pub use user_table::{User, UserTable, MAX_RECOVERY_CODES};
 
 use diagnostics::Checker;
 use raw::{RawConfig, RawUsers};
@@ -62,12 +64,20 @@ pub struct Policy {
     /// Leading bits of a client address that count as one source (32 and 64 by default).
     pub ip_prefix_v4: u8,
     pub ip_prefix_v6: u8,
+    /// HOTP: how many counters past the next expected one a code may be (a button pressed
+    /// without logging in moves the token ahead).
+    pub hotp_window: u32,
 }
 
 impl Policy {
     /// Steps searched each side of the expected one (180 s → 18, i.e. 37 codes in all).
     pub fn window_steps(&self) -> i64 {
         i64::from(self.window_secs) / crate::engine::STEP_SECS
+    }
+
+    /// The same for a step of `period` seconds (TOTP): whole steps within `window_secs`.
+    pub fn window_steps_of(&self, period: u32) -> i64 {
+        i64::from(self.window_secs) / i64::from(period.max(1))
     }
 
     /// How long a store that expires entries (Redis) keeps a user's entry at least: the
@@ -99,6 +109,7 @@ impl Default for Policy {
             ip_lockout_secs: 600,
             ip_prefix_v4: crate::ip_limit::DEFAULT_PREFIX_V4,
             ip_prefix_v6: crate::ip_limit::DEFAULT_PREFIX_V6,
+            hotp_window: 10,
         }
     }
 }
@@ -220,7 +231,20 @@ impl RawConfig {
             defaults.ip_lockout_secs,
             |_| format!("must be at most {MAX_LOCKOUT_SECS} (30 days)"),
         )?;
+        let hotp_window = check.in_range(
+            self.hotp_window,
+            "hotp_window",
+            0..=token::MAX_HOTP_WINDOW,
+            defaults.hotp_window,
+            |_| {
+                format!(
+                    "must be at most {}: the counters an HOTP code may run ahead (each costs                      an HMAC on every login)",
+                    token::MAX_HOTP_WINDOW
+                )
+            },
+        )?;
         let policy = Policy {
+            hotp_window,
             window_secs,
             max_failures,
             lockout_secs,

@@ -11,7 +11,18 @@ use toml::Spanned;
 use zeroize::Zeroizing;
 
 use super::diagnostics::Refusal;
+use super::token::TokenFields;
 use super::user_table::{TableBuilder, UserFields};
+
+fn spanned_str(value: &Option<Spanned<String>>) -> Option<(&str, usize)> {
+    value
+        .as_ref()
+        .map(|v| (v.get_ref().as_str(), v.span().start))
+}
+
+fn spanned_copy<T: Copy>(value: &Option<Spanned<T>>) -> Option<(T, usize)> {
+    value.as_ref().map(|v| (*v.get_ref(), v.span().start))
+}
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +34,7 @@ pub(super) struct RawConfig {
     pub(super) ip_lockout_secs: Option<Spanned<u64>>,
     pub(super) ip_prefix_v4: Option<Spanned<u8>>,
     pub(super) ip_prefix_v6: Option<Spanned<u8>>,
+    pub(super) hotp_window: Option<Spanned<u32>>,
     pub(super) require_common_name: Option<bool>,
     pub(super) crtext_prompt: Option<bool>,
     pub(super) state: Option<RawState>,
@@ -90,8 +102,23 @@ pub(super) struct RawState {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawUser {
+    #[serde(default)]
+    kind: Option<Spanned<String>>,
     secret: Spanned<SecretText>,
-    pin: Spanned<SecretText>,
+    #[serde(default)]
+    pin: Option<Spanned<SecretText>>,
+    #[serde(default)]
+    algorithm: Option<Spanned<String>>,
+    #[serde(default)]
+    digits: Option<Spanned<u8>>,
+    #[serde(default)]
+    period: Option<Spanned<u32>>,
+    #[serde(default)]
+    counter: Option<Spanned<u64>>,
+    #[serde(default)]
+    password: Option<Spanned<String>>,
+    #[serde(default)]
+    recovery_codes: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     offset_secs: Option<Spanned<i64>>,
     #[serde(default)]
@@ -154,7 +181,24 @@ impl RawUser {
     fn fields(&self) -> UserFields<'_> {
         UserFields {
             secret: (&self.secret.get_ref().0, self.secret.span().start),
-            pin: (&self.pin.get_ref().0, self.pin.span().start),
+            pin: self
+                .pin
+                .as_ref()
+                .map(|p| (p.get_ref().0.as_str(), p.span().start)),
+            token: TokenFields {
+                kind: spanned_str(&self.kind),
+                algorithm: spanned_str(&self.algorithm),
+                digits: spanned_copy(&self.digits),
+                period: spanned_copy(&self.period),
+                counter: spanned_copy(&self.counter),
+            },
+            password: spanned_str(&self.password),
+            recovery_codes: self.recovery_codes.as_ref().map(|codes| {
+                (
+                    codes.get_ref().iter().map(String::as_str).collect(),
+                    codes.span().start,
+                )
+            }),
             offset_secs: self
                 .offset_secs
                 .as_ref()

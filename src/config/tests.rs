@@ -51,6 +51,7 @@ fn good_config_loads() {
             ip_lockout_secs: 600,
             ip_prefix_v4: 32,
             ip_prefix_v6: 64,
+            hotp_window: 10,
         }
     );
     let alice = c.users.get("alice").unwrap();

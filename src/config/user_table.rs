@@ -10,13 +10,28 @@ use foldhash::quality::RandomState;
 use zeroize::Zeroizing;
 
 use super::diagnostics::{printable, Refusal};
-use super::{entry, MAX_OFFSET_SECS, MAX_PIN_LEN};
+use super::token::{self, HmacKey, Token, TokenFields};
+use super::{entry, MAX_OFFSET_SECS};
+use crate::secret_hash::{
+    parse_password_hash, parse_recovery_hash, recovery_set_id, ParsedPasswordHash, RecoveryHash,
+};
 
-/// One user's entry, borrowed from the [`UserTable`]. `key` is `secret ‖ pin`, the bytes that
-/// follow the step in the hash.
+/// The most recovery codes one user may have (`recovery_used` is a 32-bit mask).
+pub const MAX_RECOVERY_CODES: usize = 32;
+
+/// One user's entry, borrowed from the [`UserTable`]. `key` is what the token's code is made
+/// from: for mOTP `secret ‖ pin`, the bytes that follow the step in the hash; for TOTP and
+/// HOTP the decoded secret, the HMAC key.
 #[derive(Clone, Copy)]
 pub struct User<'a> {
+    pub token: Token,
     pub key: &'a [u8],
+    /// The static password typed before the code, as its Argon2id hash.
+    pub password: Option<&'a ParsedPasswordHash>,
+    /// The hashes of the user's recovery codes, in file order (empty: none).
+    pub recovery_codes: &'a [RecoveryHash],
+    /// The id of that set ([`recovery_set_id`], truncated), under which uses are stored.
+    pub recovery_set: u32,
     pub offset_secs: i64,
     pub common_name: Option<&'a str>,
     pub disabled: bool,
@@ -25,7 +40,10 @@ pub struct User<'a> {
 impl fmt::Debug for User<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("User")
+            .field("token", &self.token)
             .field("key", &"<redacted>")
+            .field("password", &self.password.is_some())
+            .field("recovery_codes", &self.recovery_codes.len())
             .field("offset_secs", &self.offset_secs)
             .field("common_name", &self.common_name)
             .field("disabled", &self.disabled)
@@ -56,6 +74,19 @@ struct Entry {
     key_len: u8,
     has_cn: bool,
     disabled: bool,
+    /// Index into [`UserTable::extras`], or [`EMPTY`] for an mOTP user without extras.
+    extra: u32,
+}
+
+/// What only some users have, kept apart so that the entry of a plain mOTP user (most of a
+/// large table) stays small.
+struct Extra {
+    token: Token,
+    /// The HMAC key of a TOTP or HOTP token.
+    key: Option<HmacKey>,
+    password: Option<ParsedPasswordHash>,
+    recovery_codes: Vec<RecoveryHash>,
+    recovery_set: u32,
 }
 
 /// Slot value of an empty index slot.
@@ -68,6 +99,7 @@ pub struct UserTable {
     /// (secrets are hex and PINs printable, so the keys are UTF-8 too).
     text: Zeroizing<String>,
     entries: Vec<Entry>,
+    extras: Vec<Extra>,
     /// Open addressing with linear probing over `entries`, at most half full so a probe for an
     /// unknown name ends after ~2.5 slots. Keyed with a per-table random seed: lookups are by
     /// attacker-chosen usernames, which must not be able to aim at long probe chains (nothing
@@ -77,6 +109,16 @@ pub struct UserTable {
     /// The longest `secret ‖ pin` of the table: every code search is made to cost what this
     /// key costs, so timing does not tell a long key's user, a short key's and no user apart.
     longest_key: usize,
+    /// The same for TOTP and HOTP keys.
+    longest_hmac_key: usize,
+    /// Some user has a static password: every login then verifies one (a dummy for the
+    /// others), so timing does not tell who has one or whether the name exists.
+    any_password: bool,
+    /// The most recovery codes one user has: every login compares that many hashes.
+    most_recovery_codes: usize,
+    /// Each distinct token (kind and parameters) some user has, in file order: a rejection
+    /// spends the work of every one of them, so its time does not tell which kind a user has.
+    tokens: Vec<Token>,
 }
 
 impl Default for UserTable {
@@ -84,9 +126,14 @@ impl Default for UserTable {
         UserTable {
             text: Zeroizing::new(String::new()),
             entries: Vec::new(),
+            extras: Vec::new(),
             slots: Box::new([]),
             hasher: RandomState::default(),
             longest_key: 0,
+            longest_hmac_key: 0,
+            any_password: false,
+            most_recovery_codes: 0,
+            tokens: Vec::new(),
         }
     }
 }
@@ -114,6 +161,23 @@ impl UserTable {
     pub fn longest_key(&self) -> usize {
         self.longest_key
     }
+    /// The length of the longest TOTP or HOTP key in the table (0 when none).
+    pub fn longest_hmac_key(&self) -> usize {
+        self.longest_hmac_key
+    }
+    /// Whether some user has a static password.
+    pub fn any_password(&self) -> bool {
+        self.any_password
+    }
+    /// The most recovery codes a user of the table has.
+    pub fn most_recovery_codes(&self) -> usize {
+        self.most_recovery_codes
+    }
+    /// Every distinct token some user has (kind and parameters), mOTP first if any user has
+    /// it; empty for an empty table.
+    pub fn tokens(&self) -> &[Token] {
+        &self.tokens
+    }
     /// The usernames, in the order of the file.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|e| self.name(e))
@@ -127,8 +191,16 @@ impl UserTable {
     fn user(&self, e: &Entry) -> User<'_> {
         let key_start = e.start as usize + usize::from(e.name_len);
         let cn_start = key_start + usize::from(e.key_len);
+        let extra = self.extras.get(e.extra as usize);
         User {
-            key: &self.text.as_bytes()[key_start..cn_start],
+            token: extra.map_or(Token::Motp, |x| x.token),
+            key: match extra.and_then(|x| x.key.as_ref()) {
+                Some(key) => key,
+                None => &self.text.as_bytes()[key_start..cn_start],
+            },
+            password: extra.and_then(|x| x.password.as_ref()),
+            recovery_codes: extra.map_or(&[], |x| x.recovery_codes.as_slice()),
+            recovery_set: extra.map_or(0, |x| x.recovery_set),
             offset_secs: i64::from(e.offset_secs),
             common_name: e
                 .has_cn
@@ -161,7 +233,10 @@ impl UserTable {
 /// from the parser's wiped strings on the `toml` path), each with its byte offset for messages.
 pub(super) struct UserFields<'a> {
     pub(super) secret: (&'a str, usize),
-    pub(super) pin: (&'a str, usize),
+    pub(super) pin: Option<(&'a str, usize)>,
+    pub(super) token: TokenFields<'a>,
+    pub(super) password: Option<(&'a str, usize)>,
+    pub(super) recovery_codes: Option<(Vec<&'a str>, usize)>,
     pub(super) offset_secs: Option<(i64, usize)>,
     pub(super) common_name: Option<(&'a str, usize)>,
     pub(super) disabled: bool,
@@ -195,18 +270,12 @@ impl TableBuilder {
             message,
         };
 
-        let (secret, secret_at) = user.secret;
-        if let Some(message) = entry::secret_problem(secret) {
-            return Err(refuse(secret_at, "secret", message));
-        }
-        let (pin, pin_at) = user.pin;
-        if !entry::pin_is_valid(pin) {
-            return Err(refuse(
-                pin_at,
-                "pin",
-                format!("must be 1 to {MAX_PIN_LEN} printable characters without spaces (usually 4 digits)"),
-            ));
-        }
+        let (token, hmac_key) = token::read(&user.token, user.secret, user.pin, &refuse)?;
+        // mOTP hashes `secret ‖ pin` as written; the others' key is in `hmac_key`.
+        let (secret, pin) = match (token, user.pin) {
+            (Token::Motp, Some((pin, _))) => (user.secret.0, pin),
+            _ => ("", ""),
+        };
         let offset_secs = match user.offset_secs {
             Some((o, at)) if o.unsigned_abs() > MAX_OFFSET_SECS as u64 => {
                 return Err(refuse(
@@ -259,6 +328,65 @@ impl TableBuilder {
         text.push_str(pin);
         text.push_str(cn);
         self.table.longest_key = self.table.longest_key.max(secret.len() + pin.len());
+        if !self.table.tokens.contains(&token) {
+            self.table.tokens.push(token);
+        }
+        let password = match user.password {
+            None => None,
+            Some((text, at)) => Some(parse_password_hash(text).map_err(|why| {
+                refuse(
+                    at,
+                    "password",
+                    format!("{why}; make one with `motpctl set-password NAME`"),
+                )
+            })?),
+        };
+        let recovery_codes = match &user.recovery_codes {
+            None => Vec::new(),
+            Some((codes, at)) => {
+                if codes.len() > MAX_RECOVERY_CODES {
+                    return Err(refuse(
+                        *at,
+                        "recovery_codes",
+                        format!("holds more than {MAX_RECOVERY_CODES} codes"),
+                    ));
+                }
+                let mut parsed = Vec::with_capacity(codes.len());
+                for (n, text) in codes.iter().enumerate() {
+                    parsed.push(parse_recovery_hash(text).map_err(|why| {
+                        refuse(
+                            *at,
+                            "recovery_codes",
+                            format!(
+                                "entry {}: {why}; make a new set with `motpctl recovery-codes NAME`",
+                                n + 1
+                            ),
+                        )
+                    })?);
+                }
+                parsed
+            }
+        };
+        self.table.any_password |= password.is_some();
+        self.table.most_recovery_codes = self.table.most_recovery_codes.max(recovery_codes.len());
+        let plain = token == Token::Motp && password.is_none() && recovery_codes.is_empty();
+        let extra = if plain {
+            EMPTY
+        } else {
+            if let Some(key) = &hmac_key {
+                self.table.longest_hmac_key = self.table.longest_hmac_key.max(key.len());
+            }
+            let recovery_set = recovery_set_id(&recovery_codes) as u32;
+            self.table.extras.push(Extra {
+                token,
+                key: hmac_key,
+                password,
+                recovery_codes,
+                recovery_set,
+            });
+            // Fewer extras than entries, and entries stay below EMPTY (checked above).
+            (self.table.extras.len() - 1) as u32
+        };
         self.table.entries.push(Entry {
             start: start32,
             cn_len,
@@ -268,6 +396,7 @@ impl TableBuilder {
             key_len: (secret.len() + pin.len()) as u8,
             has_cn: common_name.is_some(),
             disabled: user.disabled,
+            extra,
         });
         Ok(())
     }
@@ -280,6 +409,9 @@ impl TableBuilder {
             table.text = Zeroizing::new(String::from(table.text.as_str()));
         }
         table.entries.shrink_to_fit();
+        table.extras.shrink_to_fit();
+        // mOTP first: the common case's own search then runs first, as before kinds existed.
+        table.tokens.sort_by_key(|t| *t != Token::Motp);
         let slots = (table.entries.len() * 2).next_power_of_two().max(8);
         let mut index = vec![EMPTY; slots].into_boxed_slice();
         let mask = slots - 1;

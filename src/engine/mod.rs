@@ -1,7 +1,8 @@
-//! The code check, one interface per token kind ([`TokenKind`]), so that each kind (mOTP now;
-//! TOTP and HOTP next) is a module of its own next to [`motp`], not a branch through it. What
-//! every kind shares lives here: where a match is in the window, the window's search order, and
-//! the constant-time choice of the first match in a batch.
+//! The code check, one interface per token kind ([`TokenKind`]), so that each kind is a module
+//! of its own, not a branch through one: [`motp`], [`totp`] (a [`TokenKind`] too), and [`hotp`]
+//! (counter-based, with its own search), the last two on the HMAC code of [`hmac_otp`]; their
+//! secrets are [`base32`]. What every kind shares lives here: where a match is in the window,
+//! the window's search order, and the constant-time choice of the first match in a batch.
 //!
 //! Codes are compared as the bytes they encode, not as text. Every comparison is constant-time
 //! and a rejection always walks the whole window, so the time of a rejection says nothing about
@@ -11,12 +12,22 @@ use subtle::{Choice, ConditionallySelectable};
 
 use crate::md5_lanes::LANES;
 
+pub mod base32;
+pub mod hmac_otp;
+pub mod hotp;
 pub mod motp;
+pub mod totp;
 
+#[cfg(test)]
+mod tests_otp;
+
+pub use hmac_otp::{hotp_text, hotp_value, Algorithm, OtpCode};
+pub use hotp::Hotp;
 pub use motp::{
     burn_window, burn_window_costing, code_at_step, code_at_time, find_step, find_step_costing,
     step_of, Code, Motp, STEP_SECS,
 };
+pub use totp::Totp;
 
 /// One kind of one-time code: how long its step is, how a typed code reads, and the window
 /// search. A rejection must cost the same whatever was typed and whichever user was named:

@@ -59,6 +59,14 @@ impl Workers {
         workers
     }
 
+    /// No pool yet: [`Plugin::with_pool`] starts it when a login first needs it.
+    pub(super) fn idle(now: Instant) -> Workers {
+        Workers {
+            pool: None,
+            retry_at: now,
+        }
+    }
+
     /// Starts the pool if it is missing and the retry time has come. Failures are logged with
     /// the cause and the fix; the caller then decides in the call.
     fn try_start(&mut self, now: Instant) {
@@ -96,6 +104,14 @@ const TASKS_PER_REDIS_INSTANCE: usize = 2 + WORKER_THREADS;
 impl Plugin {
     /// Runs `job` with the worker pool, starting it if it is missing and due for a retry.
     /// `None` without a pool (no Redis backend, or its thread cannot be started).
+    /// Whether logins go to a worker (when OpenVPN offers an `auth_control_file`): with the
+    /// Redis backend, and while any user has a static password (Argon2id costs milliseconds,
+    /// never spent on OpenVPN's thread).
+    pub(super) fn defers_logins(&self) -> bool {
+        matches!(self.core.state, crate::config::StateConfig::Redis(_))
+            || self.core.config.read().users.any_password()
+    }
+
     pub(super) fn with_pool<T>(&self, job: impl FnOnce(&WorkerPool) -> T) -> Option<T> {
         let mut workers = self.workers.as_ref()?.lock();
         workers.try_start(Instant::now());

@@ -158,10 +158,13 @@ impl Plugin {
                     log::SYSLOG_SOCKET
                 );
             }
-            let workers = match &config.state {
-                StateConfig::Redis(_) => Some(Mutex::new(Workers::start(Instant::now()))),
-                _ => None,
-            };
+            // Redis decisions wait on the network, and a static password's Argon2id costs
+            // milliseconds: both are decided on a worker. The pool of the other backends starts
+            // at the first login that needs it (a live reload may add a password).
+            let workers = Some(Mutex::new(match &config.state {
+                StateConfig::Redis(_) => Workers::start(Instant::now()),
+                _ => Workers::idle(Instant::now()),
+            }));
             let ready = format!(
                 "ready: {} users from {}, {}, {}{}",
                 config.users.len(),
@@ -235,7 +238,7 @@ impl Plugin {
                     Prompted::NotSent => {}
                 }
             }
-            if env.auth_control_file.is_some() {
+            if env.auth_control_file.is_some() && self.defers_logins() {
                 if let Some(answer) = self.with_pool(|pool| self.defer(pool, env.to_owned_env())) {
                     return answer;
                 }
@@ -271,12 +274,16 @@ impl Plugin {
                 owned.password = Some(decode_cr_response(env.crresponse));
                 owned.crresponse = None;
             }
-            let deferred = self.with_pool(|pool| {
-                let login = owned.take().expect("taken once");
-                if self.defer(pool, login) == Answer::Reject {
-                    write_control(acf, false);
-                }
-            });
+            let deferred = if self.defers_logins() {
+                self.with_pool(|pool| {
+                    let login = owned.take().expect("taken once");
+                    if self.defer(pool, login) == Answer::Reject {
+                        write_control(acf, false);
+                    }
+                })
+            } else {
+                None
+            };
             if deferred.is_none() {
                 if let Some(owned) = owned {
                     let verdict = self.core.decide(&owned.borrow(), &self.core.sink);

@@ -97,6 +97,11 @@ pub(super) fn log_decision(env: &AuthEnv, decision: &Decision, sink: &Sink) {
     let line = log_ip(env, log::Line::new(message));
     let line = match decision {
         Decision::Accepted { step_offset } => line.int_field("step_offset", *step_offset, true),
+        // A recovery login stands out in the log: the admin may want to give the user a new
+        // token. The number is the code's place in motp.toml's list, from 1.
+        Decision::RecoveryAccepted { index } => line
+            .str_field("via", "recovery code")
+            .int_field("recovery_code", i64::from(*index) + 1, false),
         Decision::MalformedPassword(why) => line
             .str_field("reason", decision.reason())
             .field("detail", why),

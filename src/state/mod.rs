@@ -259,6 +259,13 @@ pub trait StateStore: Send + Sync {
         apply_rule_through(|decide| self.update(username, decide), found, now, limits)
     }
 
+    /// TEMPORARY (replaced by the stores' own): the user's state without changing it.
+    fn peek(&self, username: &str) -> Result<UserState, StateError> {
+        let mut seen = UserState::default();
+        self.update(username, &mut |s| seen = *s)?;
+        Ok(seen)
+    }
+
     /// The plugin is closing: start no more slow work (network), fail closed instead. What is
     /// in progress finishes within its own bound.
     fn begin_closing(&self) {}
