@@ -233,29 +233,75 @@ impl Authenticator<'_> {
         let parts = request
             .password
             .map_or(Err(Malformed::NotACode), password::parse_parts);
-        let hotp_next = match user.token {
-            Token::Hotp { seed, .. } => match self.store.peek(username) {
-                Ok(state) => factors::hotp_next_counter(state.last_step, seed),
-                Err(_) => {
-                    self.spend_rejection_work(request.password, now);
-                    return Decision::StateUnavailable;
+        // Where each HOTP token's search starts: after its stored counter.
+        let mut hotp_next = Vec::with_capacity(1 + user.more_tokens.len());
+        let tokens = std::iter::once((user.token, None))
+            .chain(user.more_tokens.iter().map(|t| (t.token, Some(t))));
+        for (token, more) in tokens {
+            let next = match token {
+                Token::Hotp { seed, .. } => {
+                    let row = more.map(|t| t.state_key(username));
+                    match self.store.peek(row.as_deref().unwrap_or(username)) {
+                        Ok(state) => factors::hotp_next_counter(state.last_step, seed),
+                        Err(_) => {
+                            self.spend_rejection_work(request.password, now);
+                            return Decision::StateUnavailable;
+                        }
+                    }
                 }
-            },
-            _ => 0,
+                _ => 0,
+            };
+            hotp_next.push(next);
+        }
+        let examined = factors::examine(user, &parts, self.users, self.policy, now, &hotp_next);
+        let limits_of = |token: Token, offset_secs: i64| {
+            let counter_based = token.is_counter_based();
+            Limits {
+                max_failures: self.policy.max_failures,
+                lockout_secs: self.policy.lockout_secs,
+                offset_secs: if counter_based { 0 } else { offset_secs },
+                radius: self.policy.window_steps(),
+                counter_based,
+            }
         };
-        let found = factors::examine(user, &parts, self.users, self.policy, now, hotp_next);
-        let counter_based = user.token.is_counter_based();
-        let limits = Limits {
-            max_failures: self.policy.max_failures,
-            lockout_secs: self.policy.lockout_secs,
-            offset_secs: if counter_based { 0 } else { user.offset_secs },
-            radius: self.policy.window_steps(),
-            counter_based,
+        let user_limits = limits_of(user.token, user.offset_secs);
+        let found = match (examined.token, examined.found) {
+            (Some(i), Found::Step { step_offset, .. }) => {
+                // A further token's step is decided on its own row, which never locks (the
+                // user's row holds the lock and the count); then the user's row settles it.
+                let more = &user.more_tokens[i];
+                let token_limits = Limits {
+                    max_failures: u32::MAX,
+                    lockout_secs: 0,
+                    ..limits_of(more.token, more.offset_secs)
+                };
+                if self.is_locked(username, now) {
+                    Found::NoMatch
+                } else {
+                    let row = more.state_key(username);
+                    match self.store.decide(&row, &examined.found, now, &token_limits) {
+                        Ok(decision) => Found::Settled {
+                            accepted: decision.is_accepted(),
+                            step_offset,
+                        },
+                        Err(_) => return Decision::StateUnavailable,
+                    }
+                }
+            }
+            (_, found) => found,
         };
-        match self.store.decide(username, &found, now, &limits) {
+        match self.store.decide(username, &found, now, &user_limits) {
             Ok(decision) => decision,
             Err(_) => Decision::StateUnavailable,
         }
+    }
+
+    /// Whether the user's row is locked now: a further token's code is not used up while its
+    /// user is locked (the user's row then refuses it as any other).
+    fn is_locked(&self, username: &str, now: i64) -> bool {
+        self.store
+            .peek(username)
+            .map_or(true, |state| state.locked_until > now)
     }
 
     /// The code-checking work of a rejection that examines no user (see [`factors`]).

@@ -31,70 +31,130 @@ pub fn hotp_next_counter(last_step: Option<i64>, seed: u64) -> u64 {
     after_last.max(seed)
 }
 
-/// Examines `parts` (or why the password could not be read) for `user`. `hotp_next` is the
-/// counter an HOTP search starts at ([`hotp_next_counter`]); ignored for the other kinds.
+/// What [`examine`] found, and on whose row the step is decided: `token` is the index of the
+/// matching token in [`User::more_tokens`], `None` for the user's own token (or no step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Examined {
+    pub found: Found,
+    pub token: Option<usize>,
+}
+
+/// One of a user's tokens as the search sees it.
+struct TokenRef<'a> {
+    token: Token,
+    key: &'a [u8],
+    offset_secs: i64,
+}
+
+/// Examines `parts` (or why the password could not be read) for `user`. `hotp_next[i]` is the
+/// counter an HOTP search of the user's token `i` starts at (0: the user's own token, `1 + n`:
+/// `more_tokens[n]`; see [`hotp_next_counter`]); ignored for the other kinds.
 pub fn examine(
     user: &User,
     parts: &Result<Parts, Malformed>,
     table: &UserTable,
     policy: &Policy,
     now: i64,
-    hotp_next: u64,
-) -> Found {
-    let Ok(parts) = parts else {
-        spend_rejection_work(table, policy, now, None);
-        let Err(why) = parts else { unreachable!() };
-        return Found::Malformed(*why);
-    };
-    let code_len = code_len(&user.token);
-    // Where the static password and the code are.
-    let (typed_password, code_text): (&[u8], &[u8]) = match (&user.password, &parts.static_part) {
-        (None, _) => (b"", &parts.response),
-        (Some(_), Some(static_part)) => (static_part, &parts.response),
-        (Some(_), None) => {
-            let split = parts.response.len().saturating_sub(code_len);
-            parts.response.split_at(split)
+    hotp_next: &[u64],
+) -> Examined {
+    let parts = match parts {
+        Ok(parts) => parts,
+        Err(why) => {
+            spend_rejection_work(table, policy, now, None);
+            return Examined {
+                found: Found::Malformed(*why),
+                token: None,
+            };
         }
     };
+    let tokens = std::iter::once(TokenRef {
+        token: user.token,
+        key: user.key,
+        offset_secs: user.offset_secs,
+    })
+    .chain(user.more_tokens.iter().map(|t| TokenRef {
+        token: t.token,
+        key: t.key(),
+        offset_secs: t.offset_secs,
+    }));
 
-    let matched = search(user, code_text, table, policy, now, hotp_next);
-    for other in table.tokens().iter().filter(|t| **t != user.token) {
-        burn(other, table, policy, now);
+    // Every token is searched (any may match; the first in file order wins), each with the
+    // static password and the code split where its code length puts the split.
+    let mut matched: Option<(Found, usize, usize)> = None;
+    let mut searched: Vec<(Token, usize)> = Vec::with_capacity(1 + user.more_tokens.len());
+    for (i, t) in tokens.enumerate() {
+        let (typed_password, code_text) = split(user, parts, code_len(&t.token));
+        let next = hotp_next.get(i).copied().unwrap_or(0);
+        let hit = search(&t, code_text, table, policy, now, next);
+        match searched.iter_mut().find(|(known, _)| *known == t.token) {
+            Some((_, n)) => *n += 1,
+            None => searched.push((t.token, 1)),
+        }
+        if matched.is_none() {
+            matched = hit.map(|found| (found, i, typed_password.len()));
+        }
+    }
+    for (token, most) in table.tokens() {
+        let done = searched
+            .iter()
+            .find(|(t, _)| t == token)
+            .map_or(0, |(_, n)| *n);
+        for _ in done..*most {
+            burn(token, table, policy, now);
+        }
     }
 
     // Recovery codes: tried whatever the code search found, so the time does not tell.
     let recovery = match (&user.password, &parts.static_part) {
         (Some(_), None) => recovery_in_suffix(user, table, &parts.response),
-        _ => {
-            recovery_whole(user, table, &parts.response).map(|index| (index, typed_password.len()))
-        }
+        _ => recovery_whole(user, table, &parts.response).map(|index| (index, usize::MAX)),
     };
 
-    // One Argon2id verification whenever any user has a password.
+    // One Argon2id verification whenever any user has a password: on the password in front of
+    // whatever matched, else in front of the user's own token's code.
     let password_ok = match user.password {
         Some(hash) => {
-            let typed = match (&recovery, &parts.static_part, matched) {
-                (Some((_, prefix_len)), None, None) => &parts.response[..*prefix_len],
-                _ => typed_password,
+            let typed = match (&parts.static_part, matched, recovery) {
+                (Some(static_part), _, _) => &static_part[..],
+                (None, Some((_, _, prefix_len)), _) | (None, None, Some((_, prefix_len))) => {
+                    &parts.response[..prefix_len.min(parts.response.len())]
+                }
+                (None, None, None) => split(user, parts, code_len(&user.token)).0,
             };
             secret_hash::verify_password(hash, typed)
         }
         None => {
             if table.any_password() {
-                secret_hash::dummy_verify(typed_password);
+                secret_hash::dummy_verify(b"");
             }
             true
         }
     };
 
-    match (matched, recovery) {
-        (Some(found), _) if password_ok => found,
-        (None, Some((index, _))) if password_ok => Found::Recovery {
-            set: user.recovery_set,
-            index: index as u8,
-        },
-        (Some(_), _) | (None, Some(_)) => Found::BadPassword,
-        (None, None) => Found::NoMatch,
+    let (found, token) = match (matched, recovery) {
+        (Some((found, i, _)), _) if password_ok => (found, i.checked_sub(1)),
+        (None, Some((index, _))) if password_ok => (
+            Found::Recovery {
+                set: user.recovery_set,
+                index: index as u8,
+            },
+            None,
+        ),
+        (Some(_), _) | (None, Some(_)) => (Found::BadPassword, None),
+        (None, None) => (Found::NoMatch, None),
+    };
+    Examined { found, token }
+}
+
+/// The static password and the code of a response, for a code of `code_len` characters.
+fn split<'p>(user: &User, parts: &'p Parts, code_len: usize) -> (&'p [u8], &'p [u8]) {
+    match (&user.password, &parts.static_part) {
+        (None, _) => (b"", &parts.response),
+        (Some(_), Some(static_part)) => (static_part, &parts.response),
+        (Some(_), None) => {
+            let at = parts.response.len().saturating_sub(code_len);
+            parts.response.split_at(at)
+        }
     }
 }
 
@@ -103,8 +163,10 @@ pub fn examine(
 /// key, the dummy password verification, the recovery comparisons. `mOTP` callers pass the
 /// code they already parsed, so an mOTP-only table costs exactly what it did before kinds.
 pub fn spend_rejection_work(table: &UserTable, policy: &Policy, now: i64, parts: Option<&Parts>) {
-    for token in table.tokens() {
-        burn(token, table, policy, now);
+    for (token, most) in table.tokens() {
+        for _ in 0..*most {
+            burn(token, table, policy, now);
+        }
     }
     if table.any_password() {
         secret_hash::dummy_verify(b"");
@@ -120,7 +182,10 @@ pub fn spend_rejection_work(table: &UserTable, policy: &Policy, now: i64, parts:
 /// Whether examining a login for this table needs more than the mOTP code (a kind other than
 /// mOTP, static passwords or recovery codes): then [`examine`] decides, otherwise the mOTP path.
 pub fn table_needs_examine(table: &UserTable) -> bool {
-    table.tokens().iter().any(|t| *t != Token::Motp)
+    table
+        .tokens()
+        .iter()
+        .any(|(t, most)| *t != Token::Motp || *most > 1)
         || table.any_password()
         || table.most_recovery_codes() > 0
 }
@@ -135,7 +200,7 @@ fn code_len(token: &Token) -> usize {
 
 /// The user's own search: a [`Found::Step`] with the step as the store keeps it, or `None`.
 fn search(
-    user: &User,
+    user: &TokenRef,
     code_text: &[u8],
     table: &UserTable,
     policy: &Policy,

@@ -265,3 +265,70 @@ fn kind_settings_are_checked_with_the_place_named() {
         "users.u.password",
     );
 }
+
+#[test]
+fn any_of_several_tokens_logs_in_and_each_keeps_its_own_replay_state() {
+    let hotp_key = base32::encode(b"abcdefghijabcdefghij");
+    let f = Fixture::new(&format!(
+        r#"
+max_failures = 3
+[users.sam]
+secret = "0123456789abcdef"
+pin = "1234"
+[[users.sam.tokens]]
+name = "phone"
+kind = "totp"
+secret = "{RFC_KEY_B32}"
+[[users.sam.tokens]]
+name = "yubikey"
+kind = "hotp"
+secret = "{hotp_key}"
+"#
+    ));
+    let motp = crate::engine::code_at_time("0123456789abcdef", "1234", NOW).to_hex();
+    let key2 = b"abcdefghijabcdefghij";
+    assert!(f.login("sam", &motp, NOW).is_accepted());
+    // The TOTP token's step is its own: the mOTP acceptance at the same moment does not use it.
+    assert!(f.login("sam", &totp_code(NOW), NOW).is_accepted());
+    assert_eq!(f.login("sam", &totp_code(NOW), NOW), Decision::Replay);
+    let h0 = hotp_text(key2, 0, Algorithm::Sha1, 6);
+    assert!(f.login("sam", &h0, NOW).is_accepted());
+    assert!(f
+        .login("sam", &hotp_text(key2, 1, Algorithm::Sha1, 6), NOW)
+        .is_accepted());
+    // The user's row keeps the lock for every token: after 3 failures the next good code of
+    // any token is refused.
+    for _ in 0..3 {
+        assert_eq!(f.login("sam", "000000", NOW + 1), Decision::BadCode);
+    }
+    let h2 = hotp_text(key2, 2, Algorithm::Sha1, 6);
+    assert!(matches!(
+        f.login("sam", &h2, NOW + 2),
+        Decision::Locked { .. }
+    ));
+    // ... and that code was not used up by the refused login.
+    assert!(f.login("sam", &h2, NOW + 400).is_accepted());
+}
+
+#[test]
+fn token_names_are_checked() {
+    let refused = |tokens: &str, key: &str| {
+        let text = format!("[users.u]\nsecret = \"0123456789abcdef\"\npin = \"1\"\n{tokens}");
+        let e = Config::parse(Path::new("t.toml"), &text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+    };
+    let token = |name: &str| {
+        format!(
+            "[[users.u.tokens]]\nname = \"{name}\"\nkind = \"totp\"\nsecret = \"{RFC_KEY_B32}\"\n"
+        )
+    };
+    refused(&token("has space"), "users.u.tokens[0].name");
+    refused(
+        &format!("{}{}", token("a"), token("a")),
+        "users.u.tokens[1].name",
+    );
+    refused(
+        "[[users.u.tokens]]\nname = \"x\"\nkind = \"totp\"\nsecret = \"no!\"\n",
+        "users.u.tokens[0].secret",
+    );
+}

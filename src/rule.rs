@@ -22,6 +22,9 @@ pub enum Found {
     /// A code or recovery code, but the static password in front of it was wrong: a failure,
     /// and the code stays unused.
     BadPassword,
+    /// The code of one of the user's further tokens, already decided on that token's own row
+    /// (accepted there, or a replay there): the user's row only applies the lock and counts.
+    Settled { accepted: bool, step_offset: i64 },
 }
 
 /// The user's and the policy's numbers the rule needs.
@@ -73,6 +76,13 @@ pub fn apply(state: &mut UserState, found: &Found, now: i64, limits: &Limits) ->
             state.record_recovery_use(set, index);
             Decision::RecoveryAccepted { index }
         }
+        Found::Settled {
+            accepted: true,
+            step_offset,
+        } => Decision::Accepted { step_offset },
+        Found::Settled {
+            accepted: false, ..
+        } => Decision::Replay,
     };
     if decision.is_accepted() {
         state.failures = 0;

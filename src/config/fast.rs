@@ -286,6 +286,7 @@ impl<'a> PendingUser<'a> {
             token: Default::default(),
             password: None,
             recovery_codes: None,
+            more_tokens: Vec::new(),
             offset_secs: self.offset_secs,
             common_name: self.common_name,
             disabled: self.disabled.unwrap_or(false),

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use super::diagnostics::Refusal;
 use super::token::TokenFields;
-use super::user_table::{TableBuilder, UserFields};
+use super::user_table::{MoreTokenFields, TableBuilder, UserFields};
 
 fn spanned_str(value: &Option<Spanned<String>>) -> Option<(&str, usize)> {
     value
@@ -119,12 +119,37 @@ struct RawUser {
     password: Option<Spanned<String>>,
     #[serde(default)]
     recovery_codes: Option<Spanned<Vec<String>>>,
+    /// More tokens of the same user (`[[users.NAME.tokens]]`): a phone and a hardware token.
+    #[serde(default)]
+    tokens: Vec<RawToken>,
     #[serde(default)]
     offset_secs: Option<Spanned<i64>>,
     #[serde(default)]
     common_name: Option<Spanned<String>>,
     #[serde(default)]
     disabled: bool,
+}
+
+/// One entry of `[[users.NAME.tokens]]`: a token of its own, named for its replay state.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawToken {
+    name: Spanned<String>,
+    #[serde(default)]
+    kind: Option<Spanned<String>>,
+    secret: Spanned<SecretText>,
+    #[serde(default)]
+    pin: Option<Spanned<SecretText>>,
+    #[serde(default)]
+    algorithm: Option<Spanned<String>>,
+    #[serde(default)]
+    digits: Option<Spanned<u8>>,
+    #[serde(default)]
+    period: Option<Spanned<u32>>,
+    #[serde(default)]
+    counter: Option<Spanned<u64>>,
+    #[serde(default)]
+    offset_secs: Option<Spanned<i64>>,
 }
 
 /// A string that is a secret: wiped on drop, and absent from every error and `Debug`.
@@ -208,6 +233,26 @@ impl RawUser {
                 .as_ref()
                 .map(|cn| (cn.get_ref().as_str(), cn.span().start)),
             disabled: self.disabled,
+            more_tokens: self
+                .tokens
+                .iter()
+                .map(|t| MoreTokenFields {
+                    name: (t.name.get_ref().as_str(), t.name.span().start),
+                    secret: (&t.secret.get_ref().0, t.secret.span().start),
+                    pin: t
+                        .pin
+                        .as_ref()
+                        .map(|p| (p.get_ref().0.as_str(), p.span().start)),
+                    token: TokenFields {
+                        kind: spanned_str(&t.kind),
+                        algorithm: spanned_str(&t.algorithm),
+                        digits: spanned_copy(&t.digits),
+                        period: spanned_copy(&t.period),
+                        counter: spanned_copy(&t.counter),
+                    },
+                    offset_secs: spanned_copy(&t.offset_secs),
+                })
+                .collect(),
         }
     }
 }

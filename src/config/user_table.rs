@@ -32,6 +32,8 @@ pub struct User<'a> {
     pub recovery_codes: &'a [RecoveryHash],
     /// The id of that set ([`recovery_set_id`], truncated), under which uses are stored.
     pub recovery_set: u32,
+    /// The user's further tokens (`[[users.NAME.tokens]]`), in file order.
+    pub more_tokens: &'a [MoreToken],
     pub offset_secs: i64,
     pub common_name: Option<&'a str>,
     pub disabled: bool,
@@ -87,6 +89,43 @@ struct Extra {
     password: Option<ParsedPasswordHash>,
     recovery_codes: Vec<RecoveryHash>,
     recovery_set: u32,
+    more_tokens: Vec<MoreToken>,
+}
+
+/// The most tokens one user may have besides the first.
+pub const MAX_MORE_TOKENS: usize = 7;
+
+/// A further token of a user: its own kind, key and clock offset, and its own replay state in
+/// the store, under [`MoreToken::state_key`].
+pub struct MoreToken {
+    pub name: Box<str>,
+    pub token: Token,
+    pub offset_secs: i64,
+    key: Zeroizing<Vec<u8>>,
+}
+
+impl MoreToken {
+    /// What the code is made from (as [`User::key`]).
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// The store row of this token's replay state: the username, a unit separator (no
+    /// username or token name holds one), the token's name. The user's own row keeps the lock
+    /// and the failure count for all of the user's tokens.
+    pub fn state_key(&self, username: &str) -> String {
+        format!("{username}\u{1f}{}", self.name)
+    }
+}
+
+impl fmt::Debug for MoreToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MoreToken")
+            .field("name", &self.name)
+            .field("token", &self.token)
+            .field("offset_secs", &self.offset_secs)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Slot value of an empty index slot.
@@ -116,9 +155,10 @@ pub struct UserTable {
     any_password: bool,
     /// The most recovery codes one user has: every login compares that many hashes.
     most_recovery_codes: usize,
-    /// Each distinct token (kind and parameters) some user has, in file order: a rejection
-    /// spends the work of every one of them, so its time does not tell which kind a user has.
-    tokens: Vec<Token>,
+    /// Each distinct token (kind and parameters) some user has, with the most tokens of it one
+    /// user has: a rejection spends the work of that many searches of every one of them, so its
+    /// time does not tell which kinds, or how many tokens, a user has.
+    tokens: Vec<(Token, usize)>,
 }
 
 impl Default for UserTable {
@@ -173,9 +213,9 @@ impl UserTable {
     pub fn most_recovery_codes(&self) -> usize {
         self.most_recovery_codes
     }
-    /// Every distinct token some user has (kind and parameters), mOTP first if any user has
-    /// it; empty for an empty table.
-    pub fn tokens(&self) -> &[Token] {
+    /// Every distinct token some user has (kind and parameters) with the most tokens of it
+    /// one user has, mOTP first if any user has it; empty for an empty table.
+    pub fn tokens(&self) -> &[(Token, usize)] {
         &self.tokens
     }
     /// The usernames, in the order of the file.
@@ -201,6 +241,7 @@ impl UserTable {
             password: extra.and_then(|x| x.password.as_ref()),
             recovery_codes: extra.map_or(&[], |x| x.recovery_codes.as_slice()),
             recovery_set: extra.map_or(0, |x| x.recovery_set),
+            more_tokens: extra.map_or(&[], |x| x.more_tokens.as_slice()),
             offset_secs: i64::from(e.offset_secs),
             common_name: e
                 .has_cn
@@ -237,9 +278,19 @@ pub(super) struct UserFields<'a> {
     pub(super) token: TokenFields<'a>,
     pub(super) password: Option<(&'a str, usize)>,
     pub(super) recovery_codes: Option<(Vec<&'a str>, usize)>,
+    pub(super) more_tokens: Vec<MoreTokenFields<'a>>,
     pub(super) offset_secs: Option<(i64, usize)>,
     pub(super) common_name: Option<(&'a str, usize)>,
     pub(super) disabled: bool,
+}
+
+/// One `[[users.NAME.tokens]]` entry's fields, with their byte offsets.
+pub(super) struct MoreTokenFields<'a> {
+    pub(super) name: (&'a str, usize),
+    pub(super) secret: (&'a str, usize),
+    pub(super) pin: Option<(&'a str, usize)>,
+    pub(super) token: TokenFields<'a>,
+    pub(super) offset_secs: Option<(i64, usize)>,
 }
 
 /// Builds a [`UserTable`] one validated user at a time, so no intermediate map of every user's
@@ -328,8 +379,19 @@ impl TableBuilder {
         text.push_str(pin);
         text.push_str(cn);
         self.table.longest_key = self.table.longest_key.max(secret.len() + pin.len());
-        if !self.table.tokens.contains(&token) {
-            self.table.tokens.push(token);
+        let more_tokens = read_more_tokens(&user.more_tokens, &refuse)?;
+        let mut counts: Vec<(Token, usize)> = vec![(token, 1)];
+        for more in &more_tokens {
+            match counts.iter_mut().find(|(t, _)| *t == more.token) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((more.token, 1)),
+            }
+        }
+        for (t, n) in counts {
+            match self.table.tokens.iter_mut().find(|(known, _)| *known == t) {
+                Some((_, most)) => *most = (*most).max(n),
+                None => self.table.tokens.push((t, n)),
+            }
         }
         let password = match user.password {
             None => None,
@@ -369,12 +431,26 @@ impl TableBuilder {
         };
         self.table.any_password |= password.is_some();
         self.table.most_recovery_codes = self.table.most_recovery_codes.max(recovery_codes.len());
-        let plain = token == Token::Motp && password.is_none() && recovery_codes.is_empty();
+        let plain = token == Token::Motp
+            && password.is_none()
+            && recovery_codes.is_empty()
+            && more_tokens.is_empty();
         let extra = if plain {
             EMPTY
         } else {
             if let Some(key) = &hmac_key {
                 self.table.longest_hmac_key = self.table.longest_hmac_key.max(key.len());
+            }
+            for more in &more_tokens {
+                match more.token {
+                    Token::Motp => {
+                        self.table.longest_key = self.table.longest_key.max(more.key.len())
+                    }
+                    _ => {
+                        self.table.longest_hmac_key =
+                            self.table.longest_hmac_key.max(more.key.len())
+                    }
+                }
             }
             let recovery_set = recovery_set_id(&recovery_codes) as u32;
             self.table.extras.push(Extra {
@@ -383,6 +459,7 @@ impl TableBuilder {
                 password,
                 recovery_codes,
                 recovery_set,
+                more_tokens,
             });
             // Fewer extras than entries, and entries stay below EMPTY (checked above).
             (self.table.extras.len() - 1) as u32
@@ -411,7 +488,7 @@ impl TableBuilder {
         table.entries.shrink_to_fit();
         table.extras.shrink_to_fit();
         // mOTP first: the common case's own search then runs first, as before kinds existed.
-        table.tokens.sort_by_key(|t| *t != Token::Motp);
+        table.tokens.sort_by_key(|(t, _)| *t != Token::Motp);
         let slots = (table.entries.len() * 2).next_power_of_two().max(8);
         let mut index = vec![EMPTY; slots].into_boxed_slice();
         let mask = slots - 1;
@@ -430,4 +507,75 @@ impl TableBuilder {
         table.slots = index;
         Ok(table)
     }
+}
+
+/// Validates a user's `[[users.NAME.tokens]]` entries: each a token like the user's own, with a
+/// name unique within the user.
+fn read_more_tokens(
+    fields: &[MoreTokenFields<'_>],
+    refuse: &dyn Fn(usize, &str, String) -> Refusal,
+) -> Result<Vec<MoreToken>, Refusal> {
+    if let Some(extra) = fields.get(MAX_MORE_TOKENS) {
+        return Err(refuse(
+            extra.name.1,
+            "tokens",
+            format!("holds more than {MAX_MORE_TOKENS} tokens"),
+        ));
+    }
+    let mut out: Vec<MoreToken> = Vec::with_capacity(fields.len());
+    for (n, f) in fields.iter().enumerate() {
+        let place = format!("tokens[{n}]");
+        let nested =
+            |at: usize, key: &str, message: String| refuse(at, &format!("{place}.{key}"), message);
+        let (name, name_at) = f.name;
+        let name_ok = (1..=32).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !name_ok {
+            return Err(nested(
+                name_at,
+                "name",
+                "must be 1 to 32 letters, digits, '-', '_' or '.' (it names the token's replay \
+                 state; e.g. \"phone\" or \"yubikey\")"
+                    .to_owned(),
+            ));
+        }
+        if out.iter().any(|t| &*t.name == name) {
+            return Err(nested(
+                name_at,
+                "name",
+                "is taken by another token of this user".to_owned(),
+            ));
+        }
+        let (token, hmac_key) = token::read(&f.token, f.secret, f.pin, &nested)?;
+        let offset_secs = match f.offset_secs {
+            Some((o, at)) if o.unsigned_abs() > MAX_OFFSET_SECS as u64 => {
+                return Err(nested(
+                    at,
+                    "offset_secs",
+                    format!("must be within ±{MAX_OFFSET_SECS} seconds (one day)"),
+                ))
+            }
+            Some((o, _)) => o,
+            None => 0,
+        };
+        let key = match hmac_key {
+            Some(key) => key,
+            None => {
+                let pin = f.pin.map_or("", |(p, _)| p);
+                let mut key = Zeroizing::new(Vec::with_capacity(f.secret.0.len() + pin.len()));
+                key.extend_from_slice(f.secret.0.as_bytes());
+                key.extend_from_slice(pin.as_bytes());
+                key
+            }
+        };
+        out.push(MoreToken {
+            name: name.into(),
+            token,
+            offset_secs,
+            key,
+        });
+    }
+    Ok(out)
 }

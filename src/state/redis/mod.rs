@@ -281,7 +281,7 @@ impl StateStore for RedisStore {
             Found::NoMatch => (1, 0),
             Found::Step { step, .. } => (2, *step),
             // Not yet in the decision script: refused, never accepted.
-            Found::Recovery { .. } | Found::BadPassword => (1, 0),
+            Found::Recovery { .. } | Found::BadPassword | Found::Settled { .. } => (1, 0),
         };
         // Only the local store's used steps count for a decision (its failures and lock are
         // the ones Redis wrote through, or merged in after an outage).
