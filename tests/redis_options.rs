@@ -43,7 +43,9 @@ fn the_redis_script_decides_exactly_as_the_rule() {
         seed % n
     };
     let base_step = 170_000_000i64;
-    for round in 0..400 {
+    // How often each new outcome came up: the draw must reach them all.
+    let mut seen = std::collections::BTreeMap::<&str, u32>::new();
+    for round in 0..800 {
         let now = base_step * 10 + next(40) as i64 * 10 + next(10) as i64;
         let mut initial = UserState {
             last_step: None,
@@ -67,20 +69,37 @@ fn the_redis_script_decides_exactly_as_the_rule() {
                 }
             }
         }
+        // Kept (a counter), and recovery codes of one of a few sets used before.
+        initial.keep = next(4) == 0;
+        if next(2) == 0 {
+            initial.recovery_set = next(3) as u32 + 1;
+            initial.recovery_used = match next(4) {
+                0 => 0,
+                1 => 1 << next(32),
+                2 => next(1 << 32) as u32,
+                _ => u32::MAX ^ (1 << next(32)),
+            };
+            initial.keep = true;
+        }
         let lost = (next(4) == 0).then(|| now - next(400) as i64);
         let limits = Limits {
             max_failures: 1 + next(4) as u32,
             lockout_secs: 60 + next(300),
             offset_secs: next(200) as i64 - 100,
             radius: 1 + next(18) as i64,
-            counter_based: false,
+            counter_based: next(3) == 0,
         };
-        let found = match next(4) {
+        let found = match next(7) {
             0 => Found::Malformed(motp::password::Malformed::NotACode),
             1 => Found::NoMatch,
+            2 => Found::BadPassword,
+            3 | 4 => Found::Recovery {
+                set: next(3) as u32 + 1,
+                index: next(34) as u8,
+            },
             _ => Found::Step {
                 step: base_step + next(50) as i64 - 5,
-                step_offset: 0,
+                step_offset: next(3) as i64 - 1,
             },
         };
         let user = format!("u{round}");
@@ -110,6 +129,45 @@ fn the_redis_script_decides_exactly_as_the_rule() {
             },
             "{case}"
         );
+        let outcome = match (&found, &got, limits.counter_based) {
+            (Found::Recovery { index, .. }, _, _) if *index >= 32 => "recovery index >= 32",
+            (Found::Recovery { .. }, motp::auth::Decision::RecoveryAccepted { .. }, _) => {
+                "recovery accepted"
+            }
+            (Found::Recovery { .. }, motp::auth::Decision::Replay, _) => "recovery replay",
+            (Found::BadPassword, motp::auth::Decision::BadPassword, _) => "bad password",
+            (Found::Step { .. }, motp::auth::Decision::Accepted { .. }, true) => "counter accepted",
+            (Found::Step { .. }, motp::auth::Decision::Replay, true) => "counter replay",
+            (_, motp::auth::Decision::Locked { .. }, _) => "locked",
+            _ => "other",
+        };
+        *seen.entry(outcome).or_default() += 1;
+        // A peek sees what the next decision would start from, the mark included.
+        assert_eq!(store.peek(&user).unwrap(), expected_state, "{case}");
+        // A kept key never expires; any other one does.
+        let ttl = redis
+            .command(&["TTL", &format!("motp:user:{user}")])
+            .unwrap();
+        let remembered = UserState {
+            history_lost_at: None,
+            ..expected_state
+        } != UserState::default();
+        if expected_state.keep {
+            assert_eq!(ttl, ":-1\r\n", "{case}");
+        } else if remembered {
+            assert!(!ttl.starts_with(":-"), "{ttl} {case}");
+        }
+    }
+    for outcome in [
+        "recovery accepted",
+        "recovery replay",
+        "recovery index >= 32",
+        "bad password",
+        "counter accepted",
+        "counter replay",
+        "locked",
+    ] {
+        assert!(seen.get(outcome).copied().unwrap_or(0) >= 5, "{seen:?}");
     }
     // The memory store applies the same rule (the default `decide`).
     let memory = MemoryStore::new();
@@ -128,6 +186,164 @@ fn the_redis_script_decides_exactly_as_the_rule() {
         .decide("x", &found, base_step * 10, &limits)
         .unwrap()
         .is_accepted());
+}
+
+/// A kept key (a counter token's counter, used recovery codes) has no expiry, set by the
+/// decision script or by `update`; other keys keep theirs.
+#[test]
+fn a_kept_key_has_no_ttl() {
+    use motp::rule::{Found, Limits};
+    use motp::state::StateStore;
+    let _s = serial();
+    let dir = TempDir::new("redis-kept-ttl");
+    let redis = RedisServer::start(dir.path());
+    let setup = Setup::redis("redis-kept-ttl", &redis, "");
+    let config = motp::config::Config::load(&setup.config).unwrap();
+    let motp::config::StateConfig::Redis(r) = &config.state else {
+        panic!()
+    };
+    let store = motp::state::RedisStore::open(r, 300, None).unwrap();
+    store.probe();
+    let ttl = |user: &str| {
+        let reply = redis
+            .command(&["TTL", &format!("motp:user:{user}")])
+            .unwrap();
+        reply.trim().trim_start_matches(':').parse::<i64>().unwrap()
+    };
+    let now = motp::clock::now();
+    let step = now / 10;
+    let clock = Limits {
+        max_failures: 3,
+        lockout_secs: 60,
+        offset_secs: 0,
+        radius: 18,
+        counter_based: false,
+    };
+    let counter = Limits {
+        counter_based: true,
+        ..clock
+    };
+    let at = |step| Found::Step {
+        step,
+        step_offset: 0,
+    };
+    assert!(store
+        .decide("totp", &at(step), now, &clock)
+        .unwrap()
+        .is_accepted());
+    assert!(ttl("totp") > 0);
+    assert!(store
+        .decide("hotp", &at(5), now, &counter)
+        .unwrap()
+        .is_accepted());
+    assert_eq!(ttl("hotp"), -1);
+    // Failures and a lock on a kept key: still no expiry.
+    for _ in 0..3 {
+        store.decide("hotp", &at(5), now, &counter).unwrap();
+    }
+    assert!(store.peek("hotp").unwrap().locked_until > now);
+    assert_eq!(ttl("hotp"), -1);
+    let recovery = Found::Recovery { set: 3, index: 2 };
+    assert_eq!(
+        store.decide("scratch", &recovery, now, &clock).unwrap(),
+        motp::auth::Decision::RecoveryAccepted { index: 2 }
+    );
+    assert_eq!(ttl("scratch"), -1);
+    // A key that had an expiry loses it once kept.
+    assert_eq!(
+        store.decide("totp", &recovery, now, &clock).unwrap(),
+        motp::auth::Decision::RecoveryAccepted { index: 2 }
+    );
+    assert_eq!(ttl("totp"), -1);
+    // motpctl's update (compare-and-set) writes the same way.
+    store.update("bob", &mut |s| s.failures = 1).unwrap();
+    assert!(ttl("bob") > 0);
+    store.update("bob", &mut |s| s.keep = true).unwrap();
+    assert_eq!(ttl("bob"), -1);
+    assert_eq!(
+        store
+            .decide("bob", &Found::BadPassword, now, &clock)
+            .unwrap(),
+        motp::auth::Decision::BadPassword
+    );
+    assert_eq!(store.peek("bob").unwrap().failures, 2);
+}
+
+/// `peek` on Redis: one read that changes nothing; during an outage the local fallback's
+/// view, or an error without one.
+#[test]
+fn a_redis_peek_reads_redis_or_the_fallback() {
+    use motp::rule::{Found, Limits};
+    use motp::state::{MemoryStore, StateStore};
+    let _s = serial();
+    let dir = TempDir::new("redis-peek");
+    let mut redis = RedisServer::start(dir.path());
+    let setup = Setup::redis("redis-peek", &redis, "");
+    let config = motp::config::Config::load(&setup.config).unwrap();
+    let motp::config::StateConfig::Redis(r) = &config.state else {
+        panic!()
+    };
+    let with_fallback =
+        motp::state::RedisStore::open(r, 300, Some(Box::new(MemoryStore::new()))).unwrap();
+    with_fallback.probe();
+    let mut plain_config = r.clone();
+    plain_config.dir = dir.path().join("plain");
+    let plain = motp::state::RedisStore::open(&plain_config, 300, None).unwrap();
+    plain.probe();
+    let limits = Limits {
+        max_failures: 3,
+        lockout_secs: 60,
+        offset_secs: 0,
+        radius: 18,
+        counter_based: true,
+    };
+    let now = motp::clock::now();
+    let at = |step| Found::Step {
+        step,
+        step_offset: 0,
+    };
+    assert_eq!(plain.peek("alice").unwrap(), Default::default());
+    assert_eq!(
+        redis.command(&["EXISTS", "motp:user:alice"]).unwrap(),
+        ":0\r\n"
+    );
+    assert!(with_fallback
+        .decide("alice", &at(12), now, &limits)
+        .unwrap()
+        .is_accepted());
+    let seen = plain.peek("alice").unwrap();
+    assert_eq!((seen.last_step, seen.keep), (Some(12), true));
+    assert_eq!(with_fallback.peek("alice").unwrap(), seen);
+    redis.stop();
+    assert!(plain.peek("alice").is_err(), "no fallback: fail closed");
+    let local = with_fallback.peek("alice").unwrap();
+    assert_eq!(
+        (local.last_step, local.keep),
+        (Some(12), true),
+        "written through"
+    );
+    // Decided locally during the outage, then seen through Redis once it is back.
+    assert!(with_fallback
+        .decide("alice", &at(13), now, &limits)
+        .unwrap()
+        .is_accepted());
+    redis.start_again();
+    std::thread::sleep(Duration::from_millis(1200));
+    let mut back = None;
+    for _ in 0..50 {
+        if let Ok(state) = with_fallback.peek("alice") {
+            if redis
+                .command(&["GET", "motp:user:alice"])
+                .is_some_and(|v| v.contains("13"))
+            {
+                back = Some(state);
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let back = back.expect("merged into Redis after the outage");
+    assert_eq!(back.last_step, Some(13));
 }
 
 /// One command per decision once connected: the window search runs first, then one script.

@@ -37,6 +37,10 @@ impl StateStore for MemoryStore {
         }
         Ok(())
     }
+
+    fn peek(&self, username: &str) -> Result<UserState, StateError> {
+        Ok(self.users.lock().get(username).copied().unwrap_or_default())
+    }
 }
 
 #[cfg(test)]
@@ -55,5 +59,24 @@ mod tests {
         store
             .update("bob", &mut |s| assert_eq!(*s, UserState::default()))
             .unwrap();
+    }
+
+    #[test]
+    fn peek_reads_without_writing() {
+        let store = MemoryStore::new();
+        assert_eq!(store.peek("alice").unwrap(), UserState::default());
+        assert!(store.users.lock().is_empty(), "a peek stores nothing");
+        store
+            .update("alice", &mut |s| {
+                s.record_accepted(7, 0);
+                s.record_recovery_use(9, 1);
+            })
+            .unwrap();
+        let seen = store.peek("alice").unwrap();
+        assert_eq!(
+            (seen.last_step, seen.keep, seen.recovery_used),
+            (Some(7), true, 2)
+        );
+        assert_eq!(store.peek("alice").unwrap(), seen);
     }
 }

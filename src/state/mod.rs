@@ -246,6 +246,14 @@ pub trait StateStore: Send + Sync {
         decide: &mut dyn FnMut(&mut UserState),
     ) -> Result<(), StateError>;
 
+    /// The user's current state, changing nothing: what a decision now would start from (the
+    /// default state for a user the store knows nothing of), with
+    /// [`history_lost_at`](UserState::history_lost_at) as a decision would see it. For what
+    /// must be known before deciding (HOTP: the look-ahead window starts after the stored
+    /// counter) and for reading commands (`motpctl status`, `verify`). Cheap: one read, no
+    /// write transaction; it may fail where a decision would (the store unavailable).
+    fn peek(&self, username: &str) -> Result<UserState, StateError>;
+
     /// Decides one login with [`rule::apply`] on the user's state, and stores what it leaves, in
     /// one transaction. Stores that can run the rule closer to their data (Redis, in one
     /// script) override this; the result must be the same.
@@ -257,13 +265,6 @@ pub trait StateStore: Send + Sync {
         limits: &Limits,
     ) -> Result<Decision, StateError> {
         apply_rule_through(|decide| self.update(username, decide), found, now, limits)
-    }
-
-    /// TEMPORARY (replaced by the stores' own): the user's state without changing it.
-    fn peek(&self, username: &str) -> Result<UserState, StateError> {
-        let mut seen = UserState::default();
-        self.update(username, &mut |s| seen = *s)?;
-        Ok(seen)
     }
 
     /// The plugin is closing: start no more slow work (network), fail closed instead. What is

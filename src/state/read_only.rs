@@ -5,8 +5,8 @@
 
 use super::{StateError, StateStore, UserState};
 
-/// Reads each user's state from `inner` (or starts from nothing without one), lets the
-/// decision change a copy, and drops the copy.
+/// Reads each user's state from `inner` with [`StateStore::peek`] (or starts from nothing
+/// without one), lets the decision change a copy, and drops the copy.
 pub struct ReadOnly<'a> {
     inner: Option<&'a dyn StateStore>,
 }
@@ -23,12 +23,16 @@ impl StateStore for ReadOnly<'_> {
         username: &str,
         decide: &mut dyn FnMut(&mut UserState),
     ) -> Result<(), StateError> {
-        let mut copy = UserState::default();
-        if let Some(inner) = self.inner {
-            inner.update(username, &mut |state| copy = *state)?;
-        }
+        let mut copy = self.peek(username)?;
         decide(&mut copy);
         Ok(())
+    }
+
+    fn peek(&self, username: &str) -> Result<UserState, StateError> {
+        match self.inner {
+            Some(inner) => inner.peek(username),
+            None => Ok(UserState::default()),
+        }
     }
 }
 
@@ -76,5 +80,27 @@ mod tests {
             (stored.last_step, stored.failures, stored.locked_until),
             (Some(100), 0, 0)
         );
+        // A recovery code checked through the view stays unused.
+        let code = Found::Recovery { set: 4, index: 0 };
+        for _ in 0..2 {
+            assert!(view
+                .decide("alice", &code, 1_000, &limits)
+                .unwrap()
+                .is_accepted());
+        }
+        assert_eq!(store.peek("alice").unwrap().recovery_used, 0);
+    }
+
+    #[test]
+    fn peeks_at_the_inner_store_or_at_nothing() {
+        let store = MemoryStore::new();
+        store
+            .update("alice", &mut |s| s.record_recovery_use(4, 3))
+            .unwrap();
+        let view = ReadOnly::new(Some(&store));
+        assert_eq!(view.peek("alice").unwrap(), store.peek("alice").unwrap());
+        assert_eq!(view.peek("bob").unwrap(), UserState::default());
+        let empty = ReadOnly::new(None);
+        assert_eq!(empty.peek("alice").unwrap(), UserState::default());
     }
 }

@@ -14,17 +14,64 @@ use crate::auth::Decision;
 use crate::rule::{Found, Limits};
 use crate::state::{StateError, UserState};
 
+/// What of the local store's state counts in every Redis decision (the floor): its used steps
+/// and recovery codes, and whether the user's key must be kept; not its failures or lock.
+pub(super) fn used_part(local: UserState) -> UserState {
+    UserState {
+        last_step: local.last_step,
+        last_offset_secs: local.last_offset_secs,
+        recent_steps: local.recent_steps,
+        keep: local.keep,
+        recovery_set: local.recovery_set,
+        recovery_used: local.recovery_used,
+        ..UserState::default()
+    }
+}
+
+/// The floor `floor` merged into `state` as [`DECIDE_SCRIPT`](super::DECIDE_SCRIPT) merges it
+/// before a decision that is no recovery code (a last step recorded without its offset taken
+/// at offset 0): the later last step, the recent steps of both, keep if either keeps, the
+/// recovery uses of both when of one set.
+pub(super) fn merge_floor(state: &mut UserState, floor: &UserState) {
+    let frame = |step: i64, off: Option<i64>| {
+        step.saturating_sub(off.unwrap_or(0).div_euclid(crate::engine::STEP_SECS))
+    };
+    if let Some(last) = floor.last_step {
+        let later = state.last_step.is_none_or(|mine| {
+            frame(last, floor.last_offset_secs) > frame(mine, state.last_offset_secs)
+        });
+        if later {
+            state.last_step = Some(last);
+            state.last_offset_secs = floor.last_offset_secs;
+        }
+    }
+    for step in floor.recent_steps.as_slice() {
+        if !state.recent_steps.contains(*step) {
+            // Appended as the newest, the oldest forgotten when full, as the script does.
+            state.recent_steps.push(*step);
+        }
+    }
+    state.keep |= floor.keep;
+    if (floor.recovery_set, floor.recovery_used) != (0, 0) {
+        if floor.recovery_set == state.recovery_set {
+            state.recovery_used |= floor.recovery_used;
+        } else if (state.recovery_set, state.recovery_used) == (0, 0) {
+            state.recovery_set = floor.recovery_set;
+            state.recovery_used = floor.recovery_used;
+        }
+    }
+}
+
 /// Users decided by the local fallback during one outage that are merged into Redis after it;
 /// past this many, the rest are only protected by their local floor on this server.
 const MAX_DECIDED_LOCALLY: usize = 100_000;
 
 impl RedisStore {
     /// The local fallback's view of a user (for the floor), or nothing.
+    /// A read ([`StateStore::peek`](crate::state::StateStore::peek)): no write transaction on
+    /// a durable fallback.
     pub(super) fn local_state(&self, username: &str) -> Option<UserState> {
-        let local = self.fallback.as_ref()?;
-        let mut seen = UserState::default();
-        local.update(username, &mut |s| seen = *s).ok()?;
-        Some(seen)
+        self.fallback.as_ref()?.peek(username).ok()
     }
 
     /// Writes what Redis decided through to the local fallback.
@@ -39,6 +86,16 @@ impl RedisStore {
                 }
                 s.failures = state.failures;
                 s.locked_until = state.locked_until;
+                s.keep |= state.keep;
+                // The same set: Redis's uses include the local ones (merged in). Another set
+                // (servers disagreeing on the current one): the local uses stay, so a decision
+                // on the local set still counts them.
+                if s.recovery_set == state.recovery_set
+                    || (s.recovery_set, s.recovery_used) == (0, 0)
+                {
+                    s.recovery_set = state.recovery_set;
+                    s.recovery_used |= state.recovery_used;
+                }
             });
             if let Err(e) = result {
                 warn!("cannot write the Redis decision through to the local store: {e}");
@@ -65,6 +122,7 @@ impl RedisStore {
             let ask = Ask {
                 kind: KIND_MERGE,
                 step: 0,
+                set: 0,
                 now,
                 limits,
                 floor: &local,

@@ -1,6 +1,7 @@
 //! State shared by several OpenVPN servers in one Redis (or Valkey).
 //!
-//! Keys: `<prefix>user:<name>` holds `last_step:failures:locked_until`; `<prefix>epoch` names
+//! Keys: `<prefix>user:<name>` holds the user's state (`last_step:failures:locked_until` and
+//! more, see `value`), with an expiry unless it must be kept; `<prefix>epoch` names
 //! the data (a random id made when the data was first created); `<prefix>lost_at` is the time
 //! from which the data is known to be incomplete (a quarantine, see `epoch`).
 //!
@@ -25,7 +26,9 @@
 //!
 //! **Expiry.** A user key lives at least as long as a used step can come back into a window
 //! with any window and offset the config allows ([`KEEP_USED_STEP_SECS`]), so widening the
-//! window or changing an offset by a live reload cannot outlive a key; longer while locked.
+//! window or changing an offset by a live reload cannot outlive a key; longer while locked. A
+//! key whose state is [kept](UserState::keep) (a counter token's counter, used recovery codes)
+//! has no expiry: forgetting it would make used codes acceptable again.
 
 mod connect;
 mod epoch;
@@ -50,14 +53,30 @@ use crate::engine::STEP_SECS;
 use crate::rule::{Found, Limits};
 use connect::{describe_error, is_outage, Health, Target, BACKOFF_MIN};
 use epoch::Epoch;
+use fallback::{merge_floor, used_part};
 pub use script::DECIDE_SCRIPT;
-use script::{Ask, Reply, CAS_SCRIPT, EPOCH_SCRIPT};
+use script::{
+    Ask, Reply, ANSWER_ACCEPTED, ANSWER_BAD_CODE, ANSWER_BAD_PASSWORD, ANSWER_LOCKED,
+    ANSWER_MALFORMED, ANSWER_RECOVERY_ACCEPTED, ANSWER_REPLAY, CAS_SCRIPT, EPOCH_SCRIPT,
+    KIND_BAD_PASSWORD, KIND_MALFORMED, KIND_NO_MATCH, KIND_RECOVERY, KIND_SETTLED_ACCEPTED,
+    KIND_SETTLED_REPLAY, KIND_STEP,
+};
 use value::{decode, encode};
 
 /// The least time a user key is kept: a used step can come back into a window for twice the
 /// widest window plus a change of offset across the whole allowed range, plus a margin.
 pub const KEEP_USED_STEP_SECS: u64 =
     2 * MAX_WINDOW_SECS as u64 + 2 * MAX_OFFSET_SECS as u64 + 2 * STEP_SECS as u64 + 60;
+
+/// The limits of a merge after an outage that no decision asked for (`peek`): a merge only
+/// reads the offset, for a last step recorded without one.
+const MERGE_LIMITS: Limits = Limits {
+    max_failures: u32::MAX,
+    lockout_secs: 0,
+    offset_secs: 0,
+    radius: 0,
+    counter_based: false,
+};
 
 /// Re-reads in `update` after a lost race before giving up.
 const MAX_ATTEMPTS: u32 = 32;
@@ -231,9 +250,13 @@ impl RedisStore {
                 return Ok(());
             }
             let now = crate::clock::now();
-            let ttl = self
-                .ttl()
-                .max(u64::try_from(state.locked_until.saturating_sub(now)).unwrap_or(0) + 1);
+            // 0: no expiry, for a value that must outlive it (as the decision script writes it).
+            let ttl = if state.keep {
+                0
+            } else {
+                self.ttl()
+                    .max(u64::try_from(state.locked_until.saturating_sub(now)).unwrap_or(0) + 1)
+            };
             let written: i64 = self
                 .cas_script
                 .key(key)
@@ -247,6 +270,35 @@ impl RedisStore {
             }
         }
         Err(Failure::Refused("redis state kept changing".into()))
+    }
+
+    /// One MGET of the user's key, the lost-data mark and the epoch: the state as a decision
+    /// would see it (a quarantine from now on when the epoch is not the one this server knows,
+    /// as the decision would start one), with the local store's used steps and codes merged
+    /// in as the script merges them.
+    fn try_peek(&self, conn: &mut redis::Connection, username: &str) -> Result<UserState, Failure> {
+        self.load_epoch();
+        let (current, lost, observed): (Option<String>, Option<i64>, Option<String>) =
+            redis::cmd("MGET")
+                .arg(self.key(username))
+                .arg(self.lost_key())
+                .arg(self.epoch_key())
+                .query(conn)
+                .map_err(Failure::Redis)?;
+        let mut state = decode(current.as_deref().unwrap_or_default()).ok_or_else(|| {
+            Failure::Refused("the state of one user is not in this plugin's format".into())
+        })?;
+        let known = self.epoch.lock().known.clone();
+        let lost_now = known.is_some() && observed != known;
+        state.history_lost_at = if lost_now {
+            Some(lost.unwrap_or(i64::MAX).min(crate::clock::now()))
+        } else {
+            lost
+        };
+        if let Some(local) = self.local_state(username) {
+            merge_floor(&mut state, &used_part(local));
+        }
+        Ok(state)
     }
 
     fn refused(&self, why: &str) -> StateError {
@@ -276,35 +328,37 @@ impl StateStore for RedisStore {
         if !self.may_try() {
             return self.decide_locally(username, found, now, limits);
         }
-        let (kind, step) = match found {
-            Found::Malformed(_) => (0, 0),
-            Found::NoMatch => (1, 0),
-            Found::Step { step, .. } => (2, *step),
-            // Not yet in the decision script: refused, never accepted.
-            Found::Recovery { .. } | Found::BadPassword | Found::Settled { .. } => (1, 0),
+        let (kind, step, set) = match found {
+            Found::Malformed(_) => (KIND_MALFORMED, 0, 0),
+            Found::NoMatch => (KIND_NO_MATCH, 0, 0),
+            Found::Step { step, .. } => (KIND_STEP, *step, 0),
+            Found::Recovery { set, index } => (KIND_RECOVERY, i64::from(*index), *set),
+            Found::BadPassword => (KIND_BAD_PASSWORD, 0, 0),
+            Found::Settled { accepted: true, .. } => (KIND_SETTLED_ACCEPTED, 0, 0),
+            Found::Settled {
+                accepted: false, ..
+            } => (KIND_SETTLED_REPLAY, 0, 0),
         };
-        // Only the local store's used steps count for a decision (its failures and lock are
-        // the ones Redis wrote through, or merged in after an outage).
+        // Only the local store's used steps and recovery codes count for a decision (its
+        // failures and lock are the ones Redis wrote through, or merged in after an outage).
         let floor = self
             .local_state(username)
-            .map(|s| UserState {
-                last_step: s.last_step,
-                last_offset_secs: s.last_offset_secs,
-                recent_steps: s.recent_steps,
-                ..UserState::default()
-            })
+            .map(used_part)
             .unwrap_or_default();
         let mut recovered = false;
         let outcome = self.with_connection(|conn| {
             let ask = Ask {
                 kind,
                 step,
+                set,
                 now,
                 limits,
                 floor: &floor,
             };
             let decided = self.decide_on_redis(conn, username, &ask)?;
-            if decided.0 == 0 && self.min_replicas > 0 {
+            if matches!(decided.0, ANSWER_ACCEPTED | ANSWER_RECOVERY_ACCEPTED)
+                && self.min_replicas > 0
+            {
                 self.confirm_on_replicas(conn)?;
             }
             recovered = self.mark_up();
@@ -316,22 +370,30 @@ impl StateStore for RedisStore {
         match outcome {
             Ok((code, state)) => {
                 self.write_through(username, &state);
-                Ok(match code {
-                    0 => match found {
-                        Found::Step { step_offset, .. } => Decision::Accepted {
-                            step_offset: *step_offset,
+                Ok(match (code, found) {
+                    (ANSWER_ACCEPTED, Found::Step { step_offset, .. })
+                    | (
+                        ANSWER_ACCEPTED,
+                        Found::Settled {
+                            accepted: true,
+                            step_offset,
                         },
-                        _ => return Err(self.refused("the decision script accepted no code")),
+                    ) => Decision::Accepted {
+                        step_offset: *step_offset,
                     },
-                    1 => Decision::BadCode,
-                    2 => Decision::Replay,
-                    3 => Decision::Locked {
+                    (ANSWER_RECOVERY_ACCEPTED, Found::Recovery { index, .. }) => {
+                        Decision::RecoveryAccepted { index: *index }
+                    }
+                    (ANSWER_ACCEPTED | ANSWER_RECOVERY_ACCEPTED, _) => {
+                        return Err(self.refused("the decision script accepted something else"))
+                    }
+                    (ANSWER_BAD_CODE, _) => Decision::BadCode,
+                    (ANSWER_BAD_PASSWORD, Found::BadPassword) => Decision::BadPassword,
+                    (ANSWER_REPLAY, _) => Decision::Replay,
+                    (ANSWER_LOCKED, _) => Decision::Locked {
                         until: state.locked_until,
                     },
-                    4 => match found {
-                        Found::Malformed(why) => Decision::MalformedPassword(*why),
-                        _ => return Err(self.refused("the decision script answered oddly")),
-                    },
+                    (ANSWER_MALFORMED, Found::Malformed(why)) => Decision::MalformedPassword(*why),
                     _ => return Err(self.refused("the decision script answered oddly")),
                 })
             }
@@ -389,6 +451,39 @@ impl StateStore for RedisStore {
             Err(Failure::Refused(why)) => Err(self.refused(&why)),
             Err(Failure::Closing) => Err(StateError("the plugin is closing".into())),
             Err(Failure::Unconfirmed(_)) => Ok(()),
+        }
+    }
+
+    fn peek(&self, username: &str) -> Result<UserState, StateError> {
+        let unavailable = || match &self.fallback {
+            Some(local) => local.peek(username),
+            None => Err(StateError(format!("redis at {} unavailable", self.where_))),
+        };
+        if !self.may_try() {
+            return unavailable();
+        }
+        let outcome = self.with_connection(|conn| {
+            let state = self.try_peek(conn, username)?;
+            // The end of an outage: merge what the fallback decided meanwhile now, as a
+            // decision would (the next decision no longer sees the outage end).
+            if self.mark_up() && self.fallback.is_some() {
+                self.push_decided_locally(conn, &MERGE_LIMITS);
+            }
+            Ok(state)
+        });
+        match outcome {
+            Ok(state) => Ok(state),
+            Err(Failure::Redis(e)) if is_outage(&e) => {
+                self.mark_down(&e);
+                unavailable()
+            }
+            Err(Failure::Redis(e)) => {
+                self.mark_up();
+                Err(self.refused(&format!("it refused a read ({})", describe_error(&e))))
+            }
+            Err(Failure::Refused(why)) => Err(self.refused(&why)),
+            Err(Failure::Closing) => Err(StateError("the plugin is closing".into())),
+            Err(Failure::Unconfirmed(_)) => Err(StateError("unconfirmed read".into())),
         }
     }
 

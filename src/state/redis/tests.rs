@@ -55,6 +55,91 @@ fn encoding_round_trips_and_rejects_foreign_values() {
 }
 
 #[test]
+fn kept_fields_are_encoded_only_when_set() {
+    let mut s = UserState::default();
+    s.record_accepted(170_000_000, -30);
+    // Without them: the five fields of today.
+    assert_eq!(encode(&s), "170000000:0:0:-30:170000000");
+    s.keep = true;
+    assert_eq!(encode(&s), "170000000:0:0:-30:170000000:1:0:0");
+    s.record_recovery_use(u32::MAX, 31);
+    assert_eq!(
+        encode(&s),
+        "170000000:0:0:-30:170000000:1:4294967295:2147483648"
+    );
+    assert_eq!(decode(&encode(&s)), Some(s));
+    // No step, or a step without its offset: the offset and recent fields stay empty.
+    for s in [
+        UserState {
+            recovery_set: 5,
+            recovery_used: 1,
+            keep: true,
+            ..UserState::default()
+        },
+        UserState {
+            last_step: Some(9),
+            failures: 2,
+            keep: true,
+            ..UserState::default()
+        },
+        UserState {
+            recovery_set: 5,
+            ..UserState::default()
+        },
+    ] {
+        let text = encode(&s);
+        assert!(text.contains("::"), "{text}");
+        assert_eq!(decode(&text), Some(s), "{text}");
+    }
+    assert_eq!(
+        encode(&UserState {
+            keep: true,
+            ..UserState::default()
+        }),
+        ":0:0:::1:0:0"
+    );
+    for bad in [
+        "1:0:0:0:1:2:0:0",
+        "1:0:0:0:1:1:-1:0",
+        "1:0:0:0:1:1:0:4294967296",
+        "1:0:0:0:1:1:0",
+        ":0:0:5::1:0:0",
+        "1:0:0::1:1:0:0",
+        "1:0:0:0:1:1:0:0:0",
+        "1:0:0:0:1:true:0:0",
+    ] {
+        assert_eq!(decode(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn the_floor_merges_as_the_script_does() {
+    use super::fallback::merge_floor;
+    let mut redis = UserState::default();
+    redis.record_accepted(100, 0);
+    redis.record_recovery_use(7, 1);
+    let mut local = UserState::default();
+    local.record_accepted(103, 0);
+    local.record_recovery_use(7, 2);
+    merge_floor(&mut redis, &local);
+    assert_eq!(redis.last_step, Some(103));
+    assert_eq!(redis.recent_steps.as_slice(), &[100, 103]);
+    assert_eq!((redis.recovery_set, redis.recovery_used), (7, 0b110));
+    // Another set: Redis's stays.
+    let mut other = UserState::default();
+    other.record_recovery_use(8, 0);
+    merge_floor(&mut redis, &other);
+    assert_eq!((redis.recovery_set, redis.recovery_used), (7, 0b110));
+    // Nothing in Redis: the local one's.
+    let mut empty = UserState::default();
+    merge_floor(&mut empty, &other);
+    assert_eq!(
+        (empty.recovery_set, empty.recovery_used, empty.keep),
+        (8, 1, true)
+    );
+}
+
+#[test]
 fn the_epoch_file_is_checked_not_trusted() {
     let dir = std::env::temp_dir().join(format!("motp-epoch-test-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);

@@ -31,7 +31,9 @@
 //! # Pruning
 //! A row with no failures and no lock only remembers accepted steps, which matter while one
 //! can still be inside someone's window (after any change of offset). Such rows untouched for
-//! [`PRUNE_AFTER_SECS`] are deleted at open and every [`PRUNE_EVERY`] decisions.
+//! [`PRUNE_AFTER_SECS`] are deleted at open and every [`PRUNE_EVERY`] decisions. A row marked
+//! [`keep`](UserState::keep) (a counter token's counter, used recovery codes) is never pruned:
+//! its steps matter whatever their age.
 //!
 //! Age is measured on a clock that a jump of the wall clock cannot move forward: the time of
 //! the last prune (kept in `meta`) plus the time the machine has really been up since then
@@ -80,8 +82,20 @@ const LOST_HISTORY_RELEVANT_SECS: i64 = 2 * MAX_WINDOW_SECS as i64 + 2 * STEP_SE
 pub const PRUNE_EVERY: u32 = 1000;
 
 const SELECT_USER: &str =
-    "SELECT u.last_step, u.failures, u.locked_until, r.last_offset_secs, r.steps
-     FROM users u LEFT JOIN recent_codes r ON r.username = u.username WHERE u.username = ?1";
+    "SELECT u.last_step, u.failures, u.locked_until, r.last_offset_secs, r.steps,
+         k.keep, k.recovery_set, k.recovery_used
+     FROM users u LEFT JOIN recent_codes r ON r.username = u.username
+         LEFT JOIN kept k ON k.username = u.username
+     WHERE u.username = ?1";
+/// [`SELECT_USER`] and [`SELECT_LOST`] in one statement that always yields one row (all NULL
+/// but the last column when the user has none): `peek`'s one read.
+const PEEK_USER: &str =
+    "SELECT u.last_step, u.failures, u.locked_until, r.last_offset_secs, r.steps,
+         k.keep, k.recovery_set, k.recovery_used, u.username IS NOT NULL,
+         (SELECT value FROM meta WHERE key = 'history_lost_at')
+     FROM (SELECT ?1 AS name) q LEFT JOIN users u ON u.username = q.name
+         LEFT JOIN recent_codes r ON r.username = q.name
+         LEFT JOIN kept k ON k.username = q.name";
 const SELECT_LOST: &str = "SELECT value FROM meta WHERE key = 'history_lost_at'";
 const UPSERT_USER: &str =
     "INSERT INTO users (username, last_step, failures, locked_until, updated_at)
@@ -98,10 +112,18 @@ const TOUCH_DECOY: &str =
      VALUES (?1, NULL, 1, 0, ?2)
      ON CONFLICT (username) DO UPDATE SET failures = (failures + 1) % 1000000000,
          updated_at = excluded.updated_at";
+const UPSERT_KEPT: &str = "INSERT INTO kept (username, keep, recovery_set, recovery_used)
+     VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (username) DO UPDATE SET keep = excluded.keep,
+         recovery_set = excluded.recovery_set, recovery_used = excluded.recovery_used";
+const DELETE_KEPT: &str = "DELETE FROM kept WHERE username = ?1";
+/// Idle rows, but never one that must be kept (a counter, used recovery codes).
 const PRUNE: &str =
-    "DELETE FROM users WHERE failures = 0 AND locked_until <= ?1 AND updated_at < ?2";
+    "DELETE FROM users WHERE failures = 0 AND locked_until <= ?1 AND updated_at < ?2
+         AND username NOT IN (SELECT username FROM kept WHERE keep <> 0)";
 const PRUNE_RECENT: &str =
     "DELETE FROM recent_codes WHERE username NOT IN (SELECT username FROM users)";
+const PRUNE_KEPT: &str = "DELETE FROM kept WHERE username NOT IN (SELECT username FROM users)";
 
 /// A source of Unix seconds.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -287,6 +309,22 @@ impl StateStore for SqliteStore {
         self.transact(username, decide, Write::IfChanged)
     }
 
+    /// One SELECT (the user's row and the lost-history mark), no write transaction: it waits for
+    /// no other process's write lock.
+    fn peek(&self, username: &str) -> Result<UserState, StateError> {
+        let now = (self.host.now)();
+        let mut slot = self.inner.lock();
+        let inner = self.opened(&mut slot)?;
+        self.ensure_current(inner, now)?;
+        peek_user(&inner.conn, username).map_err(|e| {
+            if is_corruption(&e) {
+                inner.suspect = true;
+            }
+            error!("state database {}: {e}", self.path.display());
+            StateError(format!("state database {}: {e}", self.path.display()))
+        })
+    }
+
     /// As the default, but the row is written even when nothing changed (a locked user): every
     /// decision then costs one write, so the time of a refusal does not tell a locked user from
     /// any other (see [`crate::auth`]'s decoy row).
@@ -347,31 +385,40 @@ impl SqliteStore {
     }
 }
 
-/// Reads the user's row, runs `decide`, writes back what changed: one IMMEDIATE transaction.
-fn decide_in_transaction(
-    conn: &mut Connection,
-    username: &str,
-    now: i64,
-    decide: &mut dyn FnMut(&mut UserState),
-    write: Write,
-) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    type Row = (Option<i64>, i64, i64, Option<i64>, Option<String>);
-    let row: Option<Row> = tx
-        .prepare_cached(SELECT_USER)?
-        .query_row([username], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+/// One user's row as [`SELECT_USER`] and [`PEEK_USER`] read it (every column NULL for a user
+/// without one in `peek`).
+struct Row {
+    last_step: Option<i64>,
+    failures: Option<i64>,
+    locked_until: Option<i64>,
+    last_offset_secs: Option<i64>,
+    steps: Option<String>,
+    keep: Option<bool>,
+    recovery_set: Option<u32>,
+    recovery_used: Option<u32>,
+}
+
+impl Row {
+    fn read(r: &rusqlite::Row) -> rusqlite::Result<Row> {
+        Ok(Row {
+            last_step: r.get(0)?,
+            failures: r.get(1)?,
+            locked_until: r.get(2)?,
+            last_offset_secs: r.get(3)?,
+            steps: r.get(4)?,
+            keep: r.get(5)?,
+            recovery_set: r.get(6)?,
+            recovery_used: r.get(7)?,
         })
-        .optional()?;
-    let history_lost_at: Option<i64> = tx
-        .prepare_cached(SELECT_LOST)?
-        .query_row([], |r| r.get(0))
-        .optional()?;
-    let mut state = match &row {
-        Some((last_step, failures, locked_until, last_offset_secs, steps)) => UserState {
-            last_step: *last_step,
-            last_offset_secs: *last_offset_secs,
-            recent_steps: match steps.as_deref().map(RecentSteps::from_text) {
+    }
+
+    /// The state the row holds, with the store's `history_lost_at`. Fails (the login is
+    /// refused) on a recent-steps list the plugin does not write.
+    fn state(&self, history_lost_at: Option<i64>) -> rusqlite::Result<UserState> {
+        Ok(UserState {
+            last_step: self.last_step,
+            last_offset_secs: self.last_offset_secs,
+            recent_steps: match self.steps.as_deref().map(RecentSteps::from_text) {
                 None => RecentSteps::default(),
                 Some(Some(recent)) => recent,
                 Some(None) => {
@@ -382,17 +429,67 @@ fn decide_in_transaction(
                     ))
                 }
             },
-            failures: u32::try_from((*failures).max(0)).unwrap_or(u32::MAX),
-            locked_until: *locked_until,
+            failures: u32::try_from(self.failures.unwrap_or(0).max(0)).unwrap_or(u32::MAX),
+            locked_until: self.locked_until.unwrap_or(0),
+            history_lost_at,
+            keep: self.keep.unwrap_or(false),
+            recovery_set: self.recovery_set.unwrap_or(0),
+            recovery_used: self.recovery_used.unwrap_or(0),
+        })
+    }
+}
+
+/// The part of a state the `kept` table holds.
+fn kept_part(state: &UserState) -> (bool, u32, u32) {
+    (state.keep, state.recovery_set, state.recovery_used)
+}
+
+/// The user's state as a decision would see it, from one SELECT outside any write
+/// transaction (SQLite reads it from one snapshot).
+fn peek_user(conn: &Connection, username: &str) -> rusqlite::Result<UserState> {
+    let (row, history_lost_at) = conn.prepare_cached(PEEK_USER)?.query_row(
+        [username],
+        |r| -> rusqlite::Result<(Option<Row>, Option<i64>)> {
+            let exists: bool = r.get(8)?;
+            let row = if exists { Some(Row::read(r)?) } else { None };
+            Ok((row, r.get(9)?))
+        },
+    )?;
+    match row {
+        Some(row) => row.state(history_lost_at),
+        None => Ok(UserState {
             history_lost_at,
             ..UserState::default()
-        },
+        }),
+    }
+}
+
+/// Reads the user's row, runs `decide`, writes back what changed: one IMMEDIATE transaction.
+fn decide_in_transaction(
+    conn: &mut Connection,
+    username: &str,
+    now: i64,
+    decide: &mut dyn FnMut(&mut UserState),
+    write: Write,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let row: Option<Row> = tx
+        .prepare_cached(SELECT_USER)?
+        .query_row([username], Row::read)
+        .optional()?;
+    let history_lost_at: Option<i64> = tx
+        .prepare_cached(SELECT_LOST)?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    let mut state = match &row {
+        Some(row) => row.state(history_lost_at)?,
         None => UserState {
             history_lost_at,
             ..UserState::default()
         },
     };
     let before = state.persisted();
+    let kept_before = kept_part(&state);
     decide(&mut state);
     let after = state.persisted();
     let changed = match row {
@@ -420,6 +517,19 @@ fn decide_in_transaction(
                 offset,
                 state.recent_steps.to_text()
             ])?;
+        }
+        let kept_after = kept_part(&state);
+        if kept_after != kept_before {
+            if kept_after == kept_part(&UserState::default()) {
+                tx.prepare_cached(DELETE_KEPT)?.execute([username])?;
+            } else {
+                tx.prepare_cached(UPSERT_KEPT)?.execute(params![
+                    username,
+                    state.keep,
+                    state.recovery_set,
+                    state.recovery_used
+                ])?;
+            }
         }
     }
     tx.commit()
@@ -461,6 +571,7 @@ fn prune(conn: &Connection, host: &Host, now: i64) -> rusqlite::Result<usize> {
         reference.saturating_sub(PRUNE_AFTER_SECS)
     ])?;
     tx.prepare_cached(PRUNE_RECENT)?.execute([])?;
+    tx.prepare_cached(PRUNE_KEPT)?.execute([])?;
     tx.execute(
         "DELETE FROM meta WHERE key = 'history_lost_at' AND value < ?1",
         [reference.saturating_sub(LOST_HISTORY_RELEVANT_SECS)],

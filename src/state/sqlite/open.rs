@@ -1,5 +1,5 @@
 //! Opening the state database: a missing file is created complete under a temporary name and
-//! linked into place, an existing one is checked (and a version 1 database upgraded) in the
+//! linked into place, an existing one is checked (and a version 1 or 2 database upgraded) in the
 //! opening transaction, unusable files are moved aside and the history counts as lost, and a
 //! reboot that left the write-ahead log behind is noticed (see the store's doc, [`super`]).
 //!
@@ -33,7 +33,7 @@ use tracing::{error, info, warn};
 use super::{FileId, Host, Inner, BUSY_TIMEOUT};
 use crate::state::StateError;
 
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// Schema version 1: one row per user.
 pub(super) const SCHEMA_V1: &str = "
@@ -49,14 +49,31 @@ CREATE TABLE users (
 /// What version 2 adds: the offset the last code was accepted with, and the recently accepted
 /// steps (see [`UserState::may_have_been_used`](crate::state::UserState::may_have_been_used)).
 /// A user without a row here is one version 1 recorded. A version 1 database is upgraded in
-/// place by running this.
-const SCHEMA_V2_ADDS: &str = "
+/// place by running this (and [`SCHEMA_V3_ADDS`]).
+pub(super) const SCHEMA_V2_ADDS: &str = "
 CREATE TABLE recent_codes (
     username TEXT PRIMARY KEY NOT NULL,
     last_offset_secs INTEGER NOT NULL,
     steps TEXT NOT NULL
 ) WITHOUT ROWID;
 ";
+/// What version 3 adds: what a user's row holds beyond replay and lockout (see
+/// [`UserState::keep`](crate::state::UserState::keep)): `keep` (1: the row outlives pruning, it
+/// holds a counter token's counter or used recovery codes), and the recovery code set and the
+/// uses of its codes (a bit mask). Only users with one of them non-default have a row here; a
+/// user without one has none of them, as versions 1 and 2 recorded. A version 2 database is
+/// upgraded in place by running this.
+pub(super) const SCHEMA_V3_ADDS: &str = "
+CREATE TABLE kept (
+    username TEXT PRIMARY KEY NOT NULL,
+    keep INTEGER NOT NULL,
+    recovery_set INTEGER NOT NULL,
+    recovery_used INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+/// What each version adds to the one before it, from version 2 on (index 0: version 2).
+const SCHEMA_ADDS: [&str; 2] = [SCHEMA_V2_ADDS, SCHEMA_V3_ADDS];
+const _: () = assert!(SCHEMA_ADDS.len() as i64 == SCHEMA_VERSION - 1);
 
 /// Why opening the database file failed.
 enum Failure {
@@ -204,7 +221,9 @@ fn create_database(path: &Path, now: i64) -> Result<bool, String> {
 /// The plugin's tables and its schema version, in an empty database.
 fn write_schema(conn: &Connection, now: i64) -> rusqlite::Result<()> {
     conn.execute_batch(SCHEMA_V1)?;
-    conn.execute_batch(SCHEMA_V2_ADDS)?;
+    for adds in SCHEMA_ADDS {
+        conn.execute_batch(adds)?;
+    }
     conn.execute(
         "INSERT INTO meta (key, value) VALUES ('schema_version', ?1), ('created_at', ?2)",
         params![SCHEMA_VERSION, now],
@@ -330,8 +349,8 @@ fn try_open(
 }
 
 /// Refuses a database that is not exactly ours: damaged pages, other tables, other version.
-/// A database exactly as version 1 made it is upgraded to version 2 in the same transaction
-/// (one table added; nothing in it changed).
+/// A database exactly as an older version made it (1 or 2) is upgraded to the current one in
+/// the same transaction (tables added; nothing in the existing ones changed).
 fn check_schema(tx: &rusqlite::Transaction) -> Result<(), Failure> {
     let check: String = tx
         .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
@@ -352,15 +371,25 @@ fn check_schema(tx: &rusqlite::Transaction) -> Result<(), Failure> {
         .optional()
         .map_err(classify)
     };
-    if found.as_slice() == expected_schema(1) && version(tx)? == Some(1) {
-        tx.execute_batch(SCHEMA_V2_ADDS).map_err(classify)?;
-        tx.execute(
-            "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
-            [SCHEMA_VERSION],
-        )
-        .map_err(classify)?;
-        info!("state database: upgraded from schema version 1 to {SCHEMA_VERSION} (every user's state kept)");
-        found = schema_objects(tx).map_err(classify)?;
+    // Only a file with exactly an older version's objects, labelled with that version, is
+    // upgraded: anything else is checked (and refused) below, unchanged.
+    let older = (1..SCHEMA_VERSION).find(|v| found.as_slice() == expected_schema(*v));
+    if let Some(old) = older {
+        if version(tx)? == Some(old) {
+            for adds in &SCHEMA_ADDS[usize::try_from(old - 1).expect("1 or more")..] {
+                tx.execute_batch(adds).map_err(classify)?;
+            }
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+                [SCHEMA_VERSION],
+            )
+            .map_err(classify)?;
+            info!(
+                "state database: upgraded from schema version {old} to {SCHEMA_VERSION} (every \
+                 user's state kept)"
+            );
+            found = schema_objects(tx).map_err(classify)?;
+        }
     }
     let expected = expected_schema(SCHEMA_VERSION);
     let foreign: Vec<String> = found
@@ -422,20 +451,20 @@ fn schema_objects(conn: &Connection) -> rusqlite::Result<Vec<SchemaObject>> {
 /// What the schema of each version creates, read back from a database made with it, so the
 /// comparison follows SQLite's own rendering of the schema and there is one definition of it.
 fn expected_schema(version: i64) -> &'static [SchemaObject] {
-    static V1: std::sync::OnceLock<Vec<SchemaObject>> = std::sync::OnceLock::new();
-    static V2: std::sync::OnceLock<Vec<SchemaObject>> = std::sync::OnceLock::new();
-    let build = |parts: &[&str]| {
+    static BUILT: [std::sync::OnceLock<Vec<SchemaObject>>; SCHEMA_VERSION as usize] =
+        [const { std::sync::OnceLock::new() }; SCHEMA_VERSION as usize];
+    let version = version.clamp(1, SCHEMA_VERSION);
+    let index = usize::try_from(version - 1).expect("clamped to 1 or more");
+    BUILT[index].get_or_init(|| {
         let conn = Connection::open_in_memory().expect("an in-memory SQLite database opens");
-        for part in parts {
+        conn.execute_batch(SCHEMA_V1)
+            .expect("the plugin's own schema is valid SQL");
+        for part in &SCHEMA_ADDS[..index] {
             conn.execute_batch(part)
                 .expect("the plugin's own schema is valid SQL");
         }
         schema_objects(&conn).expect("an in-memory schema reads back")
-    };
-    match version {
-        1 => V1.get_or_init(|| build(&[SCHEMA_V1])),
-        _ => V2.get_or_init(|| build(&[SCHEMA_V1, SCHEMA_V2_ADDS])),
-    }
+    })
 }
 
 fn classify(e: rusqlite::Error) -> Failure {

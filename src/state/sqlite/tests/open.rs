@@ -2,7 +2,7 @@
 //! the boot check, and instances opening one directory at once.
 
 use super::*;
-use crate::state::sqlite::open::{open_db, SCHEMA_V1, SCHEMA_VERSION};
+use crate::state::sqlite::open::{open_db, SCHEMA_V1, SCHEMA_V2_ADDS, SCHEMA_VERSION};
 
 /// Puts something bad at the database path, opens, and checks the recovery: the store
 /// opens, the old file is kept aside, codes from before the load are refused as replays,
@@ -166,6 +166,23 @@ fn a_version_1_database_is_upgraded_in_place_and_keeps_every_user() {
     store.update("alice", &mut |s| alice = *s).unwrap();
     assert_eq!(alice.last_offset_secs, Some(0));
     assert_eq!(alice.recent_steps.as_slice(), &[170_000_001]);
+    // And what version 3 adds: a recovery use is stored, and kept.
+    assert!(store
+        .decide(
+            "bob",
+            &Found::Recovery { set: 3, index: 1 },
+            T0 + 400,
+            &limits
+        )
+        .unwrap()
+        .is_accepted());
+    drop(store);
+    let store = host.open(&dir);
+    let bob = store.peek("bob").unwrap();
+    assert_eq!(
+        (bob.keep, bob.recovery_set, bob.recovery_used),
+        (true, 3, 2)
+    );
     drop(store);
     let conn = Connection::open(dir.db()).unwrap();
     let version: i64 = conn
@@ -176,6 +193,140 @@ fn a_version_1_database_is_upgraded_in_place_and_keeps_every_user() {
         )
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
+}
+
+/// A database of version 2 (recent steps, no kept rows) is upgraded in place: every user's
+/// state kept, nothing moved aside, no quarantine; the new fields start at their defaults.
+#[test]
+fn a_version_2_database_is_upgraded_in_place_and_keeps_every_user() {
+    let dir = TempDir::new("schema-v2");
+    {
+        let conn = Connection::open(dir.db()).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute_batch(SCHEMA_V2_ADDS).unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', 2), ('created_at', {T0});
+             INSERT INTO users VALUES ('alice', 170000002, 1, 0, {T0});
+             INSERT INTO recent_codes VALUES ('alice', -60, '170000001,170000002');
+             INSERT INTO users VALUES ('bob', NULL, 0, {}, {T0});",
+            T0 + 300
+        ))
+        .unwrap();
+    }
+    fs::set_permissions(dir.db(), fs::Permissions::from_mode(0o600)).unwrap();
+    let host = FakeHost::at(T0 + 10);
+    let (store, logs) = capture(|| host.open(&dir));
+    assert!(
+        logs.iter()
+            .any(|(_, m)| m.contains("upgraded from schema version 2 to 3")),
+        "{logs:?}"
+    );
+    let alice = store.peek("alice").unwrap();
+    assert_eq!(
+        (
+            alice.last_step,
+            alice.last_offset_secs,
+            alice.recent_steps.as_slice(),
+            alice.failures
+        ),
+        (
+            Some(170_000_002),
+            Some(-60),
+            &[170_000_001, 170_000_002][..],
+            1
+        )
+    );
+    assert_eq!(
+        (alice.keep, alice.recovery_set, alice.recovery_used),
+        (false, 0, 0)
+    );
+    assert_eq!(alice.history_lost_at, None, "no quarantine");
+    assert_eq!(store.peek("bob").unwrap().locked_until, T0 + 300);
+    assert!(dir.aside_files().is_empty(), "nothing moved aside");
+    let limits = Limits {
+        max_failures: 5,
+        lockout_secs: 300,
+        offset_secs: -60,
+        radius: 18,
+        counter_based: false,
+    };
+    let at = |step| Found::Step {
+        step,
+        step_offset: 0,
+    };
+    assert_eq!(
+        store
+            .decide("alice", &at(170_000_001), T0 + 10, &limits)
+            .unwrap(),
+        Decision::Replay
+    );
+    assert!(store
+        .decide(
+            "alice",
+            &Found::Recovery { set: 9, index: 0 },
+            T0 + 11,
+            &limits
+        )
+        .unwrap()
+        .is_accepted());
+    drop(store);
+    let store = host.open(&dir);
+    let alice = store.peek("alice").unwrap();
+    assert_eq!(
+        (
+            alice.last_step,
+            alice.keep,
+            alice.recovery_set,
+            alice.recovery_used
+        ),
+        (Some(170_000_002), true, 9, 1)
+    );
+    drop(store);
+    let version: i64 = Connection::open(dir.db())
+        .unwrap()
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}
+
+/// An older version's file with something added, or labelled with a version its tables are
+/// not of, is not upgraded: it counts as corrupt.
+#[test]
+fn an_older_file_with_foreign_objects_is_not_upgraded() {
+    let v2 = |d: &TempDir, extra: &str| {
+        let conn = Connection::open(d.db()).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute_batch(SCHEMA_V2_ADDS).unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', 2), ('created_at', {T0});
+             {extra}"
+        ))
+        .unwrap();
+    };
+    recovers_from("v2-with-index", true, |d| {
+        v2(d, "CREATE INDEX i ON users (failures);")
+    });
+    recovers_from("v2-with-trigger", true, |d| {
+        v2(
+            d,
+            "CREATE TRIGGER t AFTER INSERT ON users BEGIN DELETE FROM users; END;",
+        )
+    });
+    recovers_from("v2-with-a-foreign-kept", true, |d| {
+        v2(d, "CREATE TABLE kept (username TEXT PRIMARY KEY, keep);")
+    });
+    recovers_from("v1-labelled-2", true, |d| {
+        let conn = Connection::open(d.db()).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', 2), ('created_at', {T0});"
+        ))
+        .unwrap();
+    });
 }
 
 /// A recent-steps list that is not one the plugin writes refuses the login (fail closed)
