@@ -178,13 +178,9 @@ pub fn open_for_reading(config: &Config) -> Result<Option<Box<dyn StateStore>>, 
     open_store(config).map_err(|Fail(e)| e)
 }
 
-/// The user's state, read in a transaction that changes nothing.
+/// The user's state, read without changing anything ([`StateStore::peek`]).
 fn read(store: &dyn StateStore, name: &str) -> Result<UserState, Fail> {
-    let mut seen = UserState::default();
-    store
-        .update(name, &mut |s| seen = *s)
-        .map_err(|e| Fail(e.to_string()))?;
-    Ok(seen)
+    store.peek(name).map_err(|e| Fail(e.to_string()))
 }
 
 fn describe(config: &Config, name: &str, state: &UserState, now: i64) -> String {
@@ -218,6 +214,17 @@ fn describe(config: &Config, name: &str, state: &UserState, now: i64) -> String 
         } else {
             "last code accepted is ahead of the clock".to_owned()
         });
+    }
+    match state.recovery_used.count_ones() {
+        0 => {}
+        n => parts.push(format!(
+            "{n} recovery code{} used",
+            if n == 1 { "" } else { "s" }
+        )),
+    }
+    if state.keep {
+        // A counter token's counter or used recovery codes: never pruned, never expired.
+        parts.push("state kept (never pruned)".to_owned());
     }
     format!("{name}: {}", parts.join(", "))
 }

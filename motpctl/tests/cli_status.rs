@@ -56,11 +56,23 @@ fn status_and_unlock_with_the_local_store() {
                 s.locked_until = NOW + 240;
             })
             .unwrap();
-        store.update("bob", &mut |s| s.failures = 1).unwrap();
+        store
+            .update("bob", &mut |s| {
+                s.failures = 1;
+                s.record_recovery_use(7, 0);
+                s.record_recovery_use(7, 4);
+            })
+            .unwrap();
     }
 
     let r = run(&["status", "-c", p, NOW_ARG]);
     assert_eq!(r.code, 1, "a locked user: {r:?}");
+    assert!(
+        r.stdout.contains(
+            "bob: not locked, 1 failed login (locks at 3), 2 recovery codes used, state kept"
+        ),
+        "{r:?}"
+    );
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert!(
         lines[0].starts_with("alice: LOCKED for another 4 min"),
