@@ -137,7 +137,9 @@ pub fn hotp_text(key: &[u8], counter: u64, algorithm: Algorithm, digits: u8) -> 
     )
 }
 
-/// An HMAC keyed once, cloned per counter.
+/// An HMAC keyed once, cloned per counter. The keyed states (the key XORed into the pads, one
+/// compression each) are not wiped when dropped: hmac 0.12 and the hashes' cores offer no
+/// zeroize, and the key they derive from is in the caller's memory for as long anyway.
 pub(super) enum Keyed {
     Sha1(Hmac<Sha1>),
     Sha256(Hmac<Sha256>),
