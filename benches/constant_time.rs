@@ -77,6 +77,7 @@ fn main() {
         policy: &config.policy,
         users: &config.users,
         store: &store,
+        learned: None,
     };
     // max_failures is set out of reach: a lock would be a different (cheaper) path.
     let now = 1_800_000_000;

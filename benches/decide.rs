@@ -57,12 +57,14 @@ fn bench(c: &mut Criterion) {
         policy: &config.policy,
         users: &config.users,
         store: &store,
+        learned: None,
     };
     let locked_store = MemoryStore::new();
     let locked_auth = Authenticator {
         policy: &locking.policy,
         users: &locking.users,
         store: &locked_store,
+        learned: None,
     };
 
     let mut group = c.benchmark_group("decide_memory_1000_users");

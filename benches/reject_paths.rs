@@ -66,6 +66,7 @@ fn main() {
         policy: &config.policy,
         users: &config.users,
         store: &store,
+        learned: None,
     };
     let wrong7 = wrong_code(7, NOW, RADIUS);
     let wrong3 = wrong_code(3, NOW, RADIUS);

@@ -59,6 +59,7 @@ fn bench(c: &mut Criterion) {
         policy: &config.policy,
         users: &config.users,
         store: &store,
+        learned: None,
     };
 
     let mut group = c.benchmark_group("decide_local_1000_users");

@@ -4,12 +4,13 @@
 use std::fmt;
 
 use crate::config::{Policy, Token, UserTable};
+use crate::drift::{self, LearnedOffsets};
 use crate::engine::{self, Code, Motp, TokenKind};
 use crate::factors;
 use crate::ip_limit::IpLimiter;
 use crate::password::{self, Malformed};
 use crate::rule::{Found, Limits};
-use crate::state::StateStore;
+use crate::state::{StateError, StateStore};
 
 /// One login attempt as OpenVPN describes it. All fields are untrusted bytes.
 #[derive(Default, Clone, Copy)]
@@ -126,6 +127,9 @@ pub struct Authenticator<'a> {
     pub policy: &'a Policy,
     pub users: &'a UserTable,
     pub store: &'a dyn StateStore,
+    /// What this process learned of each phone's clock ([`crate::drift`]); `None`: read the
+    /// store at every login.
+    pub learned: Option<&'a LearnedOffsets>,
 }
 
 impl Authenticator<'_> {
@@ -189,10 +193,15 @@ impl Authenticator<'_> {
         if factors::table_needs_examine(self.users) {
             return self.decide_with_factors(username, &user, request, now);
         }
-        // The window is searched before any state is read: the search needs none, so a store
+        // The window is searched before the store decides: the search needs only where the
+        // phone's clock was last seen (kept in this process after the first login), so a store
         // decides in one step (one round trip for Redis), and a locked user costs the same
         // work as any other.
-        let center = engine::step_of(now.saturating_add(user.offset_secs));
+        let Ok(offset) = self.center_offset(username, user.offset_secs) else {
+            self.spend_rejection_work(request.password, now);
+            return Decision::StateUnavailable;
+        };
+        let center = engine::step_of(now.saturating_add(offset));
         let found = match code {
             None => Found::Malformed(Malformed::NotACode),
             Some(Err(why)) => Found::Malformed(why),
@@ -206,16 +215,59 @@ impl Authenticator<'_> {
                 }
             }
         };
+        let shown = match found {
+            Found::Step { step_offset, .. } => {
+                drift::shown_offset(offset, step_offset, engine::STEP_SECS)
+            }
+            _ => offset,
+        };
         let limits = Limits {
             max_failures: self.policy.max_failures,
             lockout_secs: self.policy.lockout_secs,
-            offset_secs: user.offset_secs,
+            offset_secs: offset,
             radius,
             counter_based: false,
+            learned_offset_secs: shown,
         };
-        match self.store.decide(username, &found, now, &limits) {
+        let decision = match self.store.decide(username, &found, now, &limits) {
             Ok(decision) => decision,
             Err(_) => Decision::StateUnavailable,
+        };
+        self.remember(username, &decision, shown);
+        decision
+    }
+
+    /// The offset the window of `row` (a user's or a further token's store row) is centred on:
+    /// the configured one, moved to where the phone's clock was last seen, within
+    /// `max_drift_secs` ([`crate::drift`]).
+    fn center_offset(&self, row: &str, configured: i64) -> Result<i64, StateError> {
+        if self.policy.max_drift_secs == 0 {
+            return Ok(configured);
+        }
+        let learned = match self.learned.and_then(|l| l.get(row)) {
+            Some(known) => known,
+            None => {
+                let state = self.store.peek(row)?;
+                let seen = state.last_offset_secs.filter(|_| state.last_step.is_some());
+                if let Some(learned) = self.learned {
+                    learned.set(row, seen);
+                }
+                seen
+            }
+        };
+        Ok(drift::effective_offset(
+            configured,
+            learned,
+            self.policy.max_drift_secs,
+        ))
+    }
+
+    /// Keeps where an accepted code showed the phone's clock, for the next login's window.
+    fn remember(&self, row: &str, decision: &Decision, shown: i64) {
+        if let (Some(learned), Decision::Accepted { .. }) = (self.learned, decision) {
+            if self.policy.max_drift_secs > 0 {
+                learned.set(row, Some(shown));
+            }
         }
     }
 
@@ -233,38 +285,67 @@ impl Authenticator<'_> {
         let parts = request
             .password
             .map_or(Err(Malformed::NotACode), password::parse_parts);
-        // Where each HOTP token's search starts: after its stored counter.
+        // Where each token's search starts: an HOTP token after its stored counter, a clock
+        // token at the phone's clock as last seen.
         let mut hotp_next = Vec::with_capacity(1 + user.more_tokens.len());
-        let tokens = std::iter::once((user.token, None))
-            .chain(user.more_tokens.iter().map(|t| (t.token, Some(t))));
-        for (token, more) in tokens {
-            let next = match token {
-                Token::Hotp { seed, .. } => {
-                    let row = more.map(|t| t.state_key(username));
-                    match self.store.peek(row.as_deref().unwrap_or(username)) {
-                        Ok(state) => factors::hotp_next_counter(state.last_step, seed),
-                        Err(_) => {
-                            self.spend_rejection_work(request.password, now);
-                            return Decision::StateUnavailable;
-                        }
-                    }
-                }
-                _ => 0,
+        let mut offsets = Vec::with_capacity(1 + user.more_tokens.len());
+        let tokens = std::iter::once((user.token, user.offset_secs, None)).chain(
+            user.more_tokens
+                .iter()
+                .map(|t| (t.token, t.offset_secs, Some(t))),
+        );
+        for (token, configured, more) in tokens {
+            let row = more.map(|t| t.state_key(username));
+            let row = row.as_deref().unwrap_or(username);
+            let start = match token {
+                Token::Hotp { seed, .. } => self
+                    .store
+                    .peek(row)
+                    .map(|state| (factors::hotp_next_counter(state.last_step, seed), 0)),
+                _ => self
+                    .center_offset(row, configured)
+                    .map(|offset| (0, offset)),
+            };
+            let Ok((next, offset)) = start else {
+                self.spend_rejection_work(request.password, now);
+                return Decision::StateUnavailable;
             };
             hotp_next.push(next);
+            offsets.push(offset);
         }
-        let examined = factors::examine(user, &parts, self.users, self.policy, now, &hotp_next);
-        let limits_of = |token: Token, offset_secs: i64| {
+        let examined = factors::examine(
+            user,
+            &parts,
+            self.users,
+            self.policy,
+            now,
+            &hotp_next,
+            &offsets,
+        );
+        // The limits of token `i`'s row (0: the user's own): HOTP counts, the clock kinds
+        // remember where the phone's clock showed.
+        let limits_of = |i: usize, token: Token| {
             let counter_based = token.is_counter_based();
+            let offset = if counter_based { 0 } else { offsets[i] };
+            let shown = match (examined.found, token) {
+                (Found::Step { step_offset, .. }, Token::Motp) => {
+                    drift::shown_offset(offset, step_offset, engine::STEP_SECS)
+                }
+                (Found::Step { step_offset, .. }, Token::Totp(totp)) => {
+                    drift::shown_offset(offset, step_offset, i64::from(totp.period))
+                }
+                _ => offset,
+            };
             Limits {
                 max_failures: self.policy.max_failures,
                 lockout_secs: self.policy.lockout_secs,
-                offset_secs: if counter_based { 0 } else { offset_secs },
+                offset_secs: offset,
                 radius: self.policy.window_steps(),
                 counter_based,
+                learned_offset_secs: shown,
             }
         };
-        let user_limits = limits_of(user.token, user.offset_secs);
+        let user_limits = limits_of(0, user.token);
         let found = match (examined.token, examined.found) {
             (Some(i), Found::Step { step_offset, .. }) => {
                 // A further token's step is decided on its own row, which never locks (the
@@ -273,27 +354,34 @@ impl Authenticator<'_> {
                 let token_limits = Limits {
                     max_failures: u32::MAX,
                     lockout_secs: 0,
-                    ..limits_of(more.token, more.offset_secs)
+                    ..limits_of(i + 1, more.token)
                 };
                 if self.is_locked(username, now) {
                     Found::NoMatch
                 } else {
                     let row = more.state_key(username);
                     match self.store.decide(&row, &examined.found, now, &token_limits) {
-                        Ok(decision) => Found::Settled {
-                            accepted: decision.is_accepted(),
-                            step_offset,
-                        },
+                        Ok(decision) => {
+                            self.remember(&row, &decision, token_limits.learned_offset_secs);
+                            Found::Settled {
+                                accepted: decision.is_accepted(),
+                                step_offset,
+                            }
+                        }
                         Err(_) => return Decision::StateUnavailable,
                     }
                 }
             }
             (_, found) => found,
         };
-        match self.store.decide(username, &found, now, &user_limits) {
+        let decision = match self.store.decide(username, &found, now, &user_limits) {
             Ok(decision) => decision,
             Err(_) => Decision::StateUnavailable,
+        };
+        if examined.token.is_none() {
+            self.remember(username, &decision, user_limits.learned_offset_secs);
         }
+        decision
     }
 
     /// Whether the user's row is locked now: a further token's code is not used up while its
@@ -354,6 +442,7 @@ impl Authenticator<'_> {
             offset_secs: 0,
             radius,
             counter_based: false,
+            learned_offset_secs: 0,
         };
         match self
             .store
@@ -427,6 +516,7 @@ disabled = true
                 policy: &self.config.policy,
                 users: &self.config.users,
                 store: &self.store,
+                learned: None,
             };
             let request = LoginRequest {
                 username: Some(user.as_bytes()),
@@ -465,7 +555,9 @@ disabled = true
 
     #[test]
     fn window_edges_and_offsets() {
-        let f = Fixture::new(CONFIG);
+        // The window where the config puts it: drift tracking (tested below) moves it.
+        let no_drift = format!("max_drift_secs = 0\n{CONFIG}");
+        let f = Fixture::new(&no_drift);
         assert!(f
             .login("alice", &alice_code(NOW - 180), "alice", NOW)
             .is_accepted());
@@ -473,7 +565,7 @@ disabled = true
             f.login("alice", &alice_code(NOW + 180), "alice", NOW),
             Decision::Accepted { step_offset: 18 }
         );
-        let f = Fixture::new(CONFIG);
+        let f = Fixture::new(&no_drift);
         assert_eq!(
             f.login("alice", &alice_code(NOW + 190), "alice", NOW),
             Decision::BadCode
@@ -558,7 +650,7 @@ disabled = true
             Config::parse(
                 Path::new("t.toml"),
                 &format!(
-                    "max_failures = 10\n[users.alice]\nsecret = \"0123456789abcdef\"\n\
+                    "max_failures = 10\nmax_drift_secs = 0\n[users.alice]\nsecret = \"0123456789abcdef\"\n\
                      pin = \"1234\"\noffset_secs = {offset}\n"
                 ),
             )
@@ -569,6 +661,7 @@ disabled = true
                 policy: &config.policy,
                 users: &config.users,
                 store: &store,
+                learned: None,
             };
             let password = alice_code(code_time);
             auth.decide(
@@ -635,6 +728,7 @@ disabled = true
             policy: &f.config.policy,
             users: &f.config.users,
             store: &f.store,
+            learned: None,
         };
         let limiter = IpLimiter::new(100);
         let attacker: Option<std::net::IpAddr> = Some("192.0.2.66".parse().unwrap());
@@ -677,6 +771,7 @@ disabled = true
             policy: &f.config.policy,
             users: &f.config.users,
             store: &f.store,
+            learned: None,
         };
         let code = alice_code(NOW);
         let request = LoginRequest {

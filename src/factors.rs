@@ -48,7 +48,9 @@ struct TokenRef<'a> {
 
 /// Examines `parts` (or why the password could not be read) for `user`. `hotp_next[i]` is the
 /// counter an HOTP search of the user's token `i` starts at (0: the user's own token, `1 + n`:
-/// `more_tokens[n]`; see [`hotp_next_counter`]); ignored for the other kinds.
+/// `more_tokens[n]`; see [`hotp_next_counter`]); ignored for the other kinds. `offsets[i]` is
+/// the clock offset token `i`'s window is centred on (its configured one moved by drift
+/// tracking, [`crate::drift`]).
 pub fn examine(
     user: &User,
     parts: &Result<Parts, Malformed>,
@@ -56,6 +58,7 @@ pub fn examine(
     policy: &Policy,
     now: i64,
     hotp_next: &[u64],
+    offsets: &[i64],
 ) -> Examined {
     let parts = match parts {
         Ok(parts) => parts,
@@ -85,10 +88,17 @@ pub fn examine(
     for (i, t) in tokens.enumerate() {
         let (typed_password, code_text) = split(user, parts, code_len(&t.token));
         let next = hotp_next.get(i).copied().unwrap_or(0);
+        let t = TokenRef {
+            offset_secs: offsets.get(i).copied().unwrap_or(t.offset_secs),
+            ..t
+        };
         let hit = search(&t, code_text, table, policy, now, next);
-        match searched.iter_mut().find(|(known, _)| *known == t.token) {
+        match searched
+            .iter_mut()
+            .find(|(known, _)| *known == t.token.work())
+        {
             Some((_, n)) => *n += 1,
-            None => searched.push((t.token, 1)),
+            None => searched.push((t.token.work(), 1)),
         }
         if matched.is_none() {
             matched = hit.map(|found| (found, i, typed_password.len()));

@@ -30,6 +30,7 @@ impl Fixture {
             policy: &self.config.policy,
             users: &self.config.users,
             store: &self.store,
+            learned: None,
         };
         auth.decide(
             &LoginRequest {
@@ -331,4 +332,19 @@ fn token_names_are_checked() {
         "[[users.u.tokens]]\nname = \"x\"\nkind = \"totp\"\nsecret = \"no!\"\n",
         "users.u.tokens[0].secret",
     );
+}
+
+#[test]
+fn hotp_tokens_that_differ_only_in_their_seed_are_one_kind_of_work() {
+    let f = Fixture::new(&format!(
+        "[users.a]\nkind = \"hotp\"\nsecret = \"{RFC_KEY_B32}\"\ncounter = 5\n\
+         [users.b]\nkind = \"hotp\"\nsecret = \"{RFC_KEY_B32}\"\ncounter = 9\n"
+    ));
+    assert_eq!(
+        f.config.users.tokens().len(),
+        1,
+        "{:?}",
+        f.config.users.tokens()
+    );
+    assert!(f.login("b", &hotp_code(9), NOW).is_accepted());
 }

@@ -35,6 +35,7 @@ macro_rules! internal_mod {
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod drift;
 pub mod engine;
 pub mod factors;
 pub mod log;

@@ -38,6 +38,10 @@ pub struct Limits {
     pub radius: i64,
     /// The user's token counts logins, not time (HOTP): a step is a counter.
     pub counter_based: bool,
+    /// The clock offset an accepted code shows the phone at (`offset_secs` plus how far from
+    /// the window's centre the code matched): stored with the step, the next login's window is
+    /// centred there (drift tracking, bounded by `max_drift_secs`). `offset_secs` without it.
+    pub learned_offset_secs: i64,
 }
 
 /// Decides one login on the user's stored `state` at `now`, and leaves in `state` what must
@@ -65,7 +69,7 @@ pub fn apply(state: &mut UserState, found: &Found, now: i64, limits: &Limits) ->
             Decision::Replay
         }
         Found::Step { step, step_offset } => {
-            state.record_accepted(step, limits.offset_secs);
+            state.record_accepted(step, limits.learned_offset_secs);
             state.keep |= limits.counter_based;
             Decision::Accepted { step_offset }
         }
@@ -106,6 +110,7 @@ mod tests {
         offset_secs: 0,
         radius: 18,
         counter_based: false,
+        learned_offset_secs: 0,
     };
     const NOW: i64 = 1_700_000_000;
 
@@ -182,6 +187,7 @@ mod tests {
     fn a_counter_is_accepted_once_and_only_forward() {
         let limits = Limits {
             counter_based: true,
+            learned_offset_secs: 0,
             ..LIMITS
         };
         let mut s = UserState::default();

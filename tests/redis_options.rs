@@ -88,6 +88,7 @@ fn the_redis_script_decides_exactly_as_the_rule() {
             offset_secs: next(200) as i64 - 100,
             radius: 1 + next(18) as i64,
             counter_based: next(3) == 0,
+            learned_offset_secs: next(200) as i64 - 100,
         };
         let found = match next(7) {
             0 => Found::Malformed(motp::password::Malformed::NotACode),
@@ -177,6 +178,7 @@ fn the_redis_script_decides_exactly_as_the_rule() {
         offset_secs: 0,
         radius: 18,
         counter_based: false,
+        learned_offset_secs: 0,
     };
     let found = Found::Step {
         step: base_step,
@@ -218,9 +220,11 @@ fn a_kept_key_has_no_ttl() {
         offset_secs: 0,
         radius: 18,
         counter_based: false,
+        learned_offset_secs: 0,
     };
     let counter = Limits {
         counter_based: true,
+        learned_offset_secs: 0,
         ..clock
     };
     let at = |step| Found::Step {
@@ -296,6 +300,7 @@ fn a_redis_peek_reads_redis_or_the_fallback() {
         offset_secs: 0,
         radius: 18,
         counter_based: true,
+        learned_offset_secs: 0,
     };
     let now = motp::clock::now();
     let at = |step| Found::Step {

@@ -143,6 +143,7 @@ pub fn verify(args: VerifyArgs, now: i64) -> Outcome {
         policy: &policy,
         users: &config.users,
         store: &view,
+        learned: None,
     };
     let decision = auth.decide(
         &LoginRequest {

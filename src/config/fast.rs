@@ -125,6 +125,7 @@ fn merge(into: &mut RawConfig, part: RawConfig) -> Option<()> {
         ip_prefix_v4,
         ip_prefix_v6,
         hotp_window,
+        max_drift_secs,
         require_common_name,
         crtext_prompt,
         state,
@@ -141,6 +142,7 @@ fn merge(into: &mut RawConfig, part: RawConfig) -> Option<()> {
     one(&mut into.ip_prefix_v4, ip_prefix_v4)?;
     one(&mut into.ip_prefix_v6, ip_prefix_v6)?;
     one(&mut into.hotp_window, hotp_window)?;
+    one(&mut into.max_drift_secs, max_drift_secs)?;
     one(&mut into.require_common_name, require_common_name)?;
     one(&mut into.crtext_prompt, crtext_prompt)?;
     one(&mut into.state, state)

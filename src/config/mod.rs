@@ -67,6 +67,9 @@ pub struct Policy {
     /// HOTP: how many counters past the next expected one a code may be (a button pressed
     /// without logging in moves the token ahead).
     pub hotp_window: u32,
+    /// How far the window may follow a phone's clock from its `offset_secs` (drift tracking,
+    /// see [`crate::drift`]); 0 turns tracking off.
+    pub max_drift_secs: u32,
 }
 
 impl Policy {
@@ -110,6 +113,7 @@ impl Default for Policy {
             ip_prefix_v4: crate::ip_limit::DEFAULT_PREFIX_V4,
             ip_prefix_v6: crate::ip_limit::DEFAULT_PREFIX_V6,
             hotp_window: 10,
+            max_drift_secs: 3600,
         }
     }
 }
@@ -243,8 +247,21 @@ impl RawConfig {
                 )
             },
         )?;
+        let max_drift_secs = check.in_range(
+            self.max_drift_secs,
+            "max_drift_secs",
+            0..=MAX_OFFSET_SECS as u32,
+            defaults.max_drift_secs,
+            |_| {
+                format!(
+                    "must be at most {MAX_OFFSET_SECS} (one day): how far the window may follow \
+                     a phone's clock from its offset_secs; 0 turns tracking off"
+                )
+            },
+        )?;
         let policy = Policy {
             hotp_window,
+            max_drift_secs,
             window_secs,
             max_failures,
             lockout_secs,

@@ -35,6 +35,7 @@ pub(super) struct RawConfig {
     pub(super) ip_prefix_v4: Option<Spanned<u8>>,
     pub(super) ip_prefix_v6: Option<Spanned<u8>>,
     pub(super) hotp_window: Option<Spanned<u32>>,
+    pub(super) max_drift_secs: Option<Spanned<u32>>,
     pub(super) require_common_name: Option<bool>,
     pub(super) crtext_prompt: Option<bool>,
     pub(super) state: Option<RawState>,

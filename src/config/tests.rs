@@ -52,6 +52,7 @@ fn good_config_loads() {
             ip_prefix_v4: 32,
             ip_prefix_v6: 64,
             hotp_window: 10,
+            max_drift_secs: 3600,
         }
     );
     let alice = c.users.get("alice").unwrap();

@@ -38,6 +38,15 @@ impl Token {
         }
     }
 
+    /// The token as far as the work of its search goes: an HOTP token's seed does not change
+    /// what a search costs, so tokens differing only in it are one kind of work.
+    pub fn work(&self) -> Token {
+        match *self {
+            Token::Hotp { hotp, .. } => Token::Hotp { hotp, seed: 0 },
+            other => other,
+        }
+    }
+
     /// Whether codes are counted (HOTP) rather than timed.
     pub fn is_counter_based(&self) -> bool {
         matches!(self, Token::Hotp { .. })

@@ -380,11 +380,11 @@ impl TableBuilder {
         text.push_str(cn);
         self.table.longest_key = self.table.longest_key.max(secret.len() + pin.len());
         let more_tokens = read_more_tokens(&user.more_tokens, &refuse)?;
-        let mut counts: Vec<(Token, usize)> = vec![(token, 1)];
+        let mut counts: Vec<(Token, usize)> = vec![(token.work(), 1)];
         for more in &more_tokens {
-            match counts.iter_mut().find(|(t, _)| *t == more.token) {
+            match counts.iter_mut().find(|(t, _)| *t == more.token.work()) {
                 Some((_, n)) => *n += 1,
-                None => counts.push((more.token, 1)),
+                None => counts.push((more.token.work(), 1)),
             }
         }
         for (t, n) in counts {

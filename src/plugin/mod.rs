@@ -84,6 +84,8 @@ struct Core {
     /// Who may own motp.toml (and the directories above it) for it to be loaded.
     trusted: TrustedOwners,
     config: RwLock<Arc<Config>>,
+    /// Where each phone's clock was last seen (drift tracking); forgotten at a config change.
+    learned: crate::drift::LearnedOffsets,
     /// What the watcher knows of motp.toml's versions.
     seen: Mutex<Seen>,
     /// The `[state]` the store was opened with; a reload cannot change it.
@@ -183,6 +185,7 @@ impl Plugin {
                 trusted,
                 state: config.state.clone(),
                 config: RwLock::new(Arc::new(config)),
+                learned: crate::drift::LearnedOffsets::new(),
                 seen: Mutex::new(Seen {
                     acted: seen,
                     settling: None,
@@ -338,6 +341,7 @@ impl Core {
             policy: &config.policy,
             users: &config.users,
             store: &*self.store,
+            learned: Some(&self.learned),
         };
         let client = env.untrusted_ip.or(env.untrusted_ip6);
         let decision = auth.decide_from(&request, client, &self.addresses, now);

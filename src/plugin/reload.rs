@@ -125,6 +125,10 @@ impl Core {
                     describe_policy(&new.policy),
                 );
                 self.store.set_retention(new.policy.retention_secs());
+                // An offset the admin changed (motpctl resync, an edit) replaces what was
+                // learned of that phone's clock.
+                self.learned
+                    .follow_config(&self.config.read().users, &new.users);
                 *self.config.write() = Arc::new(new);
             }
             Err(e) => error!(

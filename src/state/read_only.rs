@@ -55,6 +55,7 @@ mod tests {
             offset_secs: 0,
             radius: 18,
             counter_based: false,
+            learned_offset_secs: 0,
         };
         let at = |step| Found::Step {
             step,

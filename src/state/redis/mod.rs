@@ -76,6 +76,7 @@ const MERGE_LIMITS: Limits = Limits {
     offset_secs: 0,
     radius: 0,
     counter_based: false,
+    learned_offset_secs: 0,
 };
 
 /// Re-reads in `update` after a lost race before giving up.

@@ -162,7 +162,7 @@ else
     else
       decision = 0
       st.last = step
-      st.last_off = off
+      st.last_off = tonumber(ARGV[13])
       st.recent = push(st.recent, step)
       if counter then st.keep = true end
     end
@@ -319,6 +319,7 @@ impl RedisStore {
             .arg(encode(floor))
             .arg(u8::from(limits.counter_based))
             .arg(set)
+            .arg(limits.learned_offset_secs)
             .invoke(conn)
             .map_err(Failure::Redis)?;
         parse_reply(&reply).ok_or_else(|| {

@@ -107,6 +107,7 @@ fn login(config: &Config, store: &dyn StateStore, user: &str, code: &str, now: i
         policy: &config.policy,
         users: &config.users,
         store,
+        learned: None,
     };
     let request = LoginRequest {
         username: Some(user.as_bytes()),
@@ -566,6 +567,7 @@ fn a_locked_decision_writes_the_decoy_row() {
         offset_secs: 0,
         radius: 18,
         counter_based: false,
+        learned_offset_secs: 0,
     };
     let decoy_failures = || -> i64 {
         Connection::open(dir.db())
@@ -595,6 +597,7 @@ const KEPT_LIMITS: Limits = Limits {
     offset_secs: 0,
     radius: 18,
     counter_based: false,
+    learned_offset_secs: 0,
 };
 
 /// keep, the recovery set and its uses are stored (table `kept`), read back after a reopen,
@@ -711,6 +714,7 @@ fn prune_never_deletes_a_kept_row() {
     let store = host.open(&dir);
     let counter = Limits {
         counter_based: true,
+        learned_offset_secs: 0,
         ..KEPT_LIMITS
     };
     let step = |step| Found::Step {

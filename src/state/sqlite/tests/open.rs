@@ -145,6 +145,7 @@ fn a_version_1_database_is_upgraded_in_place_and_keeps_every_user() {
         offset_secs: 0,
         radius: 18,
         counter_based: false,
+        learned_offset_secs: 0,
     };
     let at = |step| Found::Step {
         step,
@@ -249,6 +250,7 @@ fn a_version_2_database_is_upgraded_in_place_and_keeps_every_user() {
         offset_secs: -60,
         radius: 18,
         counter_based: false,
+        learned_offset_secs: -60,
     };
     let at = |step| Found::Step {
         step,
