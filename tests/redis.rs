@@ -1,11 +1,12 @@
 //! The Redis backend through the C ABI (`motp_harness::abi`), against a private
 //! `redis-server` per test (`motp_harness::openvpn::RedisServer`): deferred decisions, two
 //! plugin handles racing the same code, closing with decisions in flight, Redis outages and
-//! recovery, the local fallback, a password file, and crtext prompting.
+//! recovery, the local fallback, lost Redis data, and a live reload widening the window.
 //!
 //! The tests hold one lock, so they run one after the other: the thread-count checks look at
 //! the whole test process, and the machine has few cores.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -399,4 +400,126 @@ fn a_redis_that_lost_its_data_does_not_reopen_replay() {
             .any(|m| m.contains("the data this server knew is gone")),
         "the reopened plugin found the epoch it remembered: {all:#?}"
     );
+}
+
+/// Moves Redis's clock forward by `secs` for every key with an expiry (Redis's own clock cannot
+/// be moved): each TTL is lowered by `secs`, and a key whose TTL would run out is deleted, as
+/// Redis would have expired it. Returns the keys deleted.
+fn redis_time_passes(redis: &RedisServer, secs: i64) -> Vec<String> {
+    let keys = redis.command(&["KEYS", "*"]).unwrap();
+    let keys: Vec<&str> = keys
+        .split("\r\n")
+        .filter(|l| !l.is_empty() && !l.starts_with('*') && !l.starts_with('$'))
+        .collect();
+    assert!(!keys.is_empty(), "no keys in Redis");
+    let mut expired = Vec::new();
+    for key in keys {
+        let ttl = redis_ttl(redis, key);
+        if ttl < 0 {
+            continue; // no expiry (-1)
+        }
+        if ttl <= secs {
+            redis.command(&["DEL", key]).unwrap();
+            expired.push(key.to_owned());
+        } else {
+            let left = (ttl - secs).to_string();
+            let reply = redis.command(&["EXPIRE", key, &left]).unwrap();
+            assert!(reply.starts_with(":1"), "EXPIRE {key}: {reply}");
+        }
+    }
+    expired
+}
+
+fn redis_ttl(redis: &RedisServer, key: &str) -> i64 {
+    let ttl = redis.command(&["TTL", key]).unwrap();
+    ttl.trim_start_matches(':').trim().parse().unwrap()
+}
+
+/// A live reload that widens `window_secs`: a code accepted under the narrow window is still
+/// refused once the time its key would have lived under that window (and more) has passed,
+/// while it is inside the wider window. Both clocks move: the plugin's (the debug-build hook)
+/// and Redis's (every TTL lowered by the same amount).
+#[test]
+fn widening_the_window_by_live_reload_never_takes_a_used_code_again() {
+    let _s = serial();
+    let dir = TempDir::new("redis-widen");
+    let redis = RedisServer::start(dir.path());
+    let skew = ClockSkew::set(dir.path(), 0);
+    let setup = Setup::redis_with("redis-widen", &redis, "", "window_secs = 60\n");
+    let plugin = setup.open();
+    let used = alice_code(0);
+    assert!(deferred(&plugin, &setup.env("alice", &used)));
+
+    // What a key would have lived had its expiry been computed from the narrow window.
+    let narrow = motp::config::Policy {
+        window_secs: 60,
+        lockout_secs: 300,
+        ..motp::config::Policy::default()
+    }
+    .retention_secs() as i64;
+    let before = redis_ttl(&redis, "motp:user:alice");
+    assert!(before > 0, "the key expires: {before}");
+
+    // The admin widens the window to the most the config allows, live.
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    assert!(text.contains("window_secs = 60\n"));
+    let widened = setup.dir.path().join("motp.toml.new");
+    std::fs::write(
+        &widened,
+        text.replace("window_secs = 60\n", "window_secs = 3600\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&widened, std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::rename(&widened, &setup.config).unwrap();
+    wait_for_reload(&plugin, &setup);
+
+    // Ten minutes pass: far past the narrow window's key life, well inside the wide window.
+    let jump = 600;
+    assert!(
+        jump > narrow,
+        "the jump outlasts a narrow-window key ({narrow} s)"
+    );
+    let after = redis_ttl(&redis, "motp:user:alice");
+    assert!(
+        after > jump,
+        "the used code's key outlives the jump: TTL {after} s (before the reload {before} s)"
+    );
+    let expired = redis_time_passes(&redis, jump);
+    assert!(
+        !expired.iter().any(|k| k == "motp:user:alice"),
+        "alice's key expired: {expired:?}"
+    );
+    skew.to(jump);
+    assert!(
+        !deferred(&plugin, &setup.env("alice", &used)),
+        "the code accepted before the reload, now inside the wider window"
+    );
+    // The plugin still takes a fresh code at the new time (the refusal was the replay).
+    let fresh = code_at_time(ALICE_SECRET, ALICE_PIN, now() + jump).to_hex();
+    assert!(deferred(&plugin, &setup.env("alice", &fresh)));
+    let lines = plugin.close();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.message.contains("reason=replay") && l.message.contains("user=alice")),
+        "{lines:#?}"
+    );
+    assert_clean(&lines, &[used, fresh]);
+}
+
+/// Waits until the plugin has applied the new motp.toml (its `reloaded` line reaches the host
+/// log at the next call, so a login of a name nobody has makes it flush).
+fn wait_for_reload(plugin: &motp_harness::abi::Plugin, setup: &Setup) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let probe = setup
+            .env("no-such-user", "000000")
+            .without("auth_control_file");
+        plugin.auth(&probe);
+        if plugin.messages().iter().any(|m| m.contains("reloaded")) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{:#?}", plugin.messages());
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
