@@ -2,7 +2,7 @@
 //! initialization point, switches to `user nobody`, and opens it. The state directory belongs to
 //! nobody, so every name in it is chosen by whoever runs as nobody: here a racer process, running
 //! as nobody, keeps planting symlinks to root's files for the database, its `-wal`, `-shm` and
-//! `-journal`, while the plugin is opened again and again, as root (a host that ignores the
+//! `-journal`, and for the write-probe names of the coming PIDs (`.motp-write-test-*`), while the plugin is opened again and again, as root (a host that ignores the
 //! initialization point: the plugin must refuse) and as OpenVPN opens it (in a child process that
 //! switches to nobody between loading and opening). Root's files keep their content, owner and
 //! mode, and no file appears where a dangling link pointed.
@@ -191,6 +191,17 @@ fn symlinks_planted_by_the_runtime_user_never_reach_roots_files() {
     }
     drop(racer);
     s.victims.assert_untouched();
+    let probe_links = fs::read_dir(&s.state)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".motp-write-test-")
+                && e.file_type().is_ok_and(|t| t.is_symlink())
+        })
+        .count();
+    assert!(probe_links > 0, "the racer planted write-probe links");
     // While the racer runs the plugin mostly refuses to open (fail closed: it cannot keep a
     // database the racer keeps replacing); how often it got through depends on timing.
     println!("opened as nobody in {opened_as_nobody} of {ROUNDS} rounds under the racer");

@@ -76,12 +76,14 @@ impl Victims {
 }
 
 /// A process running as nobody that swaps the state directory's names for symlinks to root's
-/// files (and dangling ones into root's directory) in bursts of a fifth of a second, for at most two minutes.
+/// files (and dangling ones into root's directory) in bursts of a fifth of a second, for at most two minutes,
+/// and plants links at the write-probe names of the coming PIDs ([`PROBE_PLANTER`]).
 pub struct Racer(Child);
 
 impl Racer {
     pub fn start(state: &Path, victims: &Victims) -> Racer {
         let script = r#"
+            perl -e "$PROBES" &
             end=$(( $(date +%s) + 120 ))
             i=0
             while [ "$(date +%s)" -lt "$end" ]; do
@@ -112,6 +114,8 @@ impl Racer {
             ])
             .env("S", state)
             .env("V", &victims.dir)
+            .env("PROBES", PROBE_PLANTER)
+            .env("HOST_PID", std::process::id().to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -119,6 +123,42 @@ impl Racer {
         Racer(child)
     }
 }
+
+/// The racer's second process (Perl, so that planting costs no fork and the PIDs it aims at
+/// are not used up by its own children): links at the write-probe names of the PIDs the next
+/// processes will get (`/proc/sys/kernel/ns_last_pid` + 1 to + 64) and of the process that
+/// started the racer (it opens the plugin in-process too): the old scheme
+/// `.motp-write-test-<pid>` and the current `.motp-write-test-<pid>-<unix time>-<attempt>` for
+/// this second and the next, attempts 0 to 3 (all 16 would only make the open fail, closed).
+/// Each points at a root file or dangles into root's directory; the names of PIDs gone by are
+/// removed, so the directory stays small.
+const PROBE_PLANTER: &str = r#"
+    my ($s, $v) = ($ENV{S}, $ENV{V});
+    my @targets = ("$v/shadow-like", "$v/library-like", "$v/new-probe");
+    my ($end, $i, %planted) = (time + 120, 0);
+    while (time < $end) {
+        open(my $f, "<", "/proc/sys/kernel/ns_last_pid") or last;
+        my $last = <$f>;
+        close $f;
+        chomp $last;
+        my $t = time;
+        my %now;
+        for my $pid ($ENV{HOST_PID}, $last + 1 .. $last + 64) {
+            my @names = (".motp-write-test-$pid");
+            for my $at ($t, $t + 1) {
+                push @names, map { ".motp-write-test-$pid-$at-$_" } 0 .. 3;
+            }
+            for my $name (@names) {
+                my $target = $targets[$i++ % 3];
+                symlink($target, "$s/$name.t") and rename("$s/$name.t", "$s/$name");
+                $now{$name} = 1;
+            }
+        }
+        unlink("$s/$_") for grep { !$now{$_} } keys %planted;
+        %planted = %now;
+        select(undef, undef, undef, 0.01);
+    }
+"#;
 
 impl Drop for Racer {
     fn drop(&mut self) {
