@@ -142,3 +142,48 @@ fn check_config_reports_on_the_clock() {
         "{r:?}"
     );
 }
+
+/// A motp.toml the runtime user (or a group) could change is an error, as the plugin refuses
+/// it: the message names the file and the command that fixes it. As root, as the suite runs.
+#[test]
+fn check_config_refuses_a_config_others_than_root_could_change() {
+    use std::os::unix::fs::PermissionsExt;
+    motp_harness::runtime_user::require_root();
+    let dir = TempDir::new("check-owner");
+    // Owned by nobody (mode 0600): whoever runs as nobody could add users.
+    let path = dir.config(CLEAN, 0o600);
+    std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+    let r = run(&["check-config", s(&path), "--no-clock-check"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains("error: "), "{r:?}");
+    assert!(r.stdout.contains(s(&path)), "names the file: {r:?}");
+    assert!(r.stdout.contains("belongs to nobody (uid 65534)"), "{r:?}");
+    assert!(
+        r.stdout.contains(&format!("chown root {}", path.display())),
+        "says the fix: {r:?}"
+    );
+    assert!(!r.stdout.contains("0 errors"), "{r:?}");
+
+    // Root's, but writable by its group (mode 0660).
+    let path = dir.config(CLEAN, 0o660);
+    std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
+    assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o660);
+    assert_eq!(fs::metadata(&path).unwrap().uid(), 0);
+    let r = run(&["check-config", s(&path), "--no-clock-check"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains(s(&path)), "names the file: {r:?}");
+    assert!(
+        r.stdout
+            .contains("writable by its group or by everyone (mode 0660)"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout.contains(&format!("chmod go-w {}", path.display())),
+        "says the fix: {r:?}"
+    );
+
+    // Fixed as told: accepted.
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+    let r = run(&["check-config", s(&path), "--no-clock-check"]);
+    assert_eq!(r.code, 0, "{r:?}");
+}
