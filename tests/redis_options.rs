@@ -440,6 +440,72 @@ fn password_file_is_used_and_never_logged() {
     assert_clean(&lines, &[password.into(), "wrong-pw-value".into()]);
 }
 
+/// A `password_file` everyone can read, or one the runtime user owns while the process is
+/// root, is refused at open with a message naming the file and the fix; the password itself is
+/// never shown. Needs no Redis: the file is read before any connection.
+#[test]
+fn a_password_file_others_could_read_or_change_is_refused() {
+    let _s = serial();
+    motp_harness::runtime_user::require_root();
+    let dir = TempDir::new("redis-pw-perm");
+    let password = "s3cr3t-redis-pw";
+    let pw_file = dir.path().join("redis.pw");
+    std::fs::write(&pw_file, format!("{password}\n")).unwrap();
+    let setup = Setup::new(
+        "redis-pw-perm",
+        &format!(
+            "backend = \"redis\"\nurl = \"redis://127.0.0.1:1/0\"\ntimeout_ms = 300\n\
+             password_file = \"{}\"\n",
+            pw_file.display()
+        ),
+        "",
+    );
+    let refused = |want: &[&str]| {
+        // Through the store's own open (as motpctl and the plugin build it)...
+        let config = motp::config::Config::load(&setup.config).unwrap();
+        let motp::config::StateConfig::Redis(r) = &config.state else {
+            panic!()
+        };
+        let e = motp::state::RedisStore::open(r, 300, None)
+            .err()
+            .expect("the store must refuse the password file");
+        for w in want {
+            assert!(e.contains(w), "{w:?} not in {e}");
+        }
+        assert!(e.contains(&pw_file.display().to_string()), "{e}");
+        assert!(!e.contains(password), "{e}");
+        // ...and through the plugin: OpenVPN does not start with it.
+        let e = Plugin::open(&setup.config)
+            .err()
+            .expect("the plugin must refuse");
+        let messages = e.messages().join("\n");
+        for w in want {
+            assert!(messages.contains(w), "{w:?} not in {messages}");
+        }
+        assert!(!messages.contains(password), "{messages}");
+    };
+
+    // Readable by every user.
+    std::fs::set_permissions(&pw_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    refused(&["readable by every user (mode 0644)", "chmod 0640"]);
+
+    // Mode 0640, but owned by nobody while the process is root.
+    std::fs::set_permissions(&pw_file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::chown(&pw_file, Some(65534), Some(65534)).unwrap();
+    refused(&[
+        "belongs to nobody (uid 65534)",
+        &format!("chown root {}", pw_file.display()),
+    ]);
+
+    // Root's and 0640: taken (the store opens; Redis is not needed for that).
+    std::os::unix::fs::chown(&pw_file, Some(0), Some(0)).unwrap();
+    let config = motp::config::Config::load(&setup.config).unwrap();
+    let motp::config::StateConfig::Redis(r) = &config.state else {
+        panic!()
+    };
+    assert!(motp::state::RedisStore::open(r, 300, None).is_ok());
+}
+
 #[test]
 fn tls_redis_with_a_private_ca() {
     let _s = serial();
