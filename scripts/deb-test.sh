@@ -50,6 +50,10 @@ for page in "$doc/README.md" "$doc"/docs/*.md; do
         [ -e "$(dirname "$page")/$link" ] || fail "$page links to $link, which is not installed"
     done
 done
+# The hidden --now (a test hook) exists in debug builds only: the release motpctl rejects it,
+# so no clock an admin types can change what status or unlock see (issue 12).
+rc=0; out="$(motpctl status --now=4102444800 -c /etc/openvpn/motp.toml 2>&1)" || rc=$?
+{ [ "$rc" -eq 2 ] && echo "$out" | grep -q "unexpected argument '--now'"; } || fail "release motpctl accepts --now (exit $rc): $out"
 # The shipped config must pass the tool's check (exit 0 or 1 = warnings only, e.g. no NTP here).
 rc=0; motpctl check-config /etc/openvpn/motp.toml --no-clock-check >/dev/null || rc=$?
 [ "$rc" -le 1 ] || fail "check-config exit $rc"

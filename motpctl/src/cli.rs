@@ -49,7 +49,11 @@ pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,
 
-    /// Pretend the server clock reads this many Unix seconds (for tests).
+    /// Pretend the server clock reads this many Unix seconds (for tests). Debug builds only:
+    /// a release motpctl rejects it. It only changes what is computed and shown (codes, the
+    /// window searched, how long a lock has left); the state store is always opened with the
+    /// real clock and never pruned by motpctl, so it cannot change what the store holds.
+    #[cfg(debug_assertions)]
     #[arg(
         long,
         global = true,

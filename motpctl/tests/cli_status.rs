@@ -222,3 +222,75 @@ fn check_config_checks_the_state_directory() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stdout.contains("is not a directory"), "{r:?}");
 }
+
+/// The hidden `--now` (debug builds only; a release motpctl rejects it, checked by
+/// scripts/deb-test.sh) changes nothing in the store: `status` and `verify` with a
+/// clock a century ahead, or decades behind, leave the database's bytes and every record as
+/// they were (a live lock, the failure count, the recent steps).
+#[test]
+fn now_in_the_far_future_or_past_changes_nothing_in_the_state_database() {
+    use motp::state::StateStore;
+    let dir = TempDir::new("status-now");
+    let (path, state) = local_state_config(&dir);
+    let p = s(&path);
+    let real = motp::clock::now();
+    let step = motp::engine::step_of(real);
+    let host = || motp::state::Host {
+        now: std::sync::Arc::new(motp::clock::now),
+        boot: None,
+        uptime: std::sync::Arc::new(|| None),
+    };
+    let records = || {
+        let store = motp::state::SqliteStore::open_without_pruning(&state, host()).unwrap();
+        let mut all = Vec::new();
+        for name in ["alice", "bob"] {
+            let mut seen = motp::state::UserState::default();
+            store.update(name, &mut |s| seen = *s).unwrap();
+            all.push(seen);
+        }
+        all
+    };
+    {
+        let store = motp::state::SqliteStore::open_with(&state, host()).unwrap();
+        store
+            .update("alice", &mut |s| {
+                s.record_accepted(step - 3, 0);
+                s.record_accepted(step - 1, 0);
+                s.failures = 2;
+                s.locked_until = real + 600;
+            })
+            .unwrap();
+        store.update("bob", &mut |s| s.failures = 1).unwrap();
+    }
+    let before = records();
+    assert_eq!(before[0].failures, 2);
+    // A first run with the real clock, so that whatever opening records (the boot) is there.
+    assert_eq!(run(&["status", "-c", p]).code, 1);
+    let files =
+        || ["motp-state.db", "motp-state.db-wal"].map(|name| fs::read(state.join(name)).ok());
+    let bytes = files();
+    assert!(bytes[0].is_some());
+
+    let code = code_at("0123456789abcdef", "1234", real);
+    for now in [
+        "--now=4102444800",
+        "--now=32503680000",
+        "--now=0",
+        "--now=-86400",
+    ] {
+        for args in [
+            vec!["status", "-c", p, now],
+            vec!["status", "alice", "-c", p, now],
+            vec!["verify", "alice", &code, "-c", p, now],
+        ] {
+            let r = run(&args);
+            assert!(r.code <= 1, "{args:?}: {r:?}");
+        }
+        assert!(files() == bytes, "{now}: the database's bytes changed");
+        assert_eq!(records(), before, "{now}: the records changed");
+    }
+    // The lock is still live by the real clock.
+    let r = run(&["status", "alice", "-c", p]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("alice: LOCKED for another"), "{r:?}");
+}
