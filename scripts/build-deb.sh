@@ -16,4 +16,19 @@ mkdir -p "$extra/man" "$extra/completions"
 "$target/release/motpctl" completions bash > "$extra/completions/motpctl.bash"
 "$target/release/motpctl" completions zsh > "$extra/completions/_motpctl"
 "$target/release/motpctl" completions fish > "$extra/completions/motpctl.fish"
-cargo deb -p motpctl --no-build --output target/debian/
+# No cargo-deb warning is let through (a missing doc, an asset glob matching nothing, a field it
+# ignores): its output is kept and searched, and any line with "warning" fails the build.
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+rc=0
+cargo deb -p motpctl --no-build --output target/debian/ >"$log" 2>&1 || rc=$?
+cat "$log"
+if [ "$rc" -ne 0 ]; then
+    echo "build-deb: cargo deb failed (exit $rc)" >&2
+    exit "$rc"
+fi
+if grep -qi 'warning' "$log"; then
+    echo "build-deb: cargo-deb printed warnings; the package must build without any:" >&2
+    grep -i 'warning' "$log" >&2
+    exit 1
+fi
