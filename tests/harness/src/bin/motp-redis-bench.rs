@@ -27,15 +27,25 @@
 //! removed on exit, also on a failure (a panic unwinds through the guards); the bench needs
 //! root for `--netns`.
 //!
+//! Where the kernel has no `sch_netem`, `--proxy-delay-ms D` adds the delay in user space
+//! instead: every Redis process stays on loopback, and the plugin reaches each one through a
+//! [`DelayProxy`] of the bench's own on 127.0.0.1, which holds every chunk it reads for D/2
+//! before it writes it on, in order, in each direction (a reader and a writer thread per
+//! direction and connection). With `sentinel` the plugin's sentinels are proxies, and the
+//! sentinels monitor the master through its proxy, so the master address they announce (the
+//! one the plugin connects to) is the proxy's too; replication and the sentinels' own traffic
+//! stay direct. The round-trip time the proxies add is measured (`PING`, through the proxy
+//! and direct, medians of 500) and printed before the runs.
+//!
 //! Usage: `motp-redis-bench [SECONDS] [--seconds S] [--runs N] [--in-flight 1,4,16]
-//! [--mode single,sentinel] [--netns] [--delay-ms D]` (defaults: 3 s per run, 1 round, both
-//! modes, 1,4,16 in flight, loopback). Build the plugin first (`cargo build --release -p motp`
+//! [--mode single,sentinel] [--netns] [--delay-ms D] [--proxy-delay-ms D]` (defaults: 3 s per
+//! run, 1 round, both modes, 1,4,16 in flight, loopback). Build the plugin first (`cargo build --release -p motp`
 //! with the release harness); the `.so` is [`motp_harness::plugin_path`] (or
 //! `$MOTP_PLUGIN_SO`). Prints one line per run with the load average read right after it, then
 //! per mode and in-flight count the median of the rounds and their range.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
@@ -59,6 +69,8 @@ struct Options {
     modes: Vec<Mode>,
     netns: bool,
     delay_ms: Option<f64>,
+    /// `--proxy-delay-ms`: the round-trip time the [`DelayProxy`]s add.
+    proxy_delay_ms: Option<f64>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -77,7 +89,8 @@ impl Mode {
 }
 
 const USAGE: &str = "usage: motp-redis-bench [SECONDS] [--seconds S] [--runs N] \
-                     [--in-flight 1,4,16] [--mode single,sentinel] [--netns] [--delay-ms D]";
+                     [--in-flight 1,4,16] [--mode single,sentinel] [--netns] [--delay-ms D] \
+                     [--proxy-delay-ms D]";
 
 fn parse_options() -> Result<Options, String> {
     let mut o = Options {
@@ -87,6 +100,7 @@ fn parse_options() -> Result<Options, String> {
         modes: vec![Mode::Single, Mode::Sentinel],
         netns: false,
         delay_ms: None,
+        proxy_delay_ms: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -121,6 +135,15 @@ fn parse_options() -> Result<Options, String> {
                 o.delay_ms = Some(d);
                 o.netns = true;
             }
+            "--proxy-delay-ms" => {
+                let d: f64 = value("--proxy-delay-ms")?
+                    .parse()
+                    .map_err(|e| format!("--proxy-delay-ms: {e}"))?;
+                if !(d > 0.0 && d <= 1000.0) {
+                    return Err("--proxy-delay-ms must be in (0, 1000]".into());
+                }
+                o.proxy_delay_ms = Some(d);
+            }
             "-h" | "--help" => return Err(String::new()),
             s if !s.starts_with('-') => o.secs = parse_num(s)?,
             s => return Err(format!("unknown option {s:?}")),
@@ -137,6 +160,9 @@ fn parse_options() -> Result<Options, String> {
     }
     if o.modes.is_empty() {
         return Err("no mode".into());
+    }
+    if o.netns && o.proxy_delay_ms.is_some() {
+        return Err("--proxy-delay-ms runs on loopback: not with --netns or --delay-ms".into());
     }
     Ok(o)
 }
@@ -186,9 +212,12 @@ fn bench(o: &Options) -> Result<(), String> {
         },
     };
     let dir = TempDir::new("redis-bench");
+    let one_way = o
+        .proxy_delay_ms
+        .map(|d| Duration::from_secs_f64(d / 2000.0));
     let mut backends = Vec::new();
     for &mode in &o.modes {
-        backends.push(Backend::start(mode, &place, dir.path())?);
+        backends.push(Backend::start(mode, &place, dir.path(), one_way)?);
     }
     println!("motp.so: {}", motp_harness::plugin_path().display());
     match &netns {
@@ -203,10 +232,25 @@ fn bench(o: &Options) -> Result<(), String> {
                 None => "no delay added".into(),
             }
         ),
-        None => println!("redis on 127.0.0.1 (loopback), no delay added"),
+        None => match o.proxy_delay_ms {
+            Some(d) => println!(
+                "redis on 127.0.0.1 (loopback), reached through user-space delaying proxies \
+                 holding each chunk {:.3} ms each way (+{d} ms RTT asked)",
+                d / 2.0
+            ),
+            None => println!("redis on 127.0.0.1 (loopback), no delay added"),
+        },
     }
     for b in &backends {
         println!("{}: {}", b.mode.name(), b.describe);
+        if let Some((direct, proxied)) = b.calibration {
+            println!(
+                "{}: PING round trip, medians of 500: direct {direct:.3} ms, through the proxy \
+                 {proxied:.3} ms (+{:.3} ms)",
+                b.mode.name(),
+                proxied - direct
+            );
+        }
     }
     println!(
         "{} s per run, {} round(s); one worker thread in the plugin",
@@ -305,12 +349,36 @@ struct Backend {
     mode: Mode,
     describe: String,
     state_lines: String,
+    /// With proxies: the PING round trip to the master (or the one Redis), direct and through
+    /// its proxy, medians in ms.
+    calibration: Option<(f64, f64)>,
     _procs: Vec<Proc>,
 }
 
 impl Backend {
-    fn start(mode: Mode, place: &Place, dir: &Path) -> Result<Backend, String> {
+    fn start(
+        mode: Mode,
+        place: &Place,
+        dir: &Path,
+        proxy_one_way: Option<Duration>,
+    ) -> Result<Backend, String> {
         let addr = &place.addr;
+        // The port the plugin (and, for the master, the sentinels) use for a Redis process:
+        // its own, or that of a delaying proxy in front of it.
+        let front = |port: u16| -> Result<u16, String> {
+            match proxy_one_way {
+                Some(one_way) => {
+                    let target: SocketAddr = format!("{addr}:{port}")
+                        .parse()
+                        .map_err(|e| format!("{e}"))?;
+                    Ok(DelayProxy::start(target, one_way)?.port)
+                }
+                None => Ok(port),
+            }
+        };
+        let calibrate = |port: u16, front_port: u16| {
+            proxy_one_way.map(|_| (ping_median(addr, port), ping_median(addr, front_port)))
+        };
         let server = |port: u16, extra: &[String]| -> Result<Proc, String> {
             let data = dir.join(format!("redis-{port}"));
             std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
@@ -332,10 +400,19 @@ impl Backend {
             Mode::Single => {
                 let port = place.port();
                 let proc = server(port, &[])?;
+                let url_port = front(port)?;
                 Ok(Backend {
                     mode,
-                    describe: format!("one redis-server at {addr}:{port}, no persistence"),
-                    state_lines: format!("url = \"redis://{addr}:{port}/0\"\n"),
+                    describe: format!(
+                        "one redis-server at {addr}:{port}, no persistence{}",
+                        if url_port == port {
+                            String::new()
+                        } else {
+                            format!(", reached through the proxy :{url_port}")
+                        }
+                    ),
+                    state_lines: format!("url = \"redis://{addr}:{url_port}/0\"\n"),
+                    calibration: calibrate(port, url_port),
                     _procs: vec![proc],
                 })
             }
@@ -352,6 +429,9 @@ impl Backend {
                     command(addr, replica_port, &["INFO", "replication"])
                         .is_some_and(|r| r.contains("master_link_status:up"))
                 })?;
+                // The sentinels monitor the master at this port, and announce it to the
+                // plugin: the proxy's, if there is one.
+                let announced_port = front(master_port)?;
                 let mut sentinel_ports = Vec::new();
                 for _ in 0..3 {
                     let port = place.port();
@@ -362,7 +442,7 @@ impl Backend {
                         &file,
                         format!(
                             "port {port}\nbind {addr}\nprotected-mode no\ndir {}\n\
-                             sentinel monitor {MASTER} {addr} {master_port} 2\n\
+                             sentinel monitor {MASTER} {addr} {announced_port} 2\n\
                              sentinel down-after-milliseconds {MASTER} 60000\n\
                              sentinel failover-timeout {MASTER} 180000\n",
                             dir.display()
@@ -378,7 +458,7 @@ impl Backend {
                     ));
                     wait_for("a sentinel naming the master", || {
                         command(addr, port, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER])
-                            .is_some_and(|r| r.contains(&master_port.to_string()))
+                            .is_some_and(|r| r.contains(&announced_port.to_string()))
                     })?;
                     sentinel_ports.push(port);
                 }
@@ -388,7 +468,11 @@ impl Backend {
                             .is_some_and(|r| r.contains(&replica_port.to_string()))
                     })?;
                 }
-                let urls = sentinel_ports
+                let mut sentinel_fronts = Vec::new();
+                for &port in &sentinel_ports {
+                    sentinel_fronts.push(front(port)?);
+                }
+                let urls = sentinel_fronts
                     .iter()
                     .map(|p| format!("\"redis://{addr}:{p}\""))
                     .collect::<Vec<_>>()
@@ -397,14 +481,28 @@ impl Backend {
                     mode,
                     describe: format!(
                         "master {addr}:{master_port}, replica :{replica_port}, sentinels :{} \
-                         (no persistence, min_replicas = 0)",
+                         (no persistence, min_replicas = 0){}",
                         sentinel_ports
                             .iter()
                             .map(|p| p.to_string())
                             .collect::<Vec<_>>()
-                            .join(" :")
+                            .join(" :"),
+                        if announced_port == master_port {
+                            String::new()
+                        } else {
+                            format!(
+                                "; proxies: master :{announced_port} (what the sentinels \
+                                 monitor and announce), sentinels :{}",
+                                sentinel_fronts
+                                    .iter()
+                                    .map(|p| p.to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(" :")
+                            )
+                        }
                     ),
                     state_lines: format!("sentinels = [{urls}]\nmaster_name = \"{MASTER}\"\n"),
+                    calibration: calibrate(master_port, announced_port),
                     _procs: procs,
                 })
             }
@@ -432,6 +530,118 @@ impl Backend {
             .map_err(|e| format!("chmod: {e}"))?;
         Plugin::open(&config).map_err(|e| format!("open ({name}): {:?}", e.messages()))
     }
+}
+
+/// A TCP proxy on 127.0.0.1 in front of one Redis process that delays each direction by
+/// `one_way`: for every connection it accepts it connects to the target, and each direction
+/// gets a reader thread (which stamps every chunk it reads with the time it is due,
+/// read time + `one_way`) and a writer thread (which sleeps until a chunk is due, then writes
+/// it). Chunks keep their order and are never merged or held back for each other, so N
+/// requests in flight each get the same added latency, as on a link with that delay. The
+/// threads' timer slack is set to 1 ns, so a sleep ends close to when it is due. A closed side
+/// is passed on (shutdown of the write half) after what was read before it. Threads end with
+/// their connection; the listener lives as long as the bench.
+struct DelayProxy {
+    port: u16,
+}
+
+impl DelayProxy {
+    fn start(target: SocketAddr, one_way: Duration) -> Result<DelayProxy, String> {
+        let listener =
+            TcpListener::bind(("127.0.0.1", 0)).map_err(|e| format!("proxy listen: {e}"))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| format!("proxy address: {e}"))?
+            .port();
+        std::thread::Builder::new()
+            .name("delay-proxy".into())
+            .spawn(move || {
+                for client in listener.incoming() {
+                    let Ok(client) = client else { continue };
+                    // Unreachable target: the client sees its connection closed, as it would.
+                    let Ok(server) = TcpStream::connect(target) else {
+                        continue;
+                    };
+                    let _ = client.set_nodelay(true);
+                    let _ = server.set_nodelay(true);
+                    let (Ok(client2), Ok(server2)) = (client.try_clone(), server.try_clone())
+                    else {
+                        continue;
+                    };
+                    delay_pump(client, server2, one_way);
+                    delay_pump(server, client2, one_way);
+                }
+            })
+            .map_err(|e| format!("proxy thread: {e}"))?;
+        Ok(DelayProxy { port })
+    }
+}
+
+/// One direction of a [`DelayProxy`] connection: `from` → `to`, each chunk `one_way` late.
+fn delay_pump(mut from: TcpStream, mut to: TcpStream, one_way: Duration) {
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, Vec<u8>)>();
+    let fine_timer = || {
+        // SAFETY: prctl(PR_SET_TIMERSLACK) takes an integer and changes only this thread.
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+    };
+    std::thread::spawn(move || {
+        fine_timer();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx
+                        .send((Instant::now() + one_way, buf[..n].to_vec()))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        // Dropping `tx` lets the writer finish what was read, then pass the close on.
+    });
+    std::thread::spawn(move || {
+        fine_timer();
+        for (due, chunk) in rx {
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if to.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(Shutdown::Write);
+    });
+}
+
+/// The median round trip of `PING` on one connection to `addr:port`, in ms (500 of them).
+fn ping_median(addr: &str, port: u16) -> f64 {
+    let Ok(mut stream) = TcpStream::connect((addr, port)) else {
+        return f64::NAN;
+    };
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut times = Vec::with_capacity(500);
+    let mut buf = [0u8; 64];
+    for _ in 0..500 {
+        let start = Instant::now();
+        if stream.write_all(b"PING\r\n").is_err() {
+            return f64::NAN;
+        }
+        let mut got = Vec::new();
+        while !got.ends_with(b"\r\n") {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => return f64::NAN,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }
 
 /// A network namespace of the bench's own and a veth pair into it, deleted on drop.
