@@ -33,7 +33,8 @@ Commands that change the file keep its comments, order, owner and mode, check th
 same way the plugin does, and replace the file atomically, so the plugin never sees a \
 half-written or invalid config. After editing the file by hand, run `motpctl check-config`.
 
-Secrets and PINs are never printed, except a secret or PIN that `add-user` generates.";
+Secrets, PINs and static passwords are never printed, except a secret or PIN that `add-user` \
+generates and the recovery codes `recovery-codes` makes (motp.toml keeps only their hashes).";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -88,6 +89,9 @@ pub enum Cmd {
     /// The file keeps its comments, order, owner and mode; it is replaced atomically. The plugin
     /// applies the change within one to two seconds (no reload needed).
     Enable(UserArgs),
+    HashPassword(HashPasswordArgs),
+    SetPassword(SetPasswordArgs),
+    RecoveryCodes(RecoveryCodesArgs),
     Verify(VerifyArgs),
     Resync(ResyncArgs),
     Status(StatusArgs),
@@ -275,6 +279,78 @@ pub struct UserArgs {
     /// The username
     #[arg(value_name = "NAME")]
     pub name: String,
+
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+/// Print the hash of a static password, for the `password` key of a user in motp.toml.
+///
+/// Reads the password from standard input: typed twice without echo on a terminal, or one line
+/// from a pipe or file (`motpctl hash-password < file`). Never give it on the command line.
+/// Prints an Argon2id hash in PHC form (`$argon2id$v=19$m=19456,t=2,p=1$...`, the parameters
+/// OWASP recommends, a new random salt every time); the password itself is stored nowhere.
+///
+/// To set a user's password in motp.toml directly, use `motpctl set-password NAME`.
+#[derive(Args, Debug)]
+#[command(after_help = EXIT_CODES)]
+pub struct HashPasswordArgs {}
+
+/// Set (or remove) a user's static password, typed in front of the one-time code.
+///
+/// With a static password, the user logs in with the password followed by the code in
+/// OpenVPN's password field (`secretpw123456` for the password `secretpw` and the code
+/// `123456`), or with the password in the first part of a static challenge and the code in the
+/// second. Both must be right.
+///
+/// Reads the password from standard input: typed twice without echo on a terminal, or one line
+/// from a pipe or file. Never give it on the command line. motp.toml gets only its Argon2id hash
+/// (`password = "$argon2id$..."`), replacing an earlier one; --remove deletes it, and the user
+/// logs in with the code alone again.
+///
+/// The file keeps its comments, order, owner and mode; it is replaced atomically, and only if
+/// the plugin would accept the result. The plugin applies the change within one to two seconds
+/// (no reload needed).
+#[derive(Args, Debug)]
+#[command(after_help = EXIT_CODES)]
+pub struct SetPasswordArgs {
+    /// The username
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Delete the user's static password instead (reads nothing)
+    #[arg(long)]
+    pub remove: bool,
+
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+/// Make new one-time recovery codes for a user who lost their phone or token.
+///
+/// Prints COUNT new codes (like `k7m2-q9xp-4tfr`), one per line on standard output, and stores
+/// only their hashes in the user's `recovery_codes`, replacing the previous set: codes printed
+/// before no longer work. Hand the codes to the user now; they cannot be shown again (run the
+/// command again for a new set).
+///
+/// Each code logs in once, typed instead of the one-time code (after the static password if the
+/// user has one); dashes, spaces and upper case do not matter. The plugin logs such a login as a
+/// recovery login and records the code as used.
+///
+/// The file keeps its comments, order, owner and mode; it is replaced atomically, and only if
+/// the plugin would accept the result. The plugin applies the change within one to two seconds
+/// (no reload needed).
+#[derive(Args, Debug)]
+#[command(after_help = EXIT_CODES)]
+pub struct RecoveryCodesArgs {
+    /// The username
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// How many codes to make (1 to 32)
+    #[arg(long, value_name = "COUNT", default_value_t = 10,
+          value_parser = clap::value_parser!(u8).range(1..=32))]
+    pub count: u8,
 
     #[command(flatten)]
     pub config: ConfigArg,

@@ -1,8 +1,9 @@
 //! `motpctl`: the admin's tool for the openvpn-motp plugin.
 //!
 //! Every command ends with one of three exit codes: 0 (ok), 1 (warnings, or an invalid code for
-//! `verify`), 2 (errors: the command could not do what was asked). Secrets and PINs are never
-//! printed, except the ones `add-user` generates and must hand to the admin once.
+//! `verify`), 2 (errors: the command could not do what was asked). Secrets, PINs and static
+//! passwords are never printed, except the secrets and PINs `add-user` generates and the recovery
+//! codes `recovery-codes` makes, which must be handed to the admin once.
 
 mod check;
 mod cli;
@@ -11,6 +12,7 @@ mod edit;
 mod human;
 mod import;
 mod man5;
+mod secrets;
 mod state;
 mod sys;
 mod users;
@@ -59,6 +61,9 @@ fn main() -> ExitCode {
         Cmd::RemoveUser(args) => users::remove_user(args),
         Cmd::Disable(args) => users::set_disabled(args, true),
         Cmd::Enable(args) => users::set_disabled(args, false),
+        Cmd::HashPassword(args) => secrets::hash_password(args),
+        Cmd::SetPassword(args) => secrets::set_password(args),
+        Cmd::RecoveryCodes(args) => secrets::recovery_codes(args),
         Cmd::Verify(args) => codes::verify(args, now),
         Cmd::Resync(args) => codes::resync(args, now),
         Cmd::RecordUsed(args) => state::record_used_here(args),

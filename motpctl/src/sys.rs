@@ -2,9 +2,12 @@
 //! synchronisation, and secrets typed on standard input.
 
 use std::fs;
-use std::io::{BufRead, Read};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::Path;
 use std::process::Command;
+
+use nix::sys::termios;
+use zeroize::Zeroizing;
 
 use crate::Fail;
 
@@ -87,6 +90,59 @@ impl StdinValues {
             )));
         }
         Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+    }
+}
+
+/// Reads one secret line from standard input, wiped when dropped, without its line end. On a
+/// terminal, `prompt` is written to standard error and the typed text is not echoed (the
+/// terminal's settings are restored afterwards, also on an error); otherwise one line is read
+/// as it comes (a pipe, a file). Never prints the secret.
+pub fn read_secret(prompt: &str, what: &str) -> Result<Zeroizing<String>, Fail> {
+    let stdin = std::io::stdin();
+    let mut line = Zeroizing::new(String::new());
+    let read = if stdin.is_terminal() {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        let echo_off = EchoOff::new(&stdin)
+            .map_err(|e| format!("cannot turn off the terminal's echo to read the {what}: {e}"))?;
+        let read = stdin.lock().read_line(&mut line);
+        drop(echo_off);
+        read
+    } else {
+        stdin.lock().read_line(&mut line)
+    };
+    let n = read.map_err(|e| format!("cannot read the {what} from standard input: {e}"))?;
+    if n == 0 {
+        return Err(Fail(format!(
+            "no {what} on standard input (type it, or give it as one line)"
+        )));
+    }
+    let end = line.trim_end_matches(['\n', '\r']).len();
+    line.truncate(end);
+    Ok(line)
+}
+
+/// The terminal's echo, off until dropped.
+struct EchoOff<'a> {
+    fd: &'a std::io::Stdin,
+    saved: termios::Termios,
+}
+
+impl<'a> EchoOff<'a> {
+    fn new(fd: &'a std::io::Stdin) -> nix::Result<EchoOff<'a>> {
+        let saved = termios::tcgetattr(fd)?;
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(termios::LocalFlags::ECHO);
+        // The newline still shows, so the next prompt starts on a line of its own.
+        quiet.local_flags.insert(termios::LocalFlags::ECHONL);
+        termios::tcsetattr(fd, termios::SetArg::TCSAFLUSH, &quiet)?;
+        Ok(EchoOff { fd, saved })
+    }
+}
+
+impl Drop for EchoOff<'_> {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(self.fd, termios::SetArg::TCSAFLUSH, &self.saved);
     }
 }
 

@@ -12,7 +12,7 @@ use crate::edit::{set_value, ConfigFile};
 use crate::sys::{self, StdinValues};
 use crate::{Fail, Outcome, Status};
 
-const RELOAD_HINT: &str =
+pub const RELOAD_HINT: &str =
     "the plugin applies the change within one to two seconds (no reload needed)";
 
 pub fn check_username(name: &str) -> Result<(), Fail> {
