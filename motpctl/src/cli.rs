@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Command, CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
 
+use crate::tokens::{AlgorithmArg, KindArg};
 use crate::{Fail, Outcome, Status};
 
 pub const DEFAULT_CONFIG: &str = motp::config::DEFAULT_CONFIG_PATH;
@@ -112,6 +113,10 @@ pub enum Cmd {
     /// own, because opening a local store switches to the state directory's owner for good.
     #[command(hide = true)]
     RecordUsed(RecordUsedArgs),
+    /// Internal (run by `resync`): print an HOTP user's next counter from the state store, in a
+    /// process of its own (as `record-used`).
+    #[command(hide = true)]
+    HotpNext(UserArgs),
 }
 
 /// The arguments of the hidden `record-used` command.
@@ -123,6 +128,9 @@ pub struct RecordUsedArgs {
     pub offset_secs: i64,
     #[arg(value_name = "STEP", required = true)]
     pub steps: Vec<i64>,
+    /// The steps are HOTP counters: the row must outlive pruning
+    #[arg(long)]
+    pub counter_based: bool,
     #[command(flatten)]
     pub config: ConfigArg,
 }
@@ -135,25 +143,41 @@ pub struct ConfigArg {
     pub config: PathBuf,
 }
 
-/// Print the code a phone shows, computed exactly as the plugin does.
+/// Print the code a user's phone or token shows, computed exactly as the plugin does.
 ///
-/// The code is the first 6 hex characters of md5(step ‖ secret ‖ PIN), where step is the Unix
-/// time divided by 10. The secret is hashed exactly as written: an uppercase secret gives other
-/// codes than the same secret in lowercase (phone apps such as Aegis lowercase it).
+/// With NAME, the user's token is read from motp.toml, whatever its kind: mOTP and TOTP print
+/// the code of the user's clock (the server's clock plus the user's offset_secs); HOTP prints
+/// the code of the next counter the plugin expects (the state store's counter when motpctl can
+/// read it, else the `counter` of motp.toml; a note on standard error says which). Printing a
+/// code uses nothing up.
+///
+/// Without NAME, give an mOTP token's --secret and --pin: the code is the first 6 hex characters
+/// of md5(step ‖ secret ‖ PIN), where step is the Unix time divided by 10. The secret is hashed
+/// exactly as written: an uppercase secret gives other codes than the same secret in lowercase
+/// (phone apps such as Aegis lowercase it). Give `-` as the secret or PIN to read it from
+/// standard input (one line each, secret first), so it does not appear in the process list or
+/// the shell history.
 ///
 /// Use it to check a phone against the server ("does the phone show this code now?") or in
-/// scripts. Give `-` as the secret or PIN to read it from standard input (one line each, secret
-/// first), so it does not appear in the process list or the shell history.
+/// scripts.
 #[derive(Args, Debug)]
 #[command(after_help = EXIT_CODES)]
 pub struct CodeArgs {
-    /// The user's secret (16 to 32 hex characters), or `-` to read it from standard input
-    #[arg(long, value_name = "SECRET")]
-    pub secret: String,
+    /// The user whose code to print (from motp.toml)
+    #[arg(
+        value_name = "NAME",
+        conflicts_with_all = ["secret", "pin"],
+        required_unless_present = "secret"
+    )]
+    pub name: Option<String>,
 
-    /// The user's PIN, or `-` to read it from standard input
-    #[arg(long, value_name = "PIN")]
-    pub pin: String,
+    /// An mOTP secret (16 to 32 hex characters), or `-` to read it from standard input
+    #[arg(long, value_name = "SECRET", requires = "pin")]
+    pub secret: Option<String>,
+
+    /// The mOTP PIN, or `-` to read it from standard input
+    #[arg(long, value_name = "PIN", requires = "secret")]
+    pub pin: Option<String>,
 
     /// Compute the code for this time instead of now (Unix seconds, e.g. from `date +%s`)
     #[arg(
@@ -164,13 +188,21 @@ pub struct CodeArgs {
     )]
     pub at: Option<i64>,
 
-    /// Keep showing the current code, with a countdown to the next one, until Ctrl-C
+    /// HOTP: print the code of this counter instead of the next one
+    #[arg(long, value_name = "N", requires = "name", conflicts_with_all = ["at", "watch"])]
+    pub counter: Option<u64>,
+
+    /// Keep showing the current code, with a countdown to the next one, until Ctrl-C (mOTP and
+    /// TOTP)
     #[arg(long)]
     pub watch: bool,
 
     /// Stop --watch after this many seconds (for scripts and tests)
     #[arg(long, value_name = "SECONDS", hide = true, requires = "watch")]
     pub watch_for: Option<u64>,
+
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 /// Check motp.toml as the plugin would, plus what the plugin tolerates but should not.
@@ -219,14 +251,22 @@ pub struct CheckArgs {
 
 /// Add a user to motp.toml.
 ///
-/// Either give the secret the phone app already has (--secret), or let motpctl make a new one
-/// (--generate): 16 lowercase hex characters from the operating system's random source, printed
-/// once with a motp:// provisioning URI and a QR code for phone apps that import one. The PIN is
-/// not in the URI or the QR code: the user types it into the app.
+/// mOTP (the default kind): either give the secret the phone app already has (--secret), or let
+/// motpctl make a new one (--generate): 16 lowercase hex characters from the operating system's
+/// random source, printed once with a motp:// provisioning URI and a QR code for phone apps that
+/// import one. The PIN is not in the URI or the QR code: the user types it into the app. Without
+/// --pin, a random 4-digit PIN is made and printed.
 ///
-/// Without --pin, a random 4-digit PIN is made and printed. The certificate's common name must be
-/// the username unless --common-name says otherwise (when require_common_name is on, the
-/// default).
+/// TOTP and HOTP (--kind totp or hotp, for Google Authenticator, Aegis, FreeOTP, hardware
+/// tokens): --generate makes a random secret of the hash's size (20 bytes for SHA-1, 32 for
+/// SHA-256, 64 for SHA-512) and prints it in base32 with an otpauth:// Key URI and a QR code to
+/// scan with the app; --secret takes the base32 secret a hardware token came with. These apps
+/// have no PIN: for a second factor typed before the code, run `motpctl set-password NAME`
+/// afterwards. Many apps (Google Authenticator among them) ignore every setting but SHA-1, 6
+/// digits and 30 seconds and then show wrong codes; motpctl warns when you choose others.
+///
+/// The certificate's common name must be the username unless --common-name says otherwise (when
+/// require_common_name is on, the default).
 ///
 /// The file keeps its comments, order, owner and mode; it is replaced atomically, and only if
 /// the plugin would accept the result. The plugin applies the change within one to two seconds
@@ -238,8 +278,12 @@ pub struct AddUserArgs {
     #[arg(value_name = "NAME")]
     pub name: String,
 
-    /// The secret from the phone app (16 to 32 hex characters), or `-` to read it from
-    /// standard input
+    /// The kind of token: motp, totp or hotp
+    #[arg(long, value_enum, default_value = "motp", value_name = "KIND")]
+    pub kind: KindArg,
+
+    /// The secret the phone app or token already has (mOTP: 16 to 32 hex characters; TOTP and
+    /// HOTP: base32), or `-` to read it from standard input
     #[arg(
         long,
         value_name = "SECRET",
@@ -252,16 +296,33 @@ pub struct AddUserArgs {
     #[arg(long)]
     pub generate: bool,
 
-    /// The PIN the user types into the phone app [default: a random 4-digit PIN, printed]
+    /// mOTP only: the PIN the user types into the phone app [default: a random 4-digit PIN,
+    /// printed]
     #[arg(long, value_name = "PIN")]
     pub pin: Option<String>,
+
+    /// TOTP/HOTP: the HMAC hash [default: sha1]
+    #[arg(long, value_enum, value_name = "HASH")]
+    pub algorithm: Option<AlgorithmArg>,
+
+    /// TOTP/HOTP: digits per code, 6 or 8 [default: 6]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(6..=8))]
+    pub digits: Option<u8>,
+
+    /// TOTP: seconds per code, a multiple of 10 from 10 to 300 [default: 30]
+    #[arg(long, value_name = "SECS")]
+    pub period: Option<u32>,
+
+    /// HOTP: the counter of the next code the token will show [default: 0]
+    #[arg(long, value_name = "N")]
+    pub counter: Option<u64>,
 
     /// The certificate common name this user logs in with, if it is not the username
     #[arg(long, value_name = "CN")]
     pub common_name: Option<String>,
 
     /// The issuer shown by phone apps in the provisioning URI [default: this host's name]
-    #[arg(long, value_name = "NAME", requires = "generate")]
+    #[arg(long, value_name = "TEXT", requires = "generate")]
     pub issuer: Option<String>,
 
     /// Do not print the QR code (the secret and URI are still printed)
@@ -358,57 +419,76 @@ pub struct RecoveryCodesArgs {
 
 /// Say whether a code is valid for a user right now, and if not, why not.
 ///
-/// Checks the code the way the plugin does (the user's secret, PIN and offset_secs, the window
-/// around the server's clock) but changes nothing: the code is not used up and no failure is
+/// Checks the code the way the plugin does (the user's token of any kind, offset_secs, the
+/// window around the server's clock, HOTP's look-ahead after the stored counter), through the
+/// plugin's own decision, but changes nothing: the code is not used up and no failure is
 /// counted. A right code is also checked against the plugin's state, when motpctl can read it
-/// (backend "local" run as root or the database's owner, or "redis"): a locked user, or a code already
-/// used (a replay), is reported as not valid now. The certificate CN is not checked.
+/// (backend "local" run as root or the database's owner, or "redis"): a locked user, or a code
+/// already used (a replay), is reported as not valid now. The certificate CN is not checked.
+/// CODE may also be one of the user's recovery codes (reported as valid if it is still unused).
 ///
-/// A valid code is reported with its step offset: "+1" means the phone is about 10 seconds ahead
-/// of where the server expects it. A code outside the window is searched for within ±24 hours;
-/// if found, motpctl tells how far off the phone's clock is and suggests `motpctl resync`.
+/// A user with a static password logs in with the password in front of the code; give CODE
+/// alone, and add --with-password to type the password on standard input (never on the command
+/// line) and check both. Without it the password is not checked, and the answer says so.
+///
+/// A valid code is reported with its step offset: "+1" means the phone is one step (10 s for
+/// mOTP, the period for TOTP) ahead of where the server expects it. A code outside the window is
+/// searched for within ±24 hours (HOTP: the next 10,000 counters); if found, motpctl tells how
+/// far off the phone's clock (or the token's counter) is and suggests `motpctl resync`.
 #[derive(Args, Debug)]
 #[command(after_help = "\
 Exit status:
   0  the code is valid now
   1  the code is not valid now (unknown or disabled user, no match in the window,
-     user locked, code already used)
-  2  error: the config cannot be read, or CODE is not 6 hex characters")]
+     user locked, code already used, wrong static password)
+  2  error: the config cannot be read, or CODE does not look like one of the user's codes")]
 pub struct VerifyArgs {
     /// The username
     #[arg(value_name = "USER")]
     pub user: String,
 
-    /// The 6-character code the phone shows
+    /// The code the phone or token shows (mOTP: 6 hex characters; TOTP/HOTP: 6 or 8 digits), or
+    /// a recovery code
     #[arg(value_name = "CODE")]
     pub code: String,
+
+    /// Also check the user's static password, read from standard input (without echo on a
+    /// terminal)
+    #[arg(long)]
+    pub with_password: bool,
 
     #[command(flatten)]
     pub config: ConfigArg,
 }
 
-/// Fix a phone whose clock is off: find its offset from two consecutive codes and save it.
+/// Fix a token that drifted: find it from two consecutive codes and save what was found.
 ///
-/// Ask the user for the code the phone shows, wait until it changes (at most 10 s), ask for the
-/// new one, and run this right away with both, the older first. motpctl searches ±24 hours
-/// around the server's clock for two consecutive steps that give these codes, and writes the
-/// phone's offset (the step of CODE2, the code the phone shows now, minus the server's step,
-/// times 10 s) as the user's offset_secs. It prints the old and the new value.
+/// mOTP and TOTP (a phone whose clock is off): ask the user for the code the phone shows, wait
+/// until it changes, ask for the new one, and run this right away with both, the older first.
+/// motpctl searches ±24 hours around the server's clock for two consecutive steps that give
+/// these codes, and writes the phone's offset (the step of CODE2, the code the phone shows now,
+/// minus the server's step, times the step length: 10 s for mOTP, the period for TOTP) as the
+/// user's offset_secs. It prints the old and the new value.
 ///
-/// Two codes are needed because one 6-character code matches somewhere in ±24 h by chance about
-/// once in a thousand tries; two consecutive ones practically never do. If they match at more
-/// than one place, nothing is written.
+/// HOTP (a token whose button was pressed too often without logging in): ask for two codes in a
+/// row; motpctl searches the 10,000 counters after the one the plugin expects for two
+/// consecutive counters that give them. The next code the token shows is then accepted.
+///
+/// Two codes are needed because one code matches somewhere in such a search by chance about
+/// once in a hundred or a thousand tries; two consecutive ones practically never do. If they
+/// match at more than one place, nothing is written.
 ///
 /// Both codes are recorded as used in the plugin's state store (the local database or Redis,
 /// as motp.toml says), before the offset is written: codes read out to an admin never log in.
-/// With `backend = "memory"` that state is out of reach, and a note says so.
+/// For HOTP that record is what moves the counter on. With `backend = "memory"` the state is
+/// out of reach: a note says so, and for HOTP the user's `counter` in motp.toml is set instead.
 ///
 /// Better still, set the phone's clock right (automatic network time) and leave offset_secs
 /// at 0. The plugin applies the change within one to two seconds (no reload needed).
 #[derive(Args, Debug)]
 #[command(after_help = "\
 Exit status:
-  0  offset_secs was written (or was already right), the codes recorded as used
+  0  offset_secs (or the HOTP counter) was written or already right, the codes recorded as used
   2  error: no match, an ambiguous match, bad codes, the state store cannot record the codes,
      or the config cannot be written; nothing was changed")]
 pub struct ResyncArgs {
@@ -416,11 +496,11 @@ pub struct ResyncArgs {
     #[arg(value_name = "USER")]
     pub user: String,
 
-    /// A code the phone showed
+    /// A code the phone or token showed
     #[arg(value_name = "CODE1")]
     pub code1: String,
 
-    /// The next code the phone showed (10 s later)
+    /// The next code it showed (mOTP: 10 s later; TOTP: one period later; HOTP: the next press)
     #[arg(value_name = "CODE2")]
     pub code2: String,
 

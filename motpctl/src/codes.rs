@@ -1,17 +1,23 @@
-//! code, verify and resync: everything that computes mOTP codes.
+//! code, verify and resync: everything that computes one-time codes (mOTP, TOTP, HOTP).
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use motp::config::{Config, MAX_OFFSET_SECS};
-use motp::engine::{code_at_step, code_at_time, find_step, step_of, Code, STEP_SECS};
+use motp::config::{Config, Token, User, MAX_OFFSET_SECS};
+use motp::engine::{
+    code_at_step, code_at_time, find_step, step_of, Code, Hotp, OtpCode, TokenKind, Totp, STEP_SECS,
+};
+use motp::{factors, secret_hash};
 use toml_edit::DocumentMut;
+use zeroize::Zeroizing;
 
 use crate::cli::{CodeArgs, ResyncArgs, VerifyArgs};
 use crate::edit::{self, set_value, ConfigFile};
 use crate::human::{human_duration, relative};
-use crate::sys::StdinValues;
+use crate::sys::{self, StdinValues};
+use crate::tokens;
+use crate::users::RELOAD_HINT;
 use crate::{Fail, Outcome, Status};
 use motp::auth::{Authenticator, Decision, LoginRequest};
 use motp::config::Policy;
@@ -22,12 +28,66 @@ use motp::state::{ReadOnly, UserState};
 pub const SEARCH_STEPS: i64 = MAX_OFFSET_SECS / STEP_SECS;
 
 pub fn code(args: CodeArgs, now: i64) -> Outcome {
+    let Some(name) = &args.name else {
+        return code_of_secret(&args, now);
+    };
+    let path = &args.config.config;
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let user = config
+        .users
+        .get(name)
+        .ok_or_else(|| format!("no user `{name}` in {}", path.display()))?;
+    if let Token::Hotp { seed, .. } = user.token {
+        if args.watch || args.at.is_some() {
+            return Err(Fail(format!(
+                "`{name}` has an HOTP token, whose codes follow a counter, not the clock: \
+                 leave out --watch and --at (--counter N prints the code of counter N)"
+            )));
+        }
+        let counter = match args.counter {
+            Some(c) => c,
+            None => {
+                let (counter, from) = hotp_next(&config, name, seed);
+                eprintln!("note: counter {counter}, {from}");
+                counter
+            }
+        };
+        let code = tokens::counter_code(&user, counter).expect("an HOTP user");
+        println!("{code}");
+        return Ok(Status::Ok);
+    }
+    if args.counter.is_some() {
+        return Err(Fail(format!(
+            "--counter is for HOTP tokens; `{name}` has a {} token, whose codes follow the clock \
+             (--at UNIX_SECONDS)",
+            user.token.kind_name()
+        )));
+    }
+    let offset = user.offset_secs;
+    show_clock_codes(&args, now, |t| {
+        tokens::clock_code(&user, t.saturating_add(offset))
+    })
+}
+
+/// `code --secret --pin`: an mOTP token that need not be in motp.toml.
+fn code_of_secret(args: &CodeArgs, now: i64) -> Outcome {
     let mut stdin = StdinValues::new();
-    let secret = stdin.resolve(&args.secret, "secret")?;
-    let pin = stdin.resolve(&args.pin, "PIN")?;
+    let secret = stdin.resolve(args.secret.as_deref().unwrap_or("-"), "secret")?;
+    let pin = stdin.resolve(args.pin.as_deref().unwrap_or("-"), "PIN")?;
+    show_clock_codes(args, now, |t| {
+        (
+            code_at_time(&secret, &pin, t).to_hex(),
+            STEP_SECS - t.rem_euclid(STEP_SECS),
+        )
+    })
+}
+
+/// Prints the code at `--at` or now, or keeps printing it with `--watch`. `code_at` gives the
+/// code at a server time and the seconds until the next one.
+fn show_clock_codes(args: &CodeArgs, now: i64, code_at: impl Fn(i64) -> (String, i64)) -> Outcome {
     if !args.watch {
         let at = args.at.unwrap_or(now);
-        println!("{}", code_at_time(&secret, &pin, at).to_hex());
+        println!("{}", code_at(at).0);
         return Ok(Status::Ok);
     }
     let tty = std::io::stdout().is_terminal();
@@ -36,8 +96,7 @@ pub fn code(args: CodeArgs, now: i64) -> Outcome {
     loop {
         // Re-read the clock every time (the hidden --now only fixes the first reading).
         let t = now + started.elapsed().as_secs() as i64;
-        let left = STEP_SECS - t.rem_euclid(STEP_SECS);
-        let code = code_at_time(&secret, &pin, t).to_hex();
+        let (code, left) = code_at(t);
         let line = format!("{code}  next in {left:>2} s");
         let written = if tty {
             write!(out, "\r{line}").and_then(|_| out.flush())
@@ -58,6 +117,49 @@ pub fn code(args: CodeArgs, now: i64) -> Outcome {
         let elapsed = started.elapsed();
         let next = Duration::from_secs(elapsed.as_secs() + 1);
         std::thread::sleep(next.saturating_sub(elapsed));
+    }
+}
+
+/// The counter of the next code an HOTP user's token must show for the plugin, and where it
+/// comes from (for a note): the state store's last accepted counter, else the config's seed.
+fn hotp_next(config: &Config, name: &str, seed: u64) -> (u64, String) {
+    if matches!(config.state, motp::config::StateConfig::Memory) {
+        return (
+            seed,
+            "the `counter` of motp.toml; with `backend = \"memory\"` the plugin's own counter \
+             is out of reach, and codes accepted since may have moved it on"
+                .to_owned(),
+        );
+    }
+    let opened = crate::state::open_for_reading(config);
+    match &opened {
+        Ok(Some(store)) => match store.peek(name) {
+            Ok(state) => {
+                let next = factors::hotp_next_counter(state.last_step, seed);
+                let from = match state.last_step {
+                    Some(last) => {
+                        format!("the one after the last accepted ({last}, from the state store)")
+                    }
+                    None => "the `counter` of motp.toml (no code accepted yet)".to_owned(),
+                };
+                (next, from)
+            }
+            Err(e) => (
+                seed,
+                format!("the `counter` of motp.toml: the state store cannot be read ({e})"),
+            ),
+        },
+        Ok(None) => (
+            seed,
+            "the `counter` of motp.toml (no state recorded yet)".to_owned(),
+        ),
+        Err(why) => (
+            seed,
+            format!(
+                "the `counter` of motp.toml: the state store cannot be read, so codes accepted \
+                 since may have moved it on ({why})"
+            ),
+        ),
     }
 }
 
@@ -113,22 +215,128 @@ fn raw_secret_and_pin(path: &Path, user: &str) -> Option<(String, String)> {
     ))
 }
 
+/// Where a code matched in the plugin's window, for the explanation.
+#[derive(Clone, Copy)]
+enum Hit {
+    /// mOTP or TOTP: the step as the store keeps it, and the offset in the token's own steps.
+    Clock { stored_step: i64, step_offset: i64 },
+    /// HOTP: the counter, and how many counters past the next expected one.
+    Counter { counter: u64, ahead: u64 },
+}
+
+/// The user's own window search, as the plugin's (for messages; the decision is the plugin's).
+fn window_hit(user: &User, code: &str, policy: &Policy, now: i64, hotp_next: u64) -> Option<Hit> {
+    let center_time = now.saturating_add(user.offset_secs);
+    match user.token {
+        Token::Motp => {
+            let code = Code::parse(code.as_bytes())?;
+            let m = find_step(code, user.key, step_of(center_time), policy.window_steps())?;
+            Some(Hit::Clock {
+                stored_step: m.step,
+                step_offset: m.step_offset,
+            })
+        }
+        Token::Totp(totp) => {
+            let code = totp.parse(code.as_bytes())?;
+            let radius = policy.window_steps_of(totp.period);
+            let m = totp.find(
+                code,
+                user.key,
+                totp.step_of(center_time),
+                radius,
+                user.key.len(),
+            )?;
+            Some(Hit::Clock {
+                stored_step: user.token.stored_step(m.step),
+                step_offset: m.step_offset,
+            })
+        }
+        Token::Hotp { hotp, .. } => {
+            let code = hotp.parse(code.as_bytes())?;
+            let counter = hotp.find_ahead(
+                code,
+                user.key,
+                hotp_next,
+                u64::from(policy.hotp_window),
+                user.key.len(),
+            )?;
+            Some(Hit::Counter {
+                counter,
+                ahead: counter - hotp_next,
+            })
+        }
+    }
+}
+
+/// The length of one of the token's steps, seconds (mOTP 10, TOTP its period).
+fn step_secs(token: &Token) -> i64 {
+    match token {
+        Token::Totp(totp) => i64::from(totp.period),
+        _ => STEP_SECS,
+    }
+}
+
+fn describe_hit(user: &User, hit: Hit) -> String {
+    match hit {
+        Hit::Clock { step_offset, .. } => {
+            let offset_note = if user.offset_secs == 0 {
+                String::new()
+            } else {
+                format!("; offset_secs = {}", user.offset_secs)
+            };
+            format!(
+                "matches step {step_offset:+} (phone {}{offset_note})",
+                relative(step_offset * step_secs(&user.token) + user.offset_secs),
+            )
+        }
+        Hit::Counter { counter, ahead: 0 } => {
+            format!("matches counter {counter}, the next one expected")
+        }
+        Hit::Counter { counter, ahead } => format!(
+            "matches counter {counter}, {ahead} past the next one expected (codes shown but not \
+             used)"
+        ),
+    }
+}
+
 pub fn verify(args: VerifyArgs, now: i64) -> Outcome {
     let path = &args.config.config;
     let config = Config::load(path).map_err(|e| e.to_string())?;
-    let code = parse_code(&args.code, "CODE")?;
     let name = &args.user;
     let Some(user) = config.users.get(name) else {
         println!("invalid: no user `{name}` in {}", path.display());
         return Ok(Status::Warn);
     };
-    let radius = config.policy.window_steps();
-    let window = radius * STEP_SECS;
-    let offset_note = if user.offset_secs == 0 {
-        String::new()
+    let typed = args.code.trim().to_owned();
+    let recovery_like = !user.recovery_codes.is_empty()
+        && !tokens::looks_like_code(&user.token, &typed)
+        && secret_hash::normalize_recovery_code(typed.as_bytes()).is_some();
+    if !tokens::looks_like_code(&user.token, &typed) && !recovery_like {
+        return Err(Fail(format!(
+            "CODE must be {}{}; got {} characters",
+            tokens::code_shape(&user.token),
+            if user.recovery_codes.is_empty() {
+                ""
+            } else {
+                ", or one of the user's recovery codes"
+            },
+            typed.chars().count()
+        )));
+    }
+    if args.with_password && user.password.is_none() {
+        return Err(Fail(format!(
+            "`{name}` has no static password (`motpctl set-password {name}` sets one); leave out \
+             --with-password"
+        )));
+    }
+    let password = if args.with_password {
+        Some(sys::read_secret("Static password: ", "static password")?)
     } else {
-        format!("; offset_secs = {}", user.offset_secs)
+        None
     };
+    let radius = config.policy.window_steps();
+    let counter_based = user.token.is_counter_based();
+    let limit_offset = if counter_based { 0 } else { user.offset_secs };
 
     // The plugin's own decision, on a read-only view of its store (nothing is recorded), for a
     // client holding the user's certificate: the CN is not checked here.
@@ -145,56 +353,121 @@ pub fn verify(args: VerifyArgs, now: i64) -> Outcome {
         store: &view,
         learned: None,
     };
+    let sent = Zeroizing::new(
+        [
+            password.as_ref().map_or(&b""[..], |p| p.as_bytes()),
+            typed.as_bytes(),
+        ]
+        .concat(),
+    );
     let decision = auth.decide(
         &LoginRequest {
             username: Some(name.as_bytes()),
-            password: Some(args.code.trim().as_bytes()),
+            password: Some(&sent),
             common_name: None,
         },
         now,
     );
-    // Which step the code matched, for the explanation only.
-    let matched = find_step(
-        code,
-        user.key,
-        step_of(now.saturating_add(user.offset_secs)),
-        radius,
-    );
-    let verdict = matched.map(|m| {
-        format!(
-            "matches step {:+} (phone {}{offset_note})",
-            m.step_offset,
-            relative(m.step_offset * STEP_SECS + user.offset_secs),
-        )
-    });
     let state = || -> UserState {
-        let mut seen = UserState::default();
-        if let Some(store) = store {
-            let _ = store.update(name, &mut |s| seen = *s);
+        match store {
+            Some(store) => store.peek(name).unwrap_or_default(),
+            None => UserState::default(),
         }
-        seen
+    };
+    let hotp_next_counter = match user.token {
+        Token::Hotp { seed, .. } => factors::hotp_next_counter(state().last_step, seed),
+        _ => 0,
+    };
+    // Where the code matched, for the explanation only.
+    let matched = window_hit(&user, &typed, &policy, now, hotp_next_counter);
+    let verdict = matched.map(|hit| describe_hit(&user, hit));
+    let recovery_index = || {
+        secret_hash::normalize_recovery_code(typed.as_bytes())
+            .and_then(|n| secret_hash::recovery_match(user.recovery_codes, &n))
+    };
+    let checked_state = match &opened {
+        Ok(_) => "not locked, not used yet; nothing was recorded".to_owned(),
+        Err(why) => format!("nothing was recorded; replay and lockout state not checked: {why}"),
     };
     match (&decision, &verdict) {
         (Decision::Accepted { .. }, Some(verdict)) => {
             println!("valid: {verdict}");
-            match &opened {
-                Ok(_) => println!("(not locked, not used yet; nothing was recorded)"),
-                Err(why) => {
-                    println!("(nothing was recorded; replay and lockout state not checked: {why})")
-                }
-            }
+            println!("({checked_state})");
             return Ok(Status::Ok);
         }
-        (Decision::Disabled, Some(verdict)) => {
+        (Decision::Accepted { step_offset }, None) => {
+            println!("valid: matches step {step_offset:+}");
+            println!("({checked_state})");
+            return Ok(Status::Ok);
+        }
+        (Decision::RecoveryAccepted { index }, _) => {
             println!(
-                "invalid: user `{name}` is disabled (`disabled = true`; `motpctl enable {name}`); \
-                 the code itself {verdict}"
+                "valid: recovery code {} of {} of `{name}`, not used yet (a login with it uses \
+                 it up)",
+                index + 1,
+                user.recovery_codes.len()
+            );
+            println!("({checked_state})");
+            return Ok(Status::Ok);
+        }
+        (Decision::BadPassword, _) if password.is_some() => {
+            println!(
+                "invalid: the {} is right, but the static password is wrong (a login like this \
+                 counts as a failure and uses nothing up)",
+                if matched.is_some() {
+                    "code"
+                } else {
+                    "recovery code"
+                }
             );
             return Ok(Status::Warn);
         }
-        (Decision::Disabled, None) => {
+        (Decision::BadPassword, _) => {
+            // The code matched; the password in front of it was not given. The rule never got
+            // to the state: check lock and replay here.
+            let seen = state();
+            let what = verdict
+                .clone()
+                .unwrap_or_else(|| "is one of the user's recovery codes".to_owned());
+            if seen.locked_until > now {
+                println!(
+                    "invalid now: the code {what}, but `{name}` is locked for another {} \
+                     (`motpctl unlock {name}`)",
+                    human_duration(seen.locked_until - now)
+                );
+                return Ok(Status::Warn);
+            }
+            let used = match matched {
+                Some(Hit::Clock { stored_step, .. }) => {
+                    seen.may_have_been_used_as(stored_step, limit_offset, radius, false)
+                }
+                Some(Hit::Counter { counter, .. }) => {
+                    seen.may_have_been_used_as(counter as i64, 0, radius, true)
+                }
+                None => recovery_index()
+                    .is_some_and(|i| seen.recovery_code_used(user.recovery_set, i as u8)),
+            };
+            if used {
+                println!(
+                    "invalid now: the code {what}, but it (or a later one) was already used, so \
+                     the plugin refuses it as a replay"
+                );
+                return Ok(Status::Warn);
+            }
+            println!("valid: the code {what}");
             println!(
-                "invalid: user `{name}` is disabled (`disabled = true`; `motpctl enable {name}`)"
+                "(the static password was not checked: `{name}` types it in front of the code; \
+                 add --with-password to type it here too. {checked_state})"
+            );
+            return Ok(Status::Ok);
+        }
+        (Decision::Disabled, _) => {
+            let code_part = verdict
+                .as_ref()
+                .map_or(String::new(), |v| format!("; the code itself {v}"));
+            println!(
+                "invalid: user `{name}` is disabled (`disabled = true`; `motpctl enable \
+                 {name}`){code_part}"
             );
             return Ok(Status::Warn);
         }
@@ -210,12 +483,30 @@ pub fn verify(args: VerifyArgs, now: i64) -> Outcome {
             );
             return Ok(Status::Warn);
         }
+        (Decision::Replay, None) => {
+            println!(
+                "invalid now: this recovery code of `{name}` was already used; each works once \
+                 (`motpctl recovery-codes {name}` makes a new set)"
+            );
+            return Ok(Status::Warn);
+        }
         (Decision::Replay, Some(verdict)) => {
-            let m = matched.expect("a replay matched a step");
+            let wait = match (user.token, matched) {
+                (Token::Motp, Some(Hit::Clock { stored_step, .. })) => {
+                    replay_wait(&state(), stored_step, user.offset_secs, radius)
+                }
+                (Token::Hotp { .. }, _) => {
+                    "press the token's button for its next code (a code must come after the \
+                     last one accepted)"
+                        .to_owned()
+                }
+                _ => "wait for the app's next code (a code must be newer than the last one \
+                      accepted)"
+                    .to_owned(),
+            };
             println!(
                 "invalid now: the code {verdict}, but it (or a later one) was already used, \
-                 so the plugin refuses it as a replay; {}",
-                replay_wait(&state(), m.step, user.offset_secs, radius)
+                 so the plugin refuses it as a replay; {wait}"
             );
             return Ok(Status::Warn);
         }
@@ -230,29 +521,42 @@ pub fn verify(args: VerifyArgs, now: i64) -> Outcome {
         }
         _ => {}
     }
+    if recovery_like {
+        println!(
+            "invalid: not one of `{name}`'s current recovery codes (a new set from `motpctl \
+             recovery-codes` replaces the old one)"
+        );
+        return Ok(Status::Warn);
+    }
+    match user.token {
+        Token::Motp => explain_motp_miss(path, name, &user, &typed, now, radius),
+        Token::Totp(totp) => Ok(explain_totp_miss(name, &user, totp, &typed, now, &policy)),
+        Token::Hotp { hotp, .. } => Ok(explain_hotp_miss(
+            name,
+            &user,
+            hotp,
+            &typed,
+            hotp_next_counter,
+            &policy,
+        )),
+    }
+}
 
+/// Why an mOTP code is not in the window: the phone's clock, or the case of the secret.
+fn explain_motp_miss(
+    path: &Path,
+    name: &str,
+    user: &User,
+    typed: &str,
+    now: i64,
+    radius: i64,
+) -> Outcome {
+    let code = parse_code(typed, "CODE")?;
+    let window = radius * STEP_SECS;
     let server_step = step_of(now);
     if let Some(m) = find_step(code, user.key, server_step, SEARCH_STEPS) {
         let phone = m.step_offset * STEP_SECS;
-        let sign = match phone.signum() {
-            1 => " (positive: the phone runs ahead)",
-            -1 => " (negative: the phone runs behind)",
-            _ => "",
-        };
-        println!(
-            "invalid: not within the window of ±{window} s{}. The code matches the \
-             phone's clock being {}, so offset_secs = {phone}{sign} would fit. Set the phone's \
-             clock to network time, or run `motpctl resync {name} CODE1 CODE2` with two \
-             consecutive codes, which finds the offset and saves it as offset_secs (one code \
-             is not enough: it matches somewhere in ±24 h by chance about once in a thousand \
-             tries).",
-            if user.offset_secs == 0 {
-                String::new()
-            } else {
-                format!(" (offset_secs = {})", user.offset_secs)
-            },
-            relative(phone)
-        );
+        println!("{}", clock_advice(name, user, phone, window));
         return Ok(Status::Warn);
     }
     // Not even within a day: look for the usual mistake, a secret whose letters differ in case
@@ -284,54 +588,230 @@ pub fn verify(args: VerifyArgs, now: i64) -> Outcome {
     Ok(Status::Warn)
 }
 
+/// The advice for a code found `phone` seconds off the server's clock, outside the window.
+fn clock_advice(name: &str, user: &User, phone: i64, window: i64) -> String {
+    let sign = match phone.signum() {
+        1 => " (positive: the phone runs ahead)",
+        -1 => " (negative: the phone runs behind)",
+        _ => "",
+    };
+    format!(
+        "invalid: not within the window of ±{window} s{}. The code matches the phone's clock \
+         being {}, so offset_secs = {phone}{sign} would fit. Set the phone's clock to network \
+         time, or run `motpctl resync {name} CODE1 CODE2` with two consecutive codes, which \
+         finds the offset and saves it as offset_secs (one code is not enough: it matches \
+         somewhere in ±24 h by chance now and then).",
+        if user.offset_secs == 0 {
+            String::new()
+        } else {
+            format!(" (offset_secs = {})", user.offset_secs)
+        },
+        relative(phone)
+    )
+}
+
+fn explain_totp_miss(
+    name: &str,
+    user: &User,
+    totp: Totp,
+    typed: &str,
+    now: i64,
+    policy: &Policy,
+) -> Status {
+    let period = i64::from(totp.period);
+    let window = policy.window_steps_of(totp.period) * period;
+    let found = totp.parse(typed.as_bytes()).and_then(|code| {
+        totp.find(
+            code,
+            user.key,
+            totp.step_of(now),
+            MAX_OFFSET_SECS / period,
+            user.key.len(),
+        )
+    });
+    match found {
+        Some(m) => println!(
+            "{}",
+            clock_advice(name, user, m.step_offset * period, window)
+        ),
+        None => println!(
+            "invalid: the code does not match `{name}`'s secret anywhere within ±24 h: check that \
+             the app holds this user's secret (scan the QR code again) and that its settings \
+             are {} digits, {} and {} s (many apps ignore others)",
+            totp.digits,
+            totp.algorithm.name().to_ascii_uppercase(),
+            totp.period
+        ),
+    }
+    Status::Warn
+}
+
+fn explain_hotp_miss(
+    name: &str,
+    user: &User,
+    hotp: Hotp,
+    typed: &str,
+    next: u64,
+    policy: &Policy,
+) -> Status {
+    let Some(code) = hotp.parse(typed.as_bytes()) else {
+        return Status::Warn;
+    };
+    let window = u64::from(policy.hotp_window);
+    if let Some(c) = hotp.find_ahead(code, user.key, next, HOTP_RESYNC_SPAN, user.key.len()) {
+        println!(
+            "invalid: the code matches counter {c}, {} past the next one expected, beyond \
+             hotp_window = {window}: the token's button was pressed without logging in. Run \
+             `motpctl resync {name} CODE1 CODE2` with two codes in a row from the token",
+            c - next
+        );
+        return Status::Warn;
+    }
+    let back = next.saturating_sub(HOTP_RESYNC_SPAN);
+    if next > 0 {
+        if let Some(c) = hotp.find_ahead(code, user.key, back, next - back - 1, user.key.len()) {
+            println!(
+                "invalid: the code matches counter {c}, before the next one expected ({next}): \
+                 an old code, already passed; press the button for a new one"
+            );
+            return Status::Warn;
+        }
+    }
+    println!(
+        "invalid: the code does not match `{name}`'s secret within {HOTP_RESYNC_SPAN} counters \
+         of the next one expected ({next}): check that the token holds this user's secret"
+    );
+    Status::Warn
+}
+
+/// How many counters HOTP's `resync` (and `verify`'s explanation) search after the expected one.
+pub const HOTP_RESYNC_SPAN: u64 = 10_000;
+
 pub fn resync(args: ResyncArgs, now: i64) -> Outcome {
     let path = &args.config.config;
     let config = Config::load(path).map_err(|e| e.to_string())?;
-    let code1 = parse_code(&args.code1, "CODE1")?;
-    let code2 = parse_code(&args.code2, "CODE2")?;
     let name = &args.user;
     let user = config
         .users
         .get(name)
         .ok_or_else(|| format!("no user `{name}` in {}", path.display()))?;
+    match user.token {
+        Token::Motp => resync_motp(&args, &config, &user, now),
+        Token::Totp(totp) => resync_totp(&args, &config, &user, totp, now),
+        Token::Hotp { hotp, seed } => resync_hotp(&args, &config, &user, hotp, seed),
+    }
+}
 
-    // One hash per step from -24 h to +24 h (and one more), then look for the pair.
-    let server_step = step_of(now);
-    let first = server_step - SEARCH_STEPS;
-    let codes: Vec<Code> = (first..=server_step + SEARCH_STEPS + 1)
-        .map(|s| code_at_step(s.max(0), user.key))
-        .collect();
+/// Parses CODE1 and CODE2 for a TOTP or HOTP token.
+fn parse_otp_pair(args: &ResyncArgs, digits: u8) -> Result<(OtpCode, OtpCode), Fail> {
+    let parse = |text: &str, what: &str| {
+        OtpCode::parse(text.trim().as_bytes(), digits).ok_or_else(|| {
+            Fail(format!(
+                "{what} must be the {digits} digits the app or token shows; got {} characters",
+                text.trim().chars().count()
+            ))
+        })
+    };
+    Ok((parse(&args.code1, "CODE1")?, parse(&args.code2, "CODE2")?))
+}
+
+/// The step of the only pair `(codes[i], codes[i + 1]) == (code1, code2)`, `first` being the
+/// step of `codes[0]`; or the refusal to print.
+fn only_pair<C: PartialEq + Copy>(
+    codes: &[C],
+    first: i64,
+    code1: C,
+    code2: C,
+    name: &str,
+    older_hint: &str,
+) -> Result<i64, Fail> {
     let matches: Vec<i64> = codes
         .windows(2)
         .enumerate()
         .filter(|(_, pair)| pair[0] == code1 && pair[1] == code2)
         .map(|(i, _)| first + i as i64)
         .collect();
-    let step = match matches.as_slice() {
+    match matches.as_slice() {
         [] => {
             let hint = if codes.contains(&code1) && codes.contains(&code2) {
                 " Both codes match on their own, but not as neighbours: give the older code \
                  first, and the one that followed it right after."
             } else {
-                " Check that both codes come from this user's phone, the older first, and that \
-                 the phone app has the right PIN."
+                older_hint
             };
-            return Err(Fail(format!(
+            Err(Fail(format!(
                 "CODE1 and CODE2 are not two consecutive codes of `{name}` anywhere within ±24 h \
                  of the server's clock; nothing was changed.{hint}"
-            )));
-        }
-        [s] => *s,
-        many => {
-            return Err(Fail(format!(
-                "the two codes fit {} places within ±24 h; nothing was changed. Try again with \
-                 two fresh consecutive codes.",
-                many.len()
             )))
         }
-    };
+        [s] => Ok(*s),
+        many => Err(Fail(format!(
+            "the two codes fit {} places within ±24 h; nothing was changed. Try again with \
+             two fresh consecutive codes.",
+            many.len()
+        ))),
+    }
+}
+
+fn resync_motp(args: &ResyncArgs, config: &Config, user: &User, now: i64) -> Outcome {
+    let code1 = parse_code(&args.code1, "CODE1")?;
+    let code2 = parse_code(&args.code2, "CODE2")?;
+    // One hash per step from -24 h to +24 h (and one more), then look for the pair.
+    let server_step = step_of(now);
+    let first = server_step - SEARCH_STEPS;
+    let codes: Vec<Code> = (first..=server_step + SEARCH_STEPS + 1)
+        .map(|s| code_at_step(s.max(0), user.key))
+        .collect();
+    let step = only_pair(
+        &codes,
+        first,
+        code1,
+        code2,
+        &args.user,
+        " Check that both codes come from this user's phone, the older first, and that the \
+         phone app has the right PIN.",
+    )?;
     // CODE2 is what the phone shows now, so its step is the phone's current step.
     let offset = (step + 1 - server_step) * STEP_SECS;
+    save_offset(args, config, user, offset, &[step, step + 1])
+}
+
+fn resync_totp(args: &ResyncArgs, config: &Config, user: &User, totp: Totp, now: i64) -> Outcome {
+    let (code1, code2) = parse_otp_pair(args, totp.digits)?;
+    let period = i64::from(totp.period);
+    let search = MAX_OFFSET_SECS / period;
+    let server_step = totp.step_of(now);
+    let first = (server_step - search).max(0);
+    let codes: Vec<u32> = (first..=server_step + search + 1)
+        .map(|s| totp.value_at_step(user.key, s as u64))
+        .collect();
+    let step = only_pair(
+        &codes,
+        first,
+        code1.value(),
+        code2.value(),
+        &args.user,
+        " Check that both codes come from this user's app, the older first, and that the app's \
+         settings match the user's (digits, algorithm, period).",
+    )?;
+    let offset = (step + 1 - server_step) * period;
+    let stored = [
+        user.token.stored_step(step),
+        user.token.stored_step(step + 1),
+    ];
+    save_offset(args, config, user, offset, &stored)
+}
+
+/// Records the two codes (`stored` steps) as used, then writes `offset` as offset_secs.
+fn save_offset(
+    args: &ResyncArgs,
+    config: &Config,
+    user: &User,
+    offset: i64,
+    stored: &[i64],
+) -> Outcome {
+    let name = &args.user;
+    let path = &args.config.config;
     if offset.unsigned_abs() > MAX_OFFSET_SECS as u64 {
         return Err(Fail(format!(
             "the phone's clock is {}, more than the ±{MAX_OFFSET_SECS} s offset_secs \
@@ -341,7 +821,7 @@ pub fn resync(args: ResyncArgs, now: i64) -> Outcome {
     }
     // The two codes were read out to whoever runs this (a ticket, a phone call): they must not
     // log in afterwards, whatever happens to the offset.
-    let recorded = crate::state::record_used(&config, name, &[step, step + 1], offset)?;
+    let recorded = crate::state::record_used(config, name, stored, offset, false)?;
     if !recorded {
         eprintln!(
             "note: with `backend = \"memory\"` the plugin's state is inside OpenVPN, out of \
@@ -362,6 +842,55 @@ pub fn resync(args: ResyncArgs, now: i64) -> Outcome {
     set_value(file.user_mut(name)?, "offset_secs", offset.into());
     file.save()?;
     println!("{name}: offset_secs {old} → {offset} (phone {description})");
-    println!("the plugin applies the change within one to two seconds (no reload needed)");
+    println!("{RELOAD_HINT}");
+    Ok(Status::Ok)
+}
+
+fn resync_hotp(args: &ResyncArgs, config: &Config, user: &User, hotp: Hotp, seed: u64) -> Outcome {
+    let name = &args.user;
+    let path = &args.config.config;
+    let (code1, code2) = parse_otp_pair(args, hotp.digits)?;
+    let (next, from) = crate::state::hotp_next_from_child(config, name, seed)?;
+    let Some(c) = hotp.find_pair(code1, code2, user.key, next, HOTP_RESYNC_SPAN) else {
+        let back = next.saturating_sub(HOTP_RESYNC_SPAN);
+        let hint = if hotp
+            .find_pair(code1, code2, user.key, back, next - back)
+            .is_some()
+        {
+            " They are older codes, from before the last one accepted: ask for two new ones."
+        } else {
+            " Check that both codes come from this user's token, in the order shown."
+        };
+        return Err(Fail(format!(
+            "CODE1 and CODE2 are not two consecutive codes of `{name}` within the \
+             {HOTP_RESYNC_SPAN} counters after the next one expected ({next}, {from}); nothing \
+             was changed.{hint}"
+        )));
+    };
+    let (Ok(c_i64), Some(after)) = (i64::try_from(c), c.checked_add(2)) else {
+        return Err(Fail("the token's counter is out of range".into()));
+    };
+    let recorded = crate::state::record_used(config, name, &[c_i64, c_i64 + 1], 0, true)?;
+    if recorded {
+        println!(
+            "{name}: the token is at counter {c} (it was {} past the next one expected, {next}); \
+             both codes were recorded as used, the plugin now accepts the token's next code \
+             (counter {after})",
+            c - next
+        );
+        return Ok(Status::Ok);
+    }
+    // The memory backend: the plugin's counter is out of reach, the config's seed is not. The
+    // plugin starts its search at the larger of the two.
+    let mut file = ConfigFile::open(path)?;
+    set_value(file.user_mut(name)?, "counter", (after as i64).into());
+    file.save()?;
+    eprintln!(
+        "note: with `backend = \"memory\"` the plugin's state is inside OpenVPN, out of motpctl's \
+         reach: the counter is moved on in motp.toml instead, which also makes CODE1 and CODE2 \
+         unusable"
+    );
+    println!("{name}: counter {seed} → {after} (the token's next code)");
+    println!("{RELOAD_HINT}");
     Ok(Status::Ok)
 }

@@ -15,6 +15,7 @@ mod man5;
 mod secrets;
 mod state;
 mod sys;
+mod tokens;
 mod users;
 
 use std::io::Write;
@@ -67,6 +68,7 @@ fn main() -> ExitCode {
         Cmd::Verify(args) => codes::verify(args, now),
         Cmd::Resync(args) => codes::resync(args, now),
         Cmd::RecordUsed(args) => state::record_used_here(args),
+        Cmd::HotpNext(args) => state::hotp_next_here(args),
         Cmd::Status(args) => state::status(args, now),
         Cmd::Unlock(args) => state::unlock(args, now),
         Cmd::Import(args) => match args.format {

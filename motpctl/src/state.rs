@@ -117,6 +117,7 @@ pub fn record_used(
     name: &str,
     steps: &[i64],
     offset_secs: i64,
+    counter_based: bool,
 ) -> Result<bool, Fail> {
     if matches!(config.state, StateConfig::Memory) {
         return Ok(false);
@@ -130,6 +131,9 @@ pub fn record_used(
         .arg(format!("--offset-secs={offset_secs}"))
         .arg("-c")
         .arg(&config.path);
+    if counter_based {
+        command.arg("--counter-based");
+    }
     for step in steps {
         command.arg(step.to_string());
     }
@@ -167,8 +171,87 @@ pub fn record_used_here(args: crate::cli::RecordUsedArgs) -> Outcome {
             for step in &args.steps {
                 s.record_accepted(*step, args.offset_secs);
             }
+            // As the plugin's rule does for a counter token: the counter must outlive pruning.
+            s.keep |= args.counter_based;
         })
         .map_err(|e| Fail(e.to_string()))?;
+    Ok(Status::Ok)
+}
+
+/// The counter of the next code an HOTP user's token must show, read from the state store in a
+/// child process (`motpctl hotp-next`, for the same reason as [`record_used`]: the caller
+/// still has motp.toml to write), with where it comes from for messages. With `backend =
+/// "memory"` the config's seed `seed` (the plugin's own counter is out of reach).
+pub fn hotp_next_from_child(config: &Config, name: &str, seed: u64) -> Result<(u64, String), Fail> {
+    if matches!(config.state, StateConfig::Memory) {
+        return Ok((
+            seed,
+            "the `counter` of motp.toml; with `backend = \"memory\"` the plugin's own counter \
+             is out of motpctl's reach"
+                .to_owned(),
+        ));
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| Fail(format!("cannot find motpctl's own executable: {e}")))?;
+    let out = std::process::Command::new(exe)
+        .arg("hotp-next")
+        .arg(name)
+        .arg("-c")
+        .arg(&config.path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Fail(format!("cannot run motpctl hotp-next: {e}")))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text.split_whitespace();
+    let parsed = (
+        words.next().and_then(|w| w.parse::<u64>().ok()),
+        words.next(),
+    );
+    match parsed {
+        (Some(next), Some(last)) if out.status.success() => Ok((
+            next,
+            if last == "-" {
+                "the `counter` of motp.toml (no code accepted yet)".to_owned()
+            } else {
+                format!("the one after the last accepted, {last}, from the state store")
+            },
+        )),
+        _ => {
+            let why = String::from_utf8_lossy(&out.stderr);
+            let why = why
+                .trim()
+                .trim_start_matches("motpctl: ")
+                .trim_start_matches("error: ");
+            Err(Fail(format!(
+                "cannot read the token's counter from the state store: {why}; nothing was changed"
+            )))
+        }
+    }
+}
+
+/// `motpctl hotp-next`: [`hotp_next_from_child`]'s child. Prints the next counter and the last
+/// accepted one (`-` for none).
+pub fn hotp_next_here(args: crate::cli::UserArgs) -> Outcome {
+    let config = load(&args.config.config)?;
+    let Some(user) = config.users.get(&args.name) else {
+        return Err(Fail(format!(
+            "no user `{}` in {}",
+            args.name,
+            args.config.config.display()
+        )));
+    };
+    let motp::config::Token::Hotp { seed, .. } = user.token else {
+        return Err(Fail(format!("`{}` has no HOTP token", args.name)));
+    };
+    let state = match open_store(&config)? {
+        Some(store) => read(&*store, &args.name)?,
+        None => UserState::default(),
+    };
+    let next = motp::factors::hotp_next_counter(state.last_step, seed);
+    match state.last_step {
+        Some(last) => println!("{next} {last}"),
+        None => println!("{next} -"),
+    }
     Ok(Status::Ok)
 }
 
@@ -185,6 +268,7 @@ fn read(store: &dyn StateStore, name: &str) -> Result<UserState, Fail> {
 
 fn describe(config: &Config, name: &str, state: &UserState, now: i64) -> String {
     let mut parts = Vec::new();
+    let token = config.users.get(name).map(|u| u.token);
     if state.locked_until > now {
         parts.push(format!(
             "LOCKED for another {} (until Unix time {}; `motpctl unlock {name}`)",
@@ -202,7 +286,13 @@ fn describe(config: &Config, name: &str, state: &UserState, now: i64) -> String 
             config.policy.max_failures
         ),
     });
-    if let Some(step) = state.last_step {
+    if let Some(motp::config::Token::Hotp { seed, .. }) = token {
+        let next = motp::factors::hotp_next_counter(state.last_step, seed);
+        parts.push(match state.last_step {
+            Some(last) => format!("HOTP counter: last accepted {last}, next expected {next}"),
+            None => format!("HOTP counter: no code accepted yet, next expected {next} (the seed)"),
+        });
+    } else if let Some(step) = state.last_step {
         // The offset the code was accepted with (an older store did not record it: the one
         // in force now).
         let offset = state
@@ -225,6 +315,9 @@ fn describe(config: &Config, name: &str, state: &UserState, now: i64) -> String 
     if state.keep {
         // A counter token's counter or used recovery codes: never pruned, never expired.
         parts.push("state kept (never pruned)".to_owned());
+    }
+    if let Some(token) = token {
+        parts.push(format!("{} token", token.kind_name()));
     }
     format!("{name}: {}", parts.join(", "))
 }

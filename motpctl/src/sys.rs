@@ -2,7 +2,7 @@
 //! synchronisation, and secrets typed on standard input.
 
 use std::fs;
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::Command;
 
@@ -11,12 +11,11 @@ use zeroize::Zeroizing;
 
 use crate::Fail;
 
-/// Bytes from the kernel's random source (`/dev/urandom`, the same pool as getrandom(2)).
+/// Bytes from the kernel's random source (getrandom(2), as the plugin's salts).
 pub fn random_bytes(n: usize) -> Result<Vec<u8>, Fail> {
     let mut buf = vec![0u8; n];
-    fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|e| format!("cannot read the system's random source /dev/urandom: {e}"))?;
+    getrandom::fill(&mut buf)
+        .map_err(|e| format!("cannot read the system's random source (getrandom): {e}"))?;
     Ok(buf)
 }
 

@@ -1,15 +1,14 @@
 //! add-user, remove-user, disable, enable; status and unlock.
 
-use std::io::IsTerminal;
-
 use motp::config::entry;
-use qrcode::render::unicode::Dense1x2;
-use qrcode::QrCode;
+use motp::config::token::TOTP_PERIODS;
+use motp::engine::{base32, Algorithm};
 use toml_edit::Value;
 
 use crate::cli::{AddUserArgs, UserArgs};
 use crate::edit::{set_value, ConfigFile};
 use crate::sys::{self, StdinValues};
+use crate::tokens::{self, KeyUri, KindArg};
 use crate::{Fail, Outcome, Status};
 
 pub const RELOAD_HINT: &str =
@@ -29,6 +28,22 @@ pub fn secret_problem(secret: &str) -> Option<String> {
 
 pub fn add_user(args: AddUserArgs) -> Outcome {
     check_username(&args.name)?;
+    if args.kind != KindArg::Motp {
+        return add_hmac_user(args);
+    }
+    for (given, option) in [
+        (args.algorithm.is_some(), "--algorithm"),
+        (args.digits.is_some(), "--digits"),
+        (args.period.is_some(), "--period"),
+        (args.counter.is_some(), "--counter"),
+    ] {
+        if given {
+            return Err(Fail(format!(
+                "{option} is a setting of TOTP and HOTP tokens; add --kind totp or --kind hotp, \
+                 or leave {option} out for an mOTP user"
+            )));
+        }
+    }
     let mut stdin = StdinValues::new();
     let mut status = Status::Ok;
 
@@ -79,36 +94,152 @@ pub fn add_user(args: AddUserArgs) -> Outcome {
         println!("secret: {secret}");
         println!("provisioning URI: {uri}");
         if !args.no_qr {
-            match QrCode::new(uri.as_bytes()) {
-                Ok(qr) => {
-                    let art = qr
-                        .render::<Dense1x2>()
-                        .dark_color(Dense1x2::Light)
-                        .light_color(Dense1x2::Dark)
-                        .quiet_zone(true)
-                        .build();
-                    // Drawn light-on-dark (light quiet zone and light modules as blocks). On
-                    // a terminal, the colours are set explicitly so that the code is not
-                    // inverted on a light theme (many scanners cannot read an inverted code).
-                    let tty = std::io::stdout().is_terminal();
-                    for line in art.lines() {
-                        if tty {
-                            println!("\x1b[97;40m{line}\x1b[0m");
-                        } else {
-                            println!("{line}");
-                        }
-                    }
-                }
-                Err(e) => {
-                    eprintln!("warning: cannot make a QR code for the URI: {e}");
-                    status = Status::Warn;
-                }
+            if let Err(e) = tokens::print_qr(&uri) {
+                eprintln!("warning: cannot make a QR code for the URI: {e}");
+                status = Status::Warn;
             }
         }
     }
     if pin_generated {
         println!("PIN: {pin} (tell the user; it is not in the URI or the QR code)");
     }
+    println!("{RELOAD_HINT}");
+    Ok(status)
+}
+
+/// `add-user --kind totp|hotp`.
+fn add_hmac_user(args: AddUserArgs) -> Outcome {
+    let totp = args.kind == KindArg::Totp;
+    let kind = if totp { "totp" } else { "hotp" };
+    if args.pin.is_some() {
+        return Err(Fail(format!(
+            "--pin is for mOTP users: {kind} apps have no PIN. For a second factor typed before \
+             the code, add the user without --pin and run `motpctl set-password {}`",
+            args.name
+        )));
+    }
+    if totp && args.counter.is_some() {
+        return Err(Fail(
+            "--counter is a setting of HOTP tokens; a TOTP token counts time (--period)".into(),
+        ));
+    }
+    if !totp && args.period.is_some() {
+        return Err(Fail(
+            "--period is a setting of TOTP tokens; an HOTP token counts button presses \
+             (--counter)"
+                .into(),
+        ));
+    }
+    let algorithm: Algorithm = args.algorithm.map_or(Algorithm::Sha1, Into::into);
+    let digits = args.digits.unwrap_or(6);
+    if digits != 6 && digits != 8 {
+        return Err(Fail("--digits must be 6 or 8".into()));
+    }
+    let period = args.period.unwrap_or(30);
+    if totp && (!TOTP_PERIODS.contains(&period) || period % 10 != 0) {
+        return Err(Fail(format!(
+            "--period must be a multiple of 10 seconds from {} to {} (apps use 30; hardware \
+             tokens often 60)",
+            TOTP_PERIODS.start(),
+            TOTP_PERIODS.end()
+        )));
+    }
+    let counter = args.counter.unwrap_or(0);
+    if counter > i64::MAX as u64 / 2 {
+        return Err(Fail("--counter is too large".into()));
+    }
+    let secret = match (&args.secret, args.generate) {
+        (_, true) => tokens::random_hmac_secret(algorithm)?,
+        (Some(s), false) => {
+            let mut stdin = StdinValues::new();
+            zeroize::Zeroizing::new(stdin.resolve(s, "secret")?)
+        }
+        (None, false) => return Err(Fail("give --secret SECRET or --generate".into())),
+    };
+    if let Some(problem) = base32::secret_problem(&secret) {
+        return Err(Fail(format!("the secret {problem}")));
+    }
+
+    let mut file = ConfigFile::open(&args.config.config)?;
+    let mut fields: Vec<(&str, Value)> =
+        vec![("kind", kind.into()), ("secret", secret.as_str().into())];
+    if algorithm != Algorithm::Sha1 {
+        fields.push(("algorithm", algorithm.name().into()));
+    }
+    if digits != 6 {
+        fields.push(("digits", i64::from(digits).into()));
+    }
+    if totp && period != 30 {
+        fields.push(("period", i64::from(period).into()));
+    }
+    if !totp && counter != 0 {
+        fields.push(("counter", (counter as i64).into()));
+    }
+    if let Some(cn) = &args.common_name {
+        fields.push(("common_name", cn.as_str().into()));
+    }
+    file.add_user(&args.name, fields)?;
+    file.save()?;
+
+    println!(
+        "added {kind} user {} to {}",
+        args.name,
+        args.config.config.display()
+    );
+    let mut status = Status::Ok;
+    if args.generate {
+        let issuer = args.issuer.clone().unwrap_or_else(sys::hostname);
+        let key_uri = KeyUri {
+            issuer: &issuer,
+            account: &args.name,
+            secret: &secret,
+            algorithm,
+            digits,
+            period: totp.then_some(period),
+            counter,
+        };
+        let uri = zeroize::Zeroizing::new(key_uri.to_uri());
+        println!("secret (base32): {}", secret.as_str());
+        println!("provisioning URI: {}", uri.as_str());
+        if !args.no_qr {
+            if let Err(e) = tokens::print_qr(&uri) {
+                eprintln!("warning: cannot make a QR code for the URI: {e}");
+                status = Status::Warn;
+            }
+        }
+        let unusual = key_uri.unusual_settings();
+        if !unusual.is_empty() {
+            eprintln!(
+                "warning: {} {}: many apps (Google Authenticator among them) ignore every \
+                 setting but SHA-1, 6 digits and 30 s, and then show codes the plugin refuses. \
+                 Check the app's first code with `motpctl verify {} CODE`, or use the defaults",
+                unusual.join(", "),
+                if unusual.len() == 1 {
+                    "is set"
+                } else {
+                    "are set"
+                },
+                args.name
+            );
+            status = Status::Warn;
+        }
+        if !totp {
+            eprintln!(
+                "note: an HOTP app shows the next code each time the user asks for one; codes \
+                 asked for but not used move it ahead (the plugin looks up to hotp_window codes \
+                 ahead; `motpctl resync {} CODE1 CODE2` catches up from further)",
+                args.name
+            );
+        }
+    }
+    println!(
+        "the user logs in with the code the app shows{}",
+        if args.common_name.is_some() {
+            ""
+        } else {
+            " (and a certificate whose CN is the username)"
+        }
+    );
     println!("{RELOAD_HINT}");
     Ok(status)
 }
