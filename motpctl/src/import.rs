@@ -3,13 +3,18 @@
 //! A line is converted only if the plugin will accept exactly the codes the old setup accepted;
 //! every other line is refused with its number and the reason, never quoting a secret or PIN.
 
-use std::collections::HashSet;
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
-use motp::config::{entry, Config, MAX_OFFSET_SECS, MAX_PIN_LEN};
-use toml_edit::{DocumentMut, Item, Table};
+use motp::config::token::TOTP_PERIODS;
+use motp::config::{entry, Config, MAX_OFFSET_SECS, MAX_PIN_LEN, MAX_RECOVERY_CODES};
+use motp::engine::{base32, Algorithm};
+use motp::secret_hash;
+use sha1::{Digest, Sha1};
+use toml_edit::{Array, DocumentMut, Item, Table, Value};
+use zeroize::Zeroizing;
 
-use crate::cli::{ImportOutput, OpenvpnOtpArgs, PamMotpArgs};
+use crate::cli::{GoogleAuthenticatorArgs, ImportOutput, OpenvpnOtpArgs, PamMotpArgs};
 use crate::edit::write_atomically;
 use crate::users::{check_username, secret_problem};
 use crate::{Fail, Outcome, Status};
@@ -20,6 +25,74 @@ struct Entry {
     secret: String,
     pin: String,
     offset_secs: i64,
+}
+
+/// A TOTP or HOTP token ready for motp.toml.
+struct HmacEntry {
+    /// The decoded key (written in base32).
+    key: Zeroizing<Vec<u8>>,
+    algorithm: Algorithm,
+    digits: u8,
+    /// `Some(period)` for TOTP, `None` for HOTP.
+    period: Option<u32>,
+    /// HOTP: the counter of the next code.
+    counter: u64,
+    /// The static password typed before the code (openvpn-otp's pin), hashed when written.
+    password: Option<Zeroizing<String>>,
+    /// Normalized recovery codes (pam_google_authenticator's scratch codes), hashed when
+    /// written.
+    recovery_codes: Vec<Zeroizing<Vec<u8>>>,
+}
+
+impl HmacEntry {
+    /// The user's table: kind, the base32 secret, the settings that are not the defaults, and
+    /// the hashes of the password and recovery codes.
+    fn table(&self) -> Table {
+        let mut table = Table::new();
+        table.insert(
+            "kind",
+            toml_edit::value(if self.period.is_some() {
+                "totp"
+            } else {
+                "hotp"
+            }),
+        );
+        table.insert("secret", toml_edit::value(base32::encode(&self.key)));
+        if self.algorithm != Algorithm::Sha1 {
+            table.insert("algorithm", toml_edit::value(self.algorithm.name()));
+        }
+        if self.digits != 6 {
+            table.insert("digits", toml_edit::value(i64::from(self.digits)));
+        }
+        match self.period {
+            Some(30) => {}
+            Some(p) => {
+                table.insert("period", toml_edit::value(i64::from(p)));
+            }
+            None if self.counter != 0 => {
+                table.insert("counter", toml_edit::value(self.counter as i64));
+            }
+            None => {}
+        }
+        if let Some(password) = &self.password {
+            table.insert(
+                "password",
+                toml_edit::value(secret_hash::hash_password(password.as_bytes())),
+            );
+        }
+        if !self.recovery_codes.is_empty() {
+            let mut hashes = Array::new();
+            for code in &self.recovery_codes {
+                let mut stored = Value::from(secret_hash::hash_recovery_code(code));
+                stored.decor_mut().set_prefix("\n    ");
+                hashes.push_formatted(stored);
+            }
+            hashes.set_trailing_comma(true);
+            hashes.set_trailing("\n");
+            table.insert("recovery_codes", Item::Value(Value::Array(hashes)));
+        }
+        table
+    }
 }
 
 /// A line that cannot be carried over.
@@ -48,7 +121,11 @@ impl std::fmt::Display for Refusal {
 struct Builder {
     doc: DocumentMut,
     pending: String,
-    names: HashSet<String>,
+    /// Each imported user, with the line its token came from.
+    names: HashMap<String, usize>,
+    /// A second line of a user is skipped with a warning (openvpn-otp: several tokens per user,
+    /// which motp.toml cannot hold yet) rather than refused.
+    skip_more_tokens: bool,
     refusals: Vec<Refusal>,
     warnings: Vec<String>,
     position: usize,
@@ -69,7 +146,8 @@ impl Builder {
         Builder {
             doc,
             pending: String::new(),
-            names: HashSet::new(),
+            names: HashMap::new(),
+            skip_more_tokens: false,
             refusals: Vec::new(),
             warnings: Vec::new(),
             position: 1,
@@ -98,14 +176,32 @@ impl Builder {
         self.refusals.push(refusal);
     }
 
-    fn add(&mut self, line: usize, entry: Entry) {
-        if self.names.contains(&entry.name) {
+    /// Whether `name` already has a token; if so, the line is refused or skipped.
+    fn taken(&mut self, line: usize, name: &str) -> bool {
+        let Some(first) = self.names.get(name).copied() else {
+            return false;
+        };
+        if self.skip_more_tokens {
+            let note = format!(
+                "line {line} (user {}): skipped: several tokens per user are not supported yet; \
+                 the token of line {first} was imported, so the user logs in with that one only",
+                printable(name)
+            );
+            self.comment(Some(&format!(" motpctl: not imported: {note}")));
+            self.warnings.push(note);
+        } else {
             self.refuse(
                 line,
-                Some(&entry.name),
+                Some(name),
                 "a second line for this user: motp.toml holds one secret per user, and the \
                  first line is kept",
             );
+        }
+        true
+    }
+
+    fn add(&mut self, line: usize, entry: Entry) {
+        if self.taken(line, &entry.name) {
             return;
         }
         if entry.secret.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -121,6 +217,17 @@ impl Builder {
         if entry.offset_secs != 0 {
             table.insert("offset_secs", toml_edit::value(entry.offset_secs));
         }
+        self.insert(line, entry.name, table);
+    }
+
+    fn add_hmac(&mut self, line: usize, name: &str, entry: &HmacEntry) {
+        if self.taken(line, name) {
+            return;
+        }
+        self.insert(line, name.to_owned(), entry.table());
+    }
+
+    fn insert(&mut self, line: usize, name: String, mut table: Table) {
         let prefix = std::mem::take(&mut self.pending);
         let prefix = if prefix.starts_with('\n') || self.names.is_empty() {
             prefix
@@ -133,8 +240,8 @@ impl Builder {
         self.doc["users"]
             .as_table_mut()
             .expect("users is a table")
-            .insert(&entry.name, Item::Table(table));
-        self.names.insert(entry.name);
+            .insert(&name, Item::Table(table));
+        self.names.insert(name, line);
     }
 
     /// Prints the refusals and warnings, then writes the result (unless refused).
@@ -446,12 +553,32 @@ fn otp_user(words: &[String]) -> Option<&str> {
     (!first.contains(':') && !secret_like(first)).then_some(first)
 }
 
-/// Converts `METHOD:HASH:ENCODING:KEY:PIN[:UDID]`, or says why it cannot be.
-fn convert_otp_field(field: &str, udid_into_pin: bool) -> Result<(String, String), String> {
+/// What one openvpn-otp secret converts to.
+enum Converted {
+    Motp { secret: String, pin: String },
+    Hmac(HmacEntry),
+}
+
+/// The plugin arguments of openvpn-otp that decide a TOTP/HOTP line's codes.
+struct OtpSettings<'a> {
+    totp_step: u32,
+    totp_digits: u8,
+    udid_into_pin: bool,
+    hotp_counters: &'a Path,
+}
+
+/// Converts `METHOD:HASH:ENCODING:KEY:PIN[:UDID]`, or says why it cannot be. Notes for the
+/// admin (not reasons to refuse) go to `notes`.
+fn convert_otp_field(
+    field: &str,
+    settings: &OtpSettings,
+    notes: &mut Vec<String>,
+) -> Result<Converted, String> {
     if field.len() >= 6 && field[..6].eq_ignore_ascii_case("plain:") {
         return Err(
-            "a static password (`plain:`), not a one-time code; motp.so has no \
-                    static passwords"
+            "a static password alone (`plain:`), without a one-time code: motp.so always asks \
+             for a code; enrol a token for this user (`motpctl add-user`) and give the password \
+             with `motpctl set-password`"
                 .into(),
         );
     }
@@ -466,21 +593,27 @@ fn convert_otp_field(field: &str, udid_into_pin: bool) -> Result<(String, String
     let (method, hash, encoding, key, pin) = (parts[0], parts[1], parts[2], parts[3], parts[4]);
     let udid = parts.get(5).copied().unwrap_or("");
     let lower = method.to_ascii_lowercase();
+    // openvpn-otp compares the first four letters: any `totp...` other than `totp-60-6` is
+    // TOTP with the plugin's totp_step and totp_digits, any `hotp...` HOTP.
     if lower.starts_with("totp") || lower.starts_with("hotp") {
-        return Err(format!(
-            "a {} token (RFC {}), another algorithm than mOTP: keep openvpn-otp for this user \
-             or enrol an mOTP app",
-            lower.to_ascii_uppercase(),
-            if lower.starts_with("totp") {
-                "6238"
-            } else {
-                "4226"
-            }
-        ));
+        let totp = lower.starts_with("totp");
+        if !matches!(lower.as_str(), "totp" | "totp-60-6" | "hotp") {
+            notes.push(format!(
+                "method `{}...` is read as openvpn-otp reads it: {}",
+                &lower[..4],
+                if totp {
+                    "TOTP with totp_step and totp_digits"
+                } else {
+                    "HOTP"
+                }
+            ));
+        }
+        return convert_hmac(&lower, totp, hash, encoding, key, pin, settings, notes)
+            .map(Converted::Hmac);
     }
     if lower != "motp" {
         return Err(format!(
-            "{}: only motp lines can be converted",
+            "{}: openvpn-otp knows motp, totp, totp-60-6 and hotp",
             known("method", method, &["motp", "totp", "totp-60-6", "hotp"])
         ));
     }
@@ -520,7 +653,7 @@ fn convert_otp_field(field: &str, udid_into_pin: bool) -> Result<(String, String
     }
     let pin = if udid.is_empty() {
         pin.to_owned()
-    } else if udid_into_pin {
+    } else if settings.udid_into_pin {
         format!("{pin}{udid}")
     } else {
         return Err("non-empty UDID: openvpn-otp appends it to the hashed text \
@@ -532,12 +665,161 @@ fn convert_otp_field(field: &str, udid_into_pin: bool) -> Result<(String, String
     if let Some(problem) = pin_problem(&pin) {
         return Err(problem);
     }
-    Ok((key.to_owned(), pin))
+    Ok(Converted::Motp {
+        secret: key.to_owned(),
+        pin,
+    })
+}
+
+/// A totp/hotp line's token: the key decoded as openvpn-otp decodes it, the pin as the static
+/// password typed in front of the code, HOTP's counter from openvpn-otp's counters directory.
+#[allow(clippy::too_many_arguments)]
+fn convert_hmac(
+    method: &str,
+    totp: bool,
+    hash: &str,
+    encoding: &str,
+    key: &str,
+    pin: &str,
+    settings: &OtpSettings,
+    notes: &mut Vec<String>,
+) -> Result<HmacEntry, String> {
+    let algorithm = Algorithm::from_name(hash).ok_or_else(|| {
+        format!(
+            "{}: motp.so computes TOTP and HOTP with sha1, sha256 or sha512",
+            known("hash", hash, &["sha1", "sha256", "sha512", "md5"])
+        )
+    })?;
+    if key.is_empty() {
+        return Err(
+            "the key (4th part) is empty, so openvpn-otp computed codes with an empty \
+                    key. If the key stands in the PIN's place (as in openvpn-otp's README \
+                    example `hotp:sha1:base32::KEY:xxx`), write the line as \
+                    `METHOD:HASH:ENCODING:KEY:PIN:UDID` and import again"
+                .into(),
+        );
+    }
+    let bytes: Zeroizing<Vec<u8>> = match encoding.to_ascii_lowercase().as_str() {
+        "base32" => base32::decode(key).map_err(|e| format!("the key is not base32: {e}"))?,
+        "hex" => decode_hex(key)?,
+        "text" => Zeroizing::new(key.as_bytes().to_vec()),
+        other => {
+            return Err(format!(
+                "{}; openvpn-otp refuses it too",
+                known("encoding", other, &["text", "hex", "base32"])
+            ))
+        }
+    };
+    if !(base32::MIN_SECRET_LEN..=base32::MAX_SECRET_LEN).contains(&bytes.len()) {
+        return Err(format!(
+            "the key is {} bytes long; motp.so takes TOTP/HOTP keys of {} to {} bytes (at least \
+             80 bits): re-enrol this user with a new secret (`motpctl add-user NAME --kind \
+             totp --generate`)",
+            bytes.len(),
+            base32::MIN_SECRET_LEN,
+            base32::MAX_SECRET_LEN
+        ));
+    }
+    let (period, digits) = match method {
+        "totp-60-6" => (Some(60), 6),
+        _ if totp => (Some(settings.totp_step), settings.totp_digits),
+        _ => (None, settings.totp_digits),
+    };
+    let counter = if totp {
+        0
+    } else {
+        read_hotp_counter(settings.hotp_counters, key, notes)?
+    };
+    let password = (!pin.is_empty()).then(|| Zeroizing::new(pin.to_owned()));
+    if pin.chars().any(char::is_control) {
+        return Err("the PIN has a control character, which a client cannot send".into());
+    }
+    Ok(HmacEntry {
+        key: bytes,
+        algorithm,
+        digits,
+        period,
+        counter,
+        password,
+        recovery_codes: Vec::new(),
+    })
+}
+
+fn decode_hex(text: &str) -> Result<Zeroizing<Vec<u8>>, String> {
+    if text.len() % 2 == 1 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(
+            "the key is not hex (an even number of the characters 0-9, a-f): openvpn-otp \
+             would have decoded only part of it"
+                .into(),
+        );
+    }
+    let mut out = Zeroizing::new(Vec::with_capacity(text.len() / 2));
+    for pair in text.as_bytes().chunks(2) {
+        let digit = |b: u8| (b as char).to_digit(16).expect("checked") as u8;
+        out.push(digit(pair[0]) << 4 | digit(pair[1]));
+    }
+    Ok(out)
+}
+
+/// The counter openvpn-otp keeps for an HOTP key: the file named by the lowercase hex SHA-1 of
+/// the key string (as written in the secrets file) in `dir`, holding the counter of the next
+/// code in decimal. A missing file gives 0, with a note.
+fn read_hotp_counter(dir: &Path, key: &str, notes: &mut Vec<String>) -> Result<u64, String> {
+    let digest = Sha1::digest(key.as_bytes());
+    let name: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let path = dir.join(&name);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            notes.push(format!(
+                "no HOTP counter file {} (openvpn-otp refused this token's codes without one): \
+                 imported with counter 0; if the token is further on, run `motpctl resync` with \
+                 two of its codes",
+                path.display()
+            ));
+            return Ok(0);
+        }
+        Err(e) => {
+            return Err(format!(
+                "cannot read the HOTP counter file {}: {e} (run as root, or pass \
+                 --hotp-counters DIR)",
+                path.display()
+            ))
+        }
+    };
+    // openvpn-otp reads it with atoi: leading digits, the rest ignored.
+    let digits: String = text
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    match digits.parse::<u64>() {
+        Ok(n) if n <= i64::MAX as u64 / 2 => Ok(n),
+        _ => Err(format!(
+            "the HOTP counter file {} does not start with a counter (a decimal number)",
+            path.display()
+        )),
+    }
 }
 
 pub fn openvpn_otp(args: OpenvpnOtpArgs) -> Outcome {
     let text = read_source(&args.file)?;
+    if !TOTP_PERIODS.contains(&args.totp_step) || args.totp_step % 10 != 0 {
+        return Err(Fail(format!(
+            "--totp-step must be a multiple of 10 seconds from {} to {}: motp.so cannot keep \
+             other periods",
+            TOTP_PERIODS.start(),
+            TOTP_PERIODS.end()
+        )));
+    }
+    let settings = OtpSettings {
+        totp_step: args.totp_step,
+        totp_digits: args.totp_digits,
+        udid_into_pin: args.udid_into_pin,
+        hotp_counters: &args.hotp_counters,
+    };
     let mut b = Builder::new(&args.file, "openvpn-otp secrets");
+    b.skip_more_tokens = true;
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let line = raw.trim_end_matches('\r');
@@ -601,8 +883,16 @@ pub fn openvpn_otp(args: OpenvpnOtpArgs) -> Outcome {
             b.refuse(n, None, e.0);
             continue;
         }
-        match convert_otp_field(&words[2], args.udid_into_pin) {
-            Ok((secret, pin)) => b.add(
+        let mut notes = Vec::new();
+        let converted = convert_otp_field(&words[2], &settings, &mut notes);
+        if converted.is_ok() && !b.names.contains_key(user) {
+            for note in notes {
+                b.warnings
+                    .push(format!("line {n} (user {}): {note}", printable(user)));
+            }
+        }
+        match converted {
+            Ok(Converted::Motp { secret, pin }) => b.add(
                 n,
                 Entry {
                     name: user.to_owned(),
@@ -611,7 +901,214 @@ pub fn openvpn_otp(args: OpenvpnOtpArgs) -> Outcome {
                     offset_secs: 0,
                 },
             ),
+            Ok(Converted::Hmac(entry)) => b.add_hmac(n, user, &entry),
             Err(reason) => b.refuse(n, otp_user(&words), reason),
+        }
+    }
+    b.finish(&args.out)
+}
+
+/// What one `.google_authenticator` file holds, converted.
+fn convert_google_authenticator(
+    text: &str,
+    notes: &mut Vec<String>,
+) -> Result<HmacEntry, (usize, String)> {
+    let mut lines = text.lines().map(|l| l.trim_end_matches('\r'));
+    let secret = lines.next().unwrap_or("");
+    if let Some(problem) = base32::secret_problem(secret.trim()) {
+        return Err((
+            1,
+            format!("the first line must be the base32 secret: it {problem}"),
+        ));
+    }
+    let key = base32::decode(secret.trim()).map_err(|e| (1, e.to_string()))?;
+    let (mut totp, mut hotp_counter, mut step) = (false, None, None);
+    let mut recovery_codes = Vec::new();
+    for (i, line) in lines.enumerate() {
+        let n = i + 2;
+        if let Some(option) = line.strip_prefix("\" ") {
+            let mut words = option.split_whitespace();
+            let name = words.next().unwrap_or("");
+            let number = |words: &mut std::str::SplitWhitespace| {
+                words.next().and_then(|w| w.parse::<u64>().ok())
+            };
+            match name {
+                "TOTP_AUTH" => totp = true,
+                "HOTP_COUNTER" => {
+                    hotp_counter = Some(
+                        number(&mut words)
+                            .filter(|c| *c <= i64::MAX as u64 / 2)
+                            .ok_or((n, "HOTP_COUNTER must be followed by a counter".to_owned()))?,
+                    )
+                }
+                "STEP_SIZE" => {
+                    step = Some(
+                        number(&mut words)
+                            .ok_or((n, "STEP_SIZE must be followed by seconds".to_owned()))?,
+                    )
+                }
+                "WINDOW_SIZE" => notes.push(format!(
+                    "line {n}: WINDOW_SIZE is not carried over: motp.toml's window is the same \
+                     for every user (window_secs, default ±180 s; hotp_window for HOTP, default \
+                     10)"
+                )),
+                "DISALLOW_REUSE" => notes.push(format!(
+                    "line {n}: DISALLOW_REUSE: motp.so always refuses a code used before"
+                )),
+                "RATE_LIMIT" => notes.push(format!(
+                    "line {n}: RATE_LIMIT is not carried over: motp.so locks a user after \
+                     max_failures failed logins (and an address after max_failures_per_ip)"
+                )),
+                "OTP_DISABLED" => {
+                    return Err((
+                        n,
+                        "OTP_DISABLED: pam_google_authenticator let this user in without a \
+                         code; motp.so always asks for one. Remove the line to import the token, \
+                         or leave the user out"
+                            .to_owned(),
+                    ))
+                }
+                _ => notes.push(format!(
+                    "line {n}: option {} ignored (not known to motpctl)",
+                    if name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
+                        name
+                    } else {
+                        "(not shown)"
+                    }
+                )),
+            }
+            continue;
+        }
+        let code = line.trim();
+        if code.len() == secret_hash::SCRATCH_CODE_LEN && code.bytes().all(|b| b.is_ascii_digit()) {
+            let normalized = secret_hash::normalize_recovery_code(code.as_bytes())
+                .ok_or((n, "not a scratch code".to_owned()))?;
+            recovery_codes.push(normalized);
+            continue;
+        }
+        if code.is_empty() {
+            continue;
+        }
+        return Err((
+            n,
+            "neither an option (`\" NAME ...`) nor an 8-digit scratch code".to_owned(),
+        ));
+    }
+    if recovery_codes.len() > MAX_RECOVERY_CODES {
+        return Err((
+            0,
+            format!(
+                "{} scratch codes; motp.toml keeps at most {MAX_RECOVERY_CODES} recovery codes \
+                 per user",
+                recovery_codes.len()
+            ),
+        ));
+    }
+    let period = match (hotp_counter, totp) {
+        (Some(_), _) => None,
+        (None, true) => {
+            let p = step.unwrap_or(30);
+            match u32::try_from(p) {
+                Ok(p) if TOTP_PERIODS.contains(&p) && p % 10 == 0 => Some(p),
+                _ => {
+                    return Err((
+                        0,
+                        format!(
+                            "STEP_SIZE {p}: motp.so takes TOTP periods that are a multiple of \
+                             10 seconds from {} to {}; re-enrol this user",
+                            TOTP_PERIODS.start(),
+                            TOTP_PERIODS.end()
+                        ),
+                    ))
+                }
+            }
+        }
+        (None, false) => {
+            return Err((
+                0,
+                "neither `\" TOTP_AUTH` nor `\" HOTP_COUNTER`: pam_google_authenticator took \
+                 only the scratch codes of this file. Add `\" TOTP_AUTH` if the user's app shows \
+                 time-based codes"
+                    .to_owned(),
+            ))
+        }
+    };
+    Ok(HmacEntry {
+        key,
+        algorithm: Algorithm::Sha1,
+        digits: 6,
+        period,
+        counter: hotp_counter.unwrap_or(0),
+        password: None,
+        recovery_codes,
+    })
+}
+
+/// Every `(user, file)` to import: FILE with --user, or each DIR/USER/.google_authenticator.
+fn google_authenticator_sources(
+    args: &GoogleAuthenticatorArgs,
+) -> Result<Vec<(String, PathBuf)>, Fail> {
+    if let Some(dir) = &args.homes {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| format!("cannot read the directory {}: {e}", dir.display()))?;
+        let mut found = Vec::new();
+        for entry in entries.flatten() {
+            let file = entry.path().join(".google_authenticator");
+            if file.is_file() {
+                found.push((entry.file_name().to_string_lossy().into_owned(), file));
+            }
+        }
+        found.sort();
+        if found.is_empty() {
+            return Err(Fail(format!(
+                "no DIR/USER/.google_authenticator files in {}",
+                dir.display()
+            )));
+        }
+        return Ok(found);
+    }
+    match (&args.file, &args.user) {
+        (Some(file), Some(user)) => Ok(vec![(user.clone(), file.clone())]),
+        (Some(_), None) => Err(Fail(
+            "give the user the file belongs to with --user NAME (the file does not name it)".into(),
+        )),
+        _ => Err(Fail("give FILE --user NAME, or --homes DIR".into())),
+    }
+}
+
+pub fn google_authenticator(args: GoogleAuthenticatorArgs) -> Outcome {
+    let sources = google_authenticator_sources(&args)?;
+    let shown = args
+        .homes
+        .clone()
+        .or_else(|| args.file.clone())
+        .unwrap_or_default();
+    let mut b = Builder::new(&shown, "pam_google_authenticator");
+    for (user, file) in sources {
+        let text = read_source(&file)?;
+        let shown_file = comment_safe(&file.display().to_string());
+        if let Err(e) = check_username(&user) {
+            b.refuse(0, None, format!("{shown_file}: {}", e.0));
+            continue;
+        }
+        b.comment(Some(&format!(" from {shown_file}")));
+        let mut notes = Vec::new();
+        match convert_google_authenticator(&text, &mut notes) {
+            Ok(entry) => {
+                for note in notes {
+                    b.warnings
+                        .push(format!("{shown_file} (user {}): {note}", printable(&user)));
+                }
+                b.add_hmac(1, &user, &entry);
+            }
+            Err((line, reason)) => {
+                let at = if line == 0 {
+                    shown_file.clone()
+                } else {
+                    format!("{shown_file} line {line}")
+                };
+                b.refuse(line, Some(&user), format!("{at}: {reason}"));
+            }
         }
     }
     b.finish(&args.out)
@@ -657,30 +1154,120 @@ mod tests {
 
     #[test]
     fn otp_fields() {
-        let ok = convert_otp_field("motp:md5:text:0123456789abcdef:1234:", false).unwrap();
+        let dir = std::env::temp_dir().join("motpctl-no-such-counters");
+        let settings = OtpSettings {
+            totp_step: 30,
+            totp_digits: 6,
+            udid_into_pin: false,
+            hotp_counters: &dir,
+        };
+        let with_udid = OtpSettings {
+            udid_into_pin: true,
+            ..settings
+        };
+        let motp = |field: &str, s: &OtpSettings| match convert_otp_field(field, s, &mut vec![]) {
+            Ok(Converted::Motp { secret, pin }) => Ok((secret, pin)),
+            Ok(Converted::Hmac(_)) => panic!("{field} is mOTP"),
+            Err(e) => Err(e),
+        };
+        let ok = motp("motp:md5:text:0123456789abcdef:1234:", &settings).unwrap();
         assert_eq!(ok, ("0123456789abcdef".into(), "1234".into()));
-        let ok = convert_otp_field("MOTP:MD5:TEXT:0123456789abcdef:1234", false).unwrap();
+        let ok = motp("MOTP:MD5:TEXT:0123456789abcdef:1234", &settings).unwrap();
         assert_eq!(ok.1, "1234");
-        assert!(
-            convert_otp_field("motp:md5:text:0123456789abcdef:1234:xxx", false)
-                .unwrap_err()
-                .contains("UDID")
-        );
-        let ok = convert_otp_field("motp:md5:text:0123456789abcdef:1234:xxx", true).unwrap();
+        assert!(motp("motp:md5:text:0123456789abcdef:1234:xxx", &settings)
+            .unwrap_err()
+            .contains("UDID"));
+        let ok = motp("motp:md5:text:0123456789abcdef:1234:xxx", &with_udid).unwrap();
         assert_eq!(ok.1, "1234xxx");
+        let Ok(Converted::Hmac(t)) = convert_otp_field(
+            "totp-60-6:sha1:hex:5c5a75a87ba1b48cb0b6adfd3b7a5a0e:6543:xxx",
+            &settings,
+            &mut vec![],
+        ) else {
+            panic!("totp-60-6 converts");
+        };
+        assert_eq!((t.period, t.digits, t.key.len()), (Some(60), 6, 16));
+        assert_eq!(t.password.as_deref().map(String::as_str), Some("6543"));
+        let mut notes = vec![];
+        let Ok(Converted::Hmac(h)) =
+            convert_otp_field("hotp:sha1:base32:MT4GWEZTSRBV2QQC::", &settings, &mut notes)
+        else {
+            panic!("hotp converts");
+        };
+        assert_eq!((h.period, h.counter, h.password.is_none()), (None, 0, true));
+        assert!(notes[0].contains("counter 0"), "{notes:?}");
         for (field, why) in [
             ("motp:md5:hex:0123456789abcdef:1234:", "hex"),
-            ("totp:sha1:base32:K7BYLIU5D2V33X6S:1234:xxx", "TOTP"),
-            ("hotp:sha1:base32::MT4GWEZTSRBV2QQC:xxx", "HOTP"),
-            ("plain:hunter2", "static"),
+            ("hotp:sha1:base32::MT4GWEZTSRBV2QQC:xxx", "empty"),
+            (
+                "totp:md5:base32:K7BYLIU5D2V33X6S:1234:",
+                "sha1, sha256 or sha512",
+            ),
+            ("totp:sha1:text:12345:1234:", "5 bytes"),
+            ("totp:sha1:hex:0123456789abcdef012:1234:", "not hex"),
+            ("totp:sha1:base32:K7BYLIU5D2V33X6!:1234:", "not base32"),
+            ("plain:hunter2", "static password"),
             ("motp:sha1:text:0123456789abcdef:1234:", "sha1"),
             ("motp:md5:text:0123456789abcdef::", "PIN is empty"),
             ("motp:md5:text:0123:1234:", "16 to 32"),
             ("motp:md5", "METHOD"),
         ] {
-            let e = convert_otp_field(field, false).unwrap_err();
+            let e = match convert_otp_field(field, &settings, &mut vec![]) {
+                Err(e) => e,
+                Ok(_) => panic!("{field} converts"),
+            };
             assert!(e.contains(why), "{field}: {e}");
-            assert!(!e.contains("0123456789abcdef"), "{e}");
+            for secret in [
+                "0123456789abcdef",
+                "K7BYLIU5",
+                "MT4GWEZT",
+                "hunter2",
+                "12345:",
+            ] {
+                assert!(!e.contains(secret), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn google_authenticator_files() {
+        let mut notes = vec![];
+        let t = convert_google_authenticator(
+            "JBSWY3DPEHPK3PXP\n\" RATE_LIMIT 3 30 1700000000\n\" WINDOW_SIZE 17\n\" \
+             DISALLOW_REUSE\n\" TOTP_AUTH\n12345678\n87654321\n",
+            &mut notes,
+        )
+        .unwrap();
+        assert_eq!(
+            (t.period, t.digits, t.recovery_codes.len()),
+            (Some(30), 6, 2)
+        );
+        assert_eq!(&t.key[..], b"Hello!\xde\xad\xbe\xef");
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        let h = convert_google_authenticator("JBSWY3DPEHPK3PXP\n\" HOTP_COUNTER 7\n", &mut vec![])
+            .unwrap();
+        assert_eq!((h.period, h.counter), (None, 7));
+        for (text, line, why) in [
+            ("JBSWY3DPEHPK3PXP\n", 0, "neither"),
+            ("JBSWY3DP!\n\" TOTP_AUTH\n", 1, "base32"),
+            (
+                "JBSWY3DPEHPK3PXP\n\" TOTP_AUTH\n\" STEP_SIZE 45\n",
+                0,
+                "STEP_SIZE 45",
+            ),
+            ("JBSWY3DPEHPK3PXP\n\" TOTP_AUTH\n1234567\n", 3, "scratch"),
+            (
+                "JBSWY3DPEHPK3PXP\n\" TOTP_AUTH\n\" OTP_DISABLED\n",
+                3,
+                "OTP_DISABLED",
+            ),
+        ] {
+            let Err((n, e)) = convert_google_authenticator(text, &mut vec![]) else {
+                panic!("{text:?} converts");
+            };
+            assert_eq!(n, line, "{text:?}: {e}");
+            assert!(e.contains(why), "{text:?}: {e}");
+            assert!(!e.contains("JBSWY3DP") && !e.contains("1234567"), "{e}");
         }
     }
 }

@@ -74,6 +74,7 @@ fn main() -> ExitCode {
         Cmd::Import(args) => match args.format {
             ImportFormat::PamMotp(a) => import::pam_motp(a),
             ImportFormat::OpenvpnOtp(a) => import::openvpn_otp(a),
+            ImportFormat::GoogleAuthenticator(a) => import::google_authenticator(a),
         },
         Cmd::Completions(args) => {
             let mut cmd = Cli::command();
