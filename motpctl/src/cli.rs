@@ -22,7 +22,7 @@ fix phone clocks, import old setups";
 
 const LONG_ABOUT: &str = "\
 motpctl manages the users and settings of the openvpn-motp plugin (motp.so), which checks a \
-certificate plus a mobile OTP (mOTP) code at every OpenVPN login.
+certificate plus a one-time code (mOTP, TOTP or HOTP) at every OpenVPN login.
 
 The plugin reads motp.toml (default /etc/openvpn/motp.toml) when OpenVPN starts, and a thread \
 of the plugin checks it once a second: a change takes effect one to two seconds after the file \
