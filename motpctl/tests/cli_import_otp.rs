@@ -35,6 +35,7 @@ fn login(config: &Config, store: &MemoryStore, user: &str, password: &str, now: 
         policy: &config.policy,
         users: &config.users,
         store,
+        learned: None,
     };
     auth.decide(
         &LoginRequest {
