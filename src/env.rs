@@ -30,6 +30,44 @@ pub const WANTED_NAMES: [&[u8]; 10] = [
     b"crresponse",
 ];
 
+/// One of [`WANTED_NAMES`], by its place there: what the FFI layer's reader hands
+/// [`AuthEnv::offer_wanted`], so a name it has matched is not compared again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wanted {
+    Username = 0,
+    Password,
+    CommonName,
+    UntrustedIp,
+    UntrustedIp6,
+    AuthFailedReasonFile,
+    AuthControlFile,
+    AuthPendingFile,
+    IvSso,
+    Crresponse,
+}
+
+impl Wanted {
+    /// Every value, in the order of [`WANTED_NAMES`].
+    #[cfg(test)]
+    pub const ALL: [Wanted; 10] = [
+        Wanted::Username,
+        Wanted::Password,
+        Wanted::CommonName,
+        Wanted::UntrustedIp,
+        Wanted::UntrustedIp6,
+        Wanted::AuthFailedReasonFile,
+        Wanted::AuthControlFile,
+        Wanted::AuthPendingFile,
+        Wanted::IvSso,
+        Wanted::Crresponse,
+    ];
+
+    /// The env name, without the `=`.
+    pub fn name(self) -> &'static [u8] {
+        WANTED_NAMES[self as usize]
+    }
+}
+
 /// The entries this plugin uses, each the first occurrence of its name.
 #[derive(Default, Clone, Copy)]
 pub struct AuthEnv<'a> {
@@ -65,9 +103,10 @@ impl<'a> AuthEnv<'a> {
         env
     }
 
-    /// Which of the entries this plugin reads `name` is, if any (one of [`WANTED_NAMES`]).
-    /// Lets the FFI layer compare names only and measure just the values it keeps: OpenVPN
-    /// passes ~50 entries per login, most of them irrelevant here.
+    /// Which of the entries this plugin reads `name` is, if any (one of [`WANTED_NAMES`]). The
+    /// FFI layer matches names itself and hands over a [`Wanted`]; this is the reference its
+    /// tests compare it with.
+    #[cfg(test)]
     pub fn slot(&mut self, name: &[u8]) -> Option<&mut Option<&'a [u8]>> {
         Some(match name {
             b"username" => &mut self.username,
@@ -86,11 +125,37 @@ impl<'a> AuthEnv<'a> {
 
     /// Records `value` under `name` if the plugin reads that name and it has no value yet
     /// (the first occurrence wins).
+    #[cfg(test)]
     pub fn offer(&mut self, name: &[u8], value: &'a [u8]) {
         if let Some(slot) = self.slot(name) {
             if slot.is_none() {
                 *slot = Some(value);
             }
+        }
+    }
+
+    /// The slot of `wanted`: the one [`slot`](Self::slot) gives for its name.
+    pub fn slot_of(&mut self, wanted: Wanted) -> &mut Option<&'a [u8]> {
+        match wanted {
+            Wanted::Username => &mut self.username,
+            Wanted::Password => &mut self.password,
+            Wanted::CommonName => &mut self.common_name,
+            Wanted::UntrustedIp => &mut self.untrusted_ip,
+            Wanted::UntrustedIp6 => &mut self.untrusted_ip6,
+            Wanted::AuthFailedReasonFile => &mut self.auth_failed_reason_file,
+            Wanted::AuthControlFile => &mut self.auth_control_file,
+            Wanted::AuthPendingFile => &mut self.auth_pending_file,
+            Wanted::IvSso => &mut self.iv_sso,
+            Wanted::Crresponse => &mut self.crresponse,
+        }
+    }
+
+    /// [`offer`](Self::offer) for a name already matched: records `value` unless `wanted`
+    /// has a value (the first occurrence wins).
+    pub fn offer_wanted(&mut self, wanted: Wanted, value: &'a [u8]) {
+        let slot = self.slot_of(wanted);
+        if slot.is_none() {
+            *slot = Some(value);
         }
     }
 
@@ -198,6 +263,24 @@ mod tests {
         for byte in 0..=255u8 {
             let starts_one = WANTED_NAMES.iter().any(|name| name[0] == byte);
             assert_eq!(WANTED_FIRST_BYTES[usize::from(byte)], starts_one, "{byte}");
+        }
+    }
+
+    #[test]
+    fn each_wanted_value_names_its_slot() {
+        for (i, wanted) in Wanted::ALL.into_iter().enumerate() {
+            assert_eq!(wanted as usize, i);
+            assert_eq!(wanted.name(), WANTED_NAMES[i]);
+            let mut by_name = AuthEnv::default();
+            by_name.offer(wanted.name(), b"first");
+            by_name.offer(wanted.name(), b"second");
+            let mut by_value = AuthEnv::default();
+            by_value.offer_wanted(wanted, b"first");
+            by_value.offer_wanted(wanted, b"second");
+            assert_eq!(*by_value.slot_of(wanted), Some(&b"first"[..]));
+            for other in Wanted::ALL {
+                assert_eq!(*by_name.slot_of(other), *by_value.slot_of(other));
+            }
         }
     }
 

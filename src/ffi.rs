@@ -15,7 +15,7 @@ use std::sync::Arc;
 use openvpn_plugin_sys as sys;
 
 use crate::config::{TrustedOwners, DEFAULT_CONFIG_PATH};
-use crate::env::{AuthEnv, WANTED_FIRST_BYTES, WANTED_NAMES};
+use crate::env::{AuthEnv, Wanted, WANTED_FIRST_BYTES};
 use crate::plugin::{Answer, Plugin};
 
 /// No sane host passes more environment entries than this; stop reading rather than run away.
@@ -180,10 +180,8 @@ unsafe fn c_string_array<'a>(array: *const *const c_char) -> Vec<&'a CStr> {
     out
 }
 
-/// Picks the entries the plugin reads out of OpenVPN's env array. Each entry is compared with
-/// the few wanted `name=` prefixes byte by byte, stopping at the first difference (most
-/// entries differ at their first byte), and only the values kept are measured: no `strlen`
-/// of the ~50 entries OpenVPN passes per login.
+/// Picks the entries the plugin reads out of OpenVPN's env array ([`wanted_entry`]), and
+/// measures only the values kept: no `strlen` of the ~50 entries OpenVPN passes per login.
 ///
 /// # Safety
 /// `envp` must be NULL or a NULL-terminated array of valid C strings that outlive `'a`.
@@ -198,30 +196,62 @@ unsafe fn read_env<'a>(envp: *const *const c_char) -> AuthEnv<'a> {
         if entry.is_null() {
             break;
         }
-        // SAFETY: a C string has at least its NUL byte.
-        let first = unsafe { *entry };
-        if !WANTED_FIRST_BYTES[usize::from(first)] {
-            continue;
-        }
-        for name in WANTED_NAMES {
-            if name[0] != first {
-                continue;
-            }
-            // SAFETY: `entry` is a NUL-terminated string. Byte `k` is read only after bytes
-            // 0..k matched `name`, which holds no NUL, so none of them was the terminator.
-            let is_name = (1..name.len()).all(|k| unsafe { *entry.add(k) } == name[k]);
-            // SAFETY: as above, byte `name.len()` is still inside the string.
-            if !is_name || unsafe { *entry.add(name.len()) } != b'=' {
-                continue;
-            }
-            // SAFETY: the value starts after the `=` and ends at the string's NUL; OpenVPN
-            // keeps envp valid for the whole call.
-            let value = unsafe { CStr::from_ptr(entry.add(name.len() + 1).cast()) };
-            env.offer(name, value.to_bytes());
-            break;
+        // SAFETY: each non-NULL entry is a valid NUL-terminated C string, and OpenVPN keeps
+        // envp valid for the whole call.
+        if let Some((wanted, value)) = unsafe { wanted_entry(entry) } {
+            env.offer_wanted(wanted, value);
         }
     }
     env
+}
+
+/// Which of [`WANTED_NAMES`](crate::env::WANTED_NAMES) the env entry `entry` is, followed by
+/// `=`, and its value. The first bytes (up to four) pick the candidate names: most entries are
+/// out after one table lookup, OpenVPN's many `IV_*` after their fourth byte. Only a candidate
+/// is measured (`strlen`), then compared with its names whole.
+///
+/// # Safety
+/// `entry` must be a valid NUL-terminated C string that outlives `'a`.
+unsafe fn wanted_entry<'a>(entry: *const u8) -> Option<(Wanted, &'a [u8])> {
+    use Wanted::*;
+    // SAFETY: a C string has at least its NUL byte.
+    let first = unsafe { *entry };
+    if !WANTED_FIRST_BYTES[usize::from(first)] {
+        return None;
+    }
+    // SAFETY: `first` starts a wanted name, so it is not the NUL: byte 1 is in the string.
+    let second = unsafe { *entry.add(1) };
+    let is_iv_sso = || {
+        // SAFETY: bytes 0 and 1 are `IV`, not the NUL, so byte 2 is in the string; byte 3 is
+        // read only when byte 2 was `_`.
+        unsafe { *entry.add(2) == b'_' && *entry.add(3) == b'S' }
+    };
+    match (first, second) {
+        (b'u', b's') | (b'u', b'n') | (b'p', b'a') | (b'c', b'o') | (b'c', b'r') | (b'a', b'u') => {
+        }
+        (b'I', b'V') if is_iv_sso() => {}
+        _ => return None,
+    }
+    // SAFETY: `entry` is a NUL-terminated string valid for `'a`.
+    let bytes = unsafe { CStr::from_ptr(entry.cast()) }.to_bytes();
+    let named = |name: &'static [u8], wanted: Wanted| {
+        debug_assert_eq!(name, wanted.name());
+        let value = bytes.strip_prefix(name)?.strip_prefix(b"=")?;
+        Some((wanted, value))
+    };
+    match second {
+        b's' => named(b"username", Username),
+        b'n' => {
+            named(b"untrusted_ip", UntrustedIp).or_else(|| named(b"untrusted_ip6", UntrustedIp6))
+        }
+        b'a' => named(b"password", Password),
+        b'o' => named(b"common_name", CommonName),
+        b'r' => named(b"crresponse", Crresponse),
+        b'u' => named(b"auth_control_file", AuthControlFile)
+            .or_else(|| named(b"auth_failed_reason_file", AuthFailedReasonFile))
+            .or_else(|| named(b"auth_pending_file", AuthPendingFile)),
+        _ => named(b"IV_SSO", IvSso),
+    }
 }
 
 /// Sends log lines to OpenVPN's `plugin_log`, or to stderr if the host gave none.
@@ -262,4 +292,74 @@ fn host_log_sink(log_fn: sys::plugin_log_t) -> crate::log::Sink {
             None => eprintln!("motp: {line}"),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::WANTED_NAMES;
+    use std::ffi::CString;
+
+    /// `read_env` over `entries`, as OpenVPN would pass them.
+    fn read(entries: &[Vec<u8>]) -> Vec<Option<Vec<u8>>> {
+        let owned: Vec<CString> = entries
+            .iter()
+            .map(|e| CString::new(e.clone()).unwrap())
+            .collect();
+        let mut array: Vec<*const c_char> = owned.iter().map(|c| c.as_ptr()).collect();
+        array.push(std::ptr::null());
+        // SAFETY: a NULL-terminated array of C strings that outlive the call.
+        let mut env = unsafe { read_env(array.as_ptr()) };
+        Wanted::ALL
+            .iter()
+            .map(|&w| env.slot_of(w).map(<[u8]>::to_vec))
+            .collect()
+    }
+
+    #[test]
+    fn env_reader_agrees_with_the_name_matcher() {
+        let mut entries: Vec<Vec<u8>> = Vec::new();
+        for name in WANTED_NAMES {
+            for cut in 0..=name.len() {
+                entries.push([&name[..cut], b"=short"].concat());
+                entries.push(name[..cut].to_vec());
+            }
+            for extra in [&b"x"[..], b"_", b"6", b" ", b"=", b"=="] {
+                entries.push([name, extra, b"=longer"].concat());
+                entries.push([name, b"=", extra].concat());
+            }
+            let mut upper = name.to_vec();
+            upper[1] = upper[1].to_ascii_uppercase();
+            entries.push([&upper[..], b"=case"].concat());
+        }
+        for other in [
+            &b"untrusted_port=1194"[..],
+            b"IV_SSO2=x",
+            b"IV_VER=2.6",
+            b"tls_id_0=CN=x",
+            b"config=/etc/openvpn",
+            b"auth_x=1",
+            b"",
+            b"=",
+            b"u",
+            b"IV",
+        ] {
+            entries.push(other.to_vec());
+        }
+        // Every entry first, then every wanted name with a value of its own: the first
+        // occurrence wins in both readers.
+        let mut all = entries.clone();
+        for (i, name) in WANTED_NAMES.iter().enumerate() {
+            all.push([name, &b"="[..], i.to_string().as_bytes()].concat());
+        }
+        for start in 0..all.len() {
+            let slice = &all[start..];
+            let mut expected = AuthEnv::parse(slice.iter().map(Vec::as_slice));
+            let expected: Vec<_> = Wanted::ALL
+                .iter()
+                .map(|&w| expected.slot_of(w).map(<[u8]>::to_vec))
+                .collect();
+            assert_eq!(read(slice), expected, "from entry {start}");
+        }
+    }
 }
