@@ -85,44 +85,70 @@ impl LineBuilder {
 /// One log line built directly, for the line every login writes: the same `message key=value`
 /// form and the same logfmt values as the `tracing` layer, without its dispatch, its per-field
 /// `String`s and the copies they take (docs/performance.md, "Figures behind design choices").
+///
+/// Built as bytes, every piece UTF-8 (a `&str`, or env bytes that are printable ASCII), and
+/// validated once when sent. The buffer is the thread's own ([`SPARE_LINE`]), given back when
+/// the line drops: a login's line allocates nothing.
 pub struct Line {
-    text: String,
+    text: Vec<u8>,
+}
+
+thread_local! {
+    /// The buffer of this thread's last [`Line`], kept for the next one.
+    static SPARE_LINE: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A buffer that grew past this (a long escaped username) is not kept.
+const SPARE_LINE_MAX: usize = 1024;
+
+impl Drop for Line {
+    fn drop(&mut self) {
+        let mut text = std::mem::take(&mut self.text);
+        if text.capacity() <= SPARE_LINE_MAX {
+            text.clear();
+            // During the thread's exit the slot may be gone; the buffer is then freed.
+            let _ = SPARE_LINE.try_with(|spare| spare.set(text));
+        }
+    }
 }
 
 impl Line {
     /// `message` is the plugin's own words (a constant), not checked for control characters.
     pub fn new(message: &'static str) -> Line {
-        let mut text = String::with_capacity(160);
-        text.push_str(message);
+        let mut text = SPARE_LINE
+            .try_with(|spare| spare.take())
+            .unwrap_or_default();
+        text.reserve(160);
+        text.extend_from_slice(message.as_bytes());
         Line { text }
     }
 
     /// Appends ` name=value`, the value in logfmt ([`push_value`]).
     pub fn field(mut self, name: &str, value: impl std::fmt::Display) -> Line {
         self.push_name(name);
-        let start = self.text.len();
-        let _ = write!(self.text, "{value}");
-        self.quote_from(start);
+        push_value_bytes(&mut self.text, &value.to_string());
         self
     }
 
     /// [`field`](Self::field) for a string: pushed as it is when it needs no quotes (the usual
     /// case), without the formatter.
+    #[inline]
     pub fn str_field(mut self, name: &str, value: &str) -> Line {
         self.push_name(name);
-        push_value(&mut self.text, value);
+        push_value_bytes(&mut self.text, value);
         self
     }
 
     /// [`field`](Self::field) for an integer, `+` before a positive one if `signed`, written
     /// without the formatter (one of these is on every login line).
+    #[inline]
     pub fn int_field(mut self, name: &str, value: i64, signed: bool) -> Line {
         self.push_name(name);
         if signed && value >= 0 {
-            self.text.push('+');
+            self.text.push(b'+');
         }
         if value < 0 {
-            self.text.push('-');
+            self.text.push(b'-');
         }
         let mut digits = [0u8; 20];
         let mut n = value.unsigned_abs();
@@ -135,54 +161,50 @@ impl Line {
                 break;
             }
         }
-        for &d in &digits[at..] {
-            self.text.push(char::from(d));
-        }
+        self.text.extend_from_slice(&digits[at..]);
         self
     }
 
     /// Appends ` name=value` for bytes from the env: invalid UTF-8 becomes U+FFFD, at most `max`
     /// bytes of the value are shown, and the value is written in logfmt ([`push_value`]).
+    #[inline]
     pub fn bytes_field(mut self, name: &str, value: &[u8], max: usize) -> Line {
         self.push_name(name);
         let shown = &value[..value.len().min(max)];
-        // The usual value (an address, a plain username) is valid UTF-8 that needs no quotes.
-        if let Ok(text) = std::str::from_utf8(shown) {
-            push_value(&mut self.text, text);
+        // The usual value (an address, a plain username): printable ASCII that needs no
+        // quotes, hence UTF-8, copied as it is after one scan.
+        if !shown.is_empty() && shown.iter().all(|&b| plain_ascii(b)) {
+            self.text.extend_from_slice(shown);
             return self;
         }
-        let start = self.text.len();
-        for chunk in shown.utf8_chunks() {
-            self.text.push_str(chunk.valid());
-            if !chunk.invalid().is_empty() {
-                self.text.push(char::REPLACEMENT_CHARACTER);
-            }
-        }
-        self.quote_from(start);
+        push_value_bytes(&mut self.text, &String::from_utf8_lossy(shown));
         self
     }
 
+    #[inline]
     fn push_name(&mut self, name: &str) {
-        self.text.push(' ');
-        self.text.push_str(name);
-        self.text.push('=');
-    }
-
-    /// Quotes and escapes the value written from `start` on, if it needs it (the common bare
-    /// value costs one scan, no copy).
-    fn quote_from(&mut self, start: usize) {
-        if needs_quotes(&self.text[start..]) {
-            let raw = self.text.split_off(start);
-            push_quoted(&mut self.text, &raw);
-        }
+        self.text.reserve(name.len() + 2);
+        self.text.push(b' ');
+        self.text.extend_from_slice(name.as_bytes());
+        self.text.push(b'=');
     }
 
     pub fn send(self, sink: &Sink, level: Level) {
-        sink(level, &self.text);
+        sink(level, self.as_str());
     }
 
     pub fn as_str(&self) -> &str {
-        &self.text
+        // Every piece pushed is UTF-8 (see the type's doc): this cannot fail.
+        std::str::from_utf8(&self.text).unwrap_or("(log line was not UTF-8)")
+    }
+}
+
+/// [`push_value`] into a byte buffer.
+fn push_value_bytes(out: &mut Vec<u8>, value: &str) {
+    if needs_quotes(value) {
+        quote_into(value, |piece| out.extend_from_slice(piece.as_bytes()));
+    } else {
+        out.extend_from_slice(value.as_bytes());
     }
 }
 
@@ -217,25 +239,32 @@ fn needs_quotes(value: &str) -> bool {
 
 fn push_quoted(out: &mut String, value: &str) {
     out.reserve(value.len() + 2);
-    out.push('"');
+    quote_into(value, |piece| out.push_str(piece));
+}
+
+/// `value` quoted and escaped (see [`push_value`]), handed to `put` piece by piece.
+fn quote_into(value: &str, mut put: impl FnMut(&str)) {
+    put("\"");
     for c in value.chars() {
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
+            '"' => put("\\\""),
+            '\\' => put("\\\\"),
+            '\n' => put("\\n"),
+            '\r' => put("\\r"),
+            '\t' => put("\\t"),
             c if is_unprintable(c) => {
                 // JSON's form: `\u00XX`; beyond the BMP, a UTF-16 surrogate pair.
                 let mut units = [0u16; 2];
                 for unit in c.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{unit:04x}");
+                    let mut escape = String::with_capacity(6);
+                    let _ = write!(escape, "\\u{unit:04x}");
+                    put(&escape);
                 }
             }
-            c => out.push(c),
+            c => put(c.encode_utf8(&mut [0u8; 4])),
         }
     }
-    out.push('"');
+    put("\"");
 }
 
 /// A character a reader could not see or that could move or break the line: control characters
