@@ -371,6 +371,7 @@ impl TableBuilder {
             // Grown by hand: `String`'s own growth would free the old buffer unwiped.
             let capacity = (text.capacity() * 2).max(start + needed).max(4096);
             let mut bigger = Zeroizing::new(String::with_capacity(capacity));
+            crate::ffi::advise_huge_pages(bigger.as_ptr(), bigger.capacity());
             bigger.push_str(text);
             *text = bigger;
         }
@@ -483,14 +484,28 @@ impl TableBuilder {
         let mut table = self.table;
         if table.text.capacity() > table.text.len() + table.text.len() / 64 {
             // A copy of exactly the size needed; the larger buffer is wiped as it drops.
-            table.text = Zeroizing::new(String::from(table.text.as_str()));
+            let mut exact = Zeroizing::new(String::with_capacity(table.text.len()));
+            crate::ffi::advise_huge_pages(exact.as_ptr(), exact.capacity());
+            exact.push_str(&table.text);
+            table.text = exact;
         }
-        table.entries.shrink_to_fit();
+        // The arrays a lookup reads, each copied into memory hinted for huge pages before it
+        // is first written (docs/performance.md, issue 15).
+        let mut entries: Vec<Entry> = Vec::with_capacity(table.entries.len());
+        crate::ffi::advise_huge_pages(
+            entries.as_ptr().cast(),
+            table.entries.len() * std::mem::size_of::<Entry>(),
+        );
+        entries.extend_from_slice(&table.entries);
+        table.entries = entries;
         table.extras.shrink_to_fit();
         // mOTP first: the common case's own search then runs first, as before kinds existed.
         table.tokens.sort_by_key(|(t, _)| *t != Token::Motp);
         let slots = (table.entries.len() * 2).next_power_of_two().max(8);
-        let mut index = vec![EMPTY; slots].into_boxed_slice();
+        let mut index: Vec<u32> = Vec::with_capacity(slots);
+        crate::ffi::advise_huge_pages(index.as_ptr().cast(), slots * std::mem::size_of::<u32>());
+        index.resize(slots, EMPTY);
+        let mut index = index.into_boxed_slice();
         let mask = slots - 1;
         for (n, entry) in table.entries.iter().enumerate() {
             let name = table.name(entry);
