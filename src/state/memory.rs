@@ -1,6 +1,9 @@
 //! State in this process only: lost at every SIGHUP (OpenVPN unloads the plugin) or restart.
 
+use std::borrow::Borrow;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 use parking_lot::Mutex;
 
@@ -9,12 +12,64 @@ use super::{StateError, StateStore, UserState};
 /// State in this process only. Bounded by the user table: only configured users are stored.
 #[derive(Default)]
 pub struct MemoryStore {
-    users: Mutex<HashMap<Box<str>, UserState, foldhash::quality::RandomState>>,
+    users: Mutex<HashMap<Name, UserState, foldhash::quality::RandomState>>,
 }
 
 impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+}
+
+/// Usernames up to this long (nearly all) are kept inside the map's entry.
+const INLINE_NAME: usize = 22;
+
+/// A username as the map's key: held in the entry itself when it is short, so that a user's
+/// first login allocates nothing and the map is probed once; boxed when longer.
+enum Name {
+    Inline { len: u8, bytes: [u8; INLINE_NAME] },
+    Boxed(Box<[u8]>),
+}
+
+impl Name {
+    fn new(name: &str) -> Name {
+        let name = name.as_bytes();
+        match u8::try_from(name.len()) {
+            Ok(len) if name.len() <= INLINE_NAME => {
+                let mut bytes = [0u8; INLINE_NAME];
+                bytes[..name.len()].copy_from_slice(name);
+                Name::Inline { len, bytes }
+            }
+            _ => Name::Boxed(name.into()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Name::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Name::Boxed(bytes) => bytes,
+        }
+    }
+}
+
+// Equality and hash are those of the name's bytes, as `Borrow` requires.
+impl PartialEq for Name {
+    fn eq(&self, other: &Name) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Name {}
+
+impl Hash for Name {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+impl Borrow<[u8]> for Name {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
     }
 }
 
@@ -25,13 +80,20 @@ impl StateStore for MemoryStore {
         decide: &mut dyn FnMut(&mut UserState),
     ) -> Result<(), StateError> {
         let mut users = self.users.lock();
-        match users.get_mut(username) {
-            Some(state) => decide(state),
-            None => {
+        if username.len() > INLINE_NAME {
+            // A long name is boxed only when it is stored.
+            if let Some(state) = users.get_mut(username.as_bytes()) {
+                decide(state);
+                return Ok(());
+            }
+        }
+        match users.entry(Name::new(username)) {
+            Entry::Occupied(mut known) => decide(known.get_mut()),
+            Entry::Vacant(new) => {
                 let mut state = UserState::default();
                 decide(&mut state);
                 if state != UserState::default() {
-                    users.insert(username.into(), state);
+                    new.insert(state);
                 }
             }
         }
@@ -39,7 +101,7 @@ impl StateStore for MemoryStore {
     }
 
     fn peek(&self, username: &str) -> Result<UserState, StateError> {
-        Ok(self.users.lock().get(username).copied().unwrap_or_default())
+        Ok(self.users.lock().get(username.as_bytes()).copied().unwrap_or_default())
     }
 }
 
@@ -78,5 +140,31 @@ mod tests {
             (Some(7), true, 2)
         );
         assert_eq!(store.peek("alice").unwrap(), seen);
+    }
+
+    #[test]
+    fn short_and_long_names_are_kept_apart() {
+        let store = MemoryStore::new();
+        let names = [
+            "a".to_owned(),
+            "a".repeat(INLINE_NAME),
+            "a".repeat(INLINE_NAME + 1),
+            "a".repeat(128),
+            "\u{e9}".repeat(INLINE_NAME / 2),
+        ];
+        for (i, name) in names.iter().enumerate() {
+            store
+                .update(name, &mut |s| {
+                    assert_eq!(*s, UserState::default());
+                    s.failures = i as u32 + 1;
+                })
+                .unwrap();
+        }
+        for (i, name) in names.iter().enumerate() {
+            store
+                .update(name, &mut |s| assert_eq!(s.failures, i as u32 + 1))
+                .unwrap();
+        }
+        assert_eq!(store.users.lock().len(), names.len());
     }
 }
