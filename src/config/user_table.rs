@@ -128,8 +128,14 @@ impl fmt::Debug for MoreToken {
     }
 }
 
-/// Slot value of an empty index slot.
+/// An entry index or text offset that no entry has (see `TableBuilder::add`).
 const EMPTY: u32 = u32::MAX;
+
+/// An index slot: the entry's index in the high half, where its text starts in the low half,
+/// so a lookup reads the name and the entry at once (two independent reads, not one after the
+/// other). `EMPTY_SLOT` when empty.
+type Slot = u64;
+const EMPTY_SLOT: Slot = u64::MAX;
 
 /// The users, in file order, in three allocations whatever their number.
 pub struct UserTable {
@@ -143,7 +149,7 @@ pub struct UserTable {
     /// unknown name ends after ~2.5 slots. Keyed with a per-table random seed: lookups are by
     /// attacker-chosen usernames, which must not be able to aim at long probe chains (nothing
     /// they send is inserted; the table holds the config's names only).
-    slots: Box<[u32]>,
+    slots: Box<[Slot]>,
     hasher: RandomState,
     /// The longest `secret ‖ pin` of the table: every code search is made to cost what this
     /// key costs, so timing does not tell a long key's user, a short key's and no user apart.
@@ -259,11 +265,14 @@ impl UserTable {
         let mut i = self.hasher.hash_one(name) as usize & mask;
         loop {
             let slot = self.slots[i];
-            if slot == EMPTY {
+            if slot == EMPTY_SLOT {
                 return None;
             }
-            if self.name(&self.entries[slot as usize]) == name {
-                return Some(slot);
+            let (index, start) = ((slot >> 32) as u32, slot as u32 as usize);
+            let entry = &self.entries[index as usize];
+            let text = self.text.as_bytes().get(start..start + name.len());
+            if text == Some(name.as_bytes()) && usize::from(entry.name_len) == name.len() {
+                return Some(index);
             }
             i = (i + 1) & mask;
         }
@@ -502,22 +511,22 @@ impl TableBuilder {
         // mOTP first: the common case's own search then runs first, as before kinds existed.
         table.tokens.sort_by_key(|(t, _)| *t != Token::Motp);
         let slots = (table.entries.len() * 2).next_power_of_two().max(8);
-        let mut index: Vec<u32> = Vec::with_capacity(slots);
-        crate::ffi::advise_huge_pages(index.as_ptr().cast(), slots * std::mem::size_of::<u32>());
-        index.resize(slots, EMPTY);
+        let mut index: Vec<Slot> = Vec::with_capacity(slots);
+        crate::ffi::advise_huge_pages(index.as_ptr().cast(), slots * std::mem::size_of::<Slot>());
+        index.resize(slots, EMPTY_SLOT);
         let mut index = index.into_boxed_slice();
         let mask = slots - 1;
         for (n, entry) in table.entries.iter().enumerate() {
             let name = table.name(entry);
             let mut i = table.hasher.hash_one(name) as usize & mask;
-            while index[i] != EMPTY {
-                if table.name(&table.entries[index[i] as usize]) == name {
+            while index[i] != EMPTY_SLOT {
+                if table.name(&table.entries[(index[i] >> 32) as usize]) == name {
                     return Err(n);
                 }
                 i = (i + 1) & mask;
             }
             // n < EMPTY: `add` keeps every entry's start, hence the entry count, below it.
-            index[i] = n as u32;
+            index[i] = (n as u64) << 32 | u64::from(entry.start);
         }
         table.slots = index;
         Ok(table)
