@@ -18,6 +18,9 @@ use motp::state::MemoryStore;
 const NOW: i64 = 1_800_000_000;
 const KEY: &[u8] = b"12345678901234567890";
 
+/// A labelled login to time.
+type Case = (&'static str, Box<dyn Fn() -> Decision>);
+
 fn table(with_password: bool) -> String {
     let b32 = base32::encode(KEY);
     let mut text = format!(
@@ -41,7 +44,7 @@ fn tina_code(at: i64) -> String {
 }
 
 /// Median ns per call over `batches` batches of `calls`, the cases interleaved batch by batch.
-fn interleaved(cases: &[(&str, Box<dyn Fn() -> Decision>)], batches: usize, calls: usize) {
+fn interleaved(cases: &[Case], batches: usize, calls: usize) {
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     for _ in 0..batches {
         for (i, (_, run)) in cases.iter().enumerate() {
@@ -65,7 +68,7 @@ fn interleaved(cases: &[(&str, Box<dyn Fn() -> Decision>)], batches: usize, call
     }
 }
 
-fn cases(config: &'static Config, with_password: bool) -> Vec<(&'static str, Box<dyn Fn() -> Decision>)> {
+fn cases(config: &'static Config, with_password: bool) -> Vec<Case> {
     let store: &'static MemoryStore = Box::leak(Box::new(MemoryStore::new()));
     let login = move |user: &'static str, password: String, expect: Decision| {
         Box::new(move || {
@@ -88,15 +91,31 @@ fn cases(config: &'static Config, with_password: bool) -> Vec<(&'static str, Box
         }) as Box<dyn Fn() -> Decision>
     };
     let mut out = vec![
-        ("mOTP user, wrong code", login("alice", "abcdef".into(), Decision::BadCode)),
-        ("TOTP user, wrong code", login("tina", "000001".into(), Decision::BadCode)),
-        ("HOTP user, wrong code", login("hank", "000001".into(), Decision::BadCode)),
-        ("unknown user", login("nobody", "000001".into(), Decision::UnknownUser)),
+        (
+            "mOTP user, wrong code",
+            login("alice", "abcdef".into(), Decision::BadCode),
+        ),
+        (
+            "TOTP user, wrong code",
+            login("tina", "000001".into(), Decision::BadCode),
+        ),
+        (
+            "HOTP user, wrong code",
+            login("hank", "000001".into(), Decision::BadCode),
+        ),
+        (
+            "unknown user",
+            login("nobody", "000001".into(), Decision::UnknownUser),
+        ),
     ];
     if with_password {
         out.push((
             "password user, right code, wrong password",
-            login("pat", format!("hunter3{}", tina_code(NOW)), Decision::BadPassword),
+            login(
+                "pat",
+                format!("hunter3{}", tina_code(NOW)),
+                Decision::BadPassword,
+            ),
         ));
         out.push((
             "password user, wrong code",
@@ -113,7 +132,11 @@ fn main() {
         ));
         println!(
             "\nA table of mOTP, TOTP and HOTP users{}:",
-            if with_password { " and one with a static password" } else { "" }
+            if with_password {
+                " and one with a static password"
+            } else {
+                ""
+            }
         );
         let (batches, calls) = if with_password { (15, 4) } else { (41, 500) };
         interleaved(&cases(config, with_password), batches, calls);

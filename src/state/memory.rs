@@ -101,7 +101,12 @@ impl StateStore for MemoryStore {
     }
 
     fn peek(&self, username: &str) -> Result<UserState, StateError> {
-        Ok(self.users.lock().get(username.as_bytes()).copied().unwrap_or_default())
+        Ok(self
+            .users
+            .lock()
+            .get(username.as_bytes())
+            .copied()
+            .unwrap_or_default())
     }
 }
 
