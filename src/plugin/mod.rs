@@ -341,7 +341,9 @@ impl Core {
             policy: &config.policy,
             users: &config.users,
             store: &*self.store,
-            learned: Some(&self.learned),
+            // A local store's copy is read at each login (a lookup); Redis's costs a round trip,
+            // so only this process's copy is read after a user's first login.
+            learned: matches!(self.state, StateConfig::Redis(_)).then_some(&self.learned),
         };
         let client = env.untrusted_ip.or(env.untrusted_ip6);
         let decision = auth.decide_from(&request, client, &self.addresses, now);
