@@ -90,7 +90,11 @@ fn the_redis_script_decides_exactly_as_the_rule() {
             counter_based: next(3) == 0,
             learned_offset_secs: next(200) as i64 - 100,
         };
-        let found = match next(7) {
+        let found = match next(8) {
+            7 => Found::Settled {
+                accepted: next(2) == 0,
+                step_offset: next(3) as i64 - 1,
+            },
             0 => Found::Malformed(motp::password::Malformed::NotACode),
             1 => Found::NoMatch,
             2 => Found::BadPassword,
@@ -137,6 +141,8 @@ fn the_redis_script_decides_exactly_as_the_rule() {
             }
             (Found::Recovery { .. }, motp::auth::Decision::Replay, _) => "recovery replay",
             (Found::BadPassword, motp::auth::Decision::BadPassword, _) => "bad password",
+            (Found::Settled { .. }, motp::auth::Decision::Accepted { .. }, _) => "settled accepted",
+            (Found::Settled { .. }, motp::auth::Decision::Replay, _) => "settled replay",
             (Found::Step { .. }, motp::auth::Decision::Accepted { .. }, true) => "counter accepted",
             (Found::Step { .. }, motp::auth::Decision::Replay, true) => "counter replay",
             (_, motp::auth::Decision::Locked { .. }, _) => "locked",
@@ -166,6 +172,8 @@ fn the_redis_script_decides_exactly_as_the_rule() {
         "bad password",
         "counter accepted",
         "counter replay",
+        "settled accepted",
+        "settled replay",
         "locked",
     ] {
         assert!(seen.get(outcome).copied().unwrap_or(0) >= 5, "{seen:?}");
@@ -367,8 +375,10 @@ fn a_decision_costs_one_redis_command() {
         "max_failures = 1000\nmax_failures_per_ip = 1000\n",
     );
     let plugin = setup.open();
-    // Warm: the script is loaded, the epoch known, a connection pooled.
+    // Warm: the script is loaded, the epoch known, a connection pooled, and bob's clock offset
+    // read (drift tracking reads it once per user and process, then keeps it).
     assert!(deferred(&plugin, &setup.env("alice", &alice_code(-5))));
+    assert!(!deferred(&plugin, &setup.env("bob", "000000")));
     let mut monitor = std::net::TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
     monitor.write_all(b"MONITOR\r\n").unwrap();
     let mut feed = BufReader::new(monitor.try_clone().unwrap());
