@@ -88,6 +88,7 @@ pub fn check_config(args: CheckArgs) -> Outcome {
                 if let Ok(doc) = text.parse::<DocumentMut>() {
                     check_users(&doc, &mut report);
                 }
+                check_app_settings(&config, &mut report);
                 check_state(&config.state, account.as_ref(), &mut report);
                 check_permissions(&path, &meta, account.as_ref(), &mut report);
             }
@@ -128,7 +129,8 @@ pub fn check_config(args: CheckArgs) -> Outcome {
     })
 }
 
-/// Per-user warnings, from the file as written (the loader only keeps secret ‖ PIN).
+/// Per-user warnings, from the file as written (the loader only keeps secret ‖ PIN): for the
+/// user's own token and each `[[users.NAME.tokens]]` entry.
 fn check_users(doc: &DocumentMut, report: &mut Report) {
     let Some(users) = doc.get("users").and_then(|u| u.as_table_like()) else {
         return;
@@ -138,35 +140,25 @@ fn check_users(doc: &DocumentMut, report: &mut Report) {
         let Some(entry) = entry.as_table_like() else {
             continue;
         };
-        // TOTP and HOTP secrets are base32 (upper case by convention, decoded, not hashed as
-        // written): the mOTP warnings below are not about them.
-        let motp = entry
-            .get("kind")
-            .and_then(|k| k.as_str())
-            .is_none_or(|k| k == "motp");
-        if let Some(secret) = entry
-            .get("secret")
-            .and_then(|s| s.as_str())
-            .filter(|_| motp)
-        {
-            if secret.bytes().any(|b| b.is_ascii_uppercase()) {
-                report.warning(format!(
-                    "users.{name}.secret has uppercase letters: it is hashed exactly as written, \
-                     but phone apps such as Aegis lowercase it and then show other codes; write \
-                     it in lowercase here and on the phone"
-                ));
-            }
-            if secret.len() % 2 == 1 {
-                report.warning(format!(
-                    "users.{name}.secret has an odd number of characters: apps that read it as \
-                     hex bytes (Aegis) cannot import it"
-                ));
-            }
-        }
         if let Some(pin) = entry.get("pin").and_then(|p| p.as_str()) {
             if pin.len() == 4 && pin.bytes().all(|b| b.is_ascii_digit()) {
                 by_pin.entry(pin).or_default().push(name);
             }
+        }
+        check_motp_token(&format!("users.{name}"), entry, report);
+        let more: Vec<&dyn toml_edit::TableLike> = match entry.get("tokens") {
+            Some(toml_edit::Item::ArrayOfTables(a)) => {
+                a.iter().map(|t| t as &dyn toml_edit::TableLike).collect()
+            }
+            Some(toml_edit::Item::Value(toml_edit::Value::Array(a))) => a
+                .iter()
+                .filter_map(|v| v.as_inline_table())
+                .map(|t| t as &dyn toml_edit::TableLike)
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (i, token) in more.into_iter().enumerate() {
+            check_motp_token(&format!("users.{name}.tokens[{i}]"), token, report);
         }
     }
     for names in by_pin.values().filter(|n| n.len() > 1) {
@@ -174,6 +166,65 @@ fn check_users(doc: &DocumentMut, report: &mut Report) {
             "users {} have the same 4-digit PIN: one PIN known is a PIN for all of them",
             names.join(", ")
         ));
+    }
+}
+
+/// The warnings about one mOTP token's secret and PIN (`at`: where it is, for messages).
+fn check_motp_token(at: &str, entry: &dyn toml_edit::TableLike, report: &mut Report) {
+    // TOTP and HOTP secrets are base32 (upper case by convention, decoded, not hashed as
+    // written): these warnings are not about them.
+    let motp = entry
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .is_none_or(|k| k == "motp");
+    if !motp {
+        return;
+    }
+    if let Some(secret) = entry.get("secret").and_then(|s| s.as_str()) {
+        if secret.bytes().any(|b| b.is_ascii_uppercase()) {
+            report.warning(format!(
+                "{at}.secret has uppercase letters: it is hashed exactly as written, but phone \
+                 apps such as Aegis lowercase it and then show other codes; write it in \
+                 lowercase here and on the phone"
+            ));
+        }
+        if secret.len() % 2 == 1 {
+            report.warning(format!(
+                "{at}.secret has an odd number of characters: apps that read it as hex bytes \
+                 (Aegis) cannot import it"
+            ));
+        }
+    }
+    if let Some(pin) = entry.get("pin").and_then(|p| p.as_str()) {
+        if !crate::tokens::pin_fits_common_apps(pin) {
+            report.warning(format!("{at}.pin {}", crate::tokens::PIN_WARNING));
+        }
+    }
+}
+
+/// TOTP/HOTP settings that common apps ignore (they then show codes the plugin refuses).
+fn check_app_settings(config: &Config, report: &mut Report) {
+    for name in config.users.names() {
+        let Some(user) = config.users.get(name) else {
+            continue;
+        };
+        for (i, tok) in crate::tokens::Tok::all(&user).iter().enumerate() {
+            let unusual = crate::tokens::unusual_settings(&tok.token);
+            if unusual.is_empty() {
+                continue;
+            }
+            let at = match tok.name() {
+                Some(t) => format!("users.{name}.tokens[{}] (`{t}`)", i - 1),
+                None => format!("users.{name}"),
+            };
+            report.warning(format!(
+                "{at}: a {} token with {}: {}; check that the user's app shows the codes \
+                 (`motpctl verify {name} CODE`)",
+                tok.token.kind_name(),
+                unusual.join(", "),
+                crate::tokens::UNUSUAL_ADVICE
+            ));
+        }
     }
 }
 

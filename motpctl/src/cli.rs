@@ -116,7 +116,7 @@ pub enum Cmd {
     /// Internal (run by `resync`): print an HOTP user's next counter from the state store, in a
     /// process of its own (as `record-used`).
     #[command(hide = true)]
-    HotpNext(UserArgs),
+    HotpNext(HotpNextArgs),
 }
 
 /// The arguments of the hidden `record-used` command.
@@ -131,6 +131,21 @@ pub struct RecordUsedArgs {
     /// The steps are HOTP counters: the row must outlive pruning
     #[arg(long)]
     pub counter_based: bool,
+    /// A further token of the user: record on its own row
+    #[arg(long)]
+    pub token: Option<String>,
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+/// The arguments of the hidden `hotp-next` command.
+#[derive(Args, Debug)]
+pub struct HotpNextArgs {
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// A further token of the user: its own row's counter
+    #[arg(long)]
+    pub token: Option<String>,
     #[command(flatten)]
     pub config: ConfigArg,
 }
@@ -157,6 +172,9 @@ pub struct ConfigArg {
 /// (phone apps such as Aegis lowercase it). Give `-` as the secret or PIN to read it from
 /// standard input (one line each, secret first), so it does not appear in the process list or
 /// the shell history.
+///
+/// With --token TOKNAME, the code of the user's further token of that name (a
+/// `[[users.NAME.tokens]]` entry) instead of the user's own token.
 ///
 /// Use it to check a phone against the server ("does the phone show this code now?") or in
 /// scripts.
@@ -191,6 +209,10 @@ pub struct CodeArgs {
     /// HOTP: print the code of this counter instead of the next one
     #[arg(long, value_name = "N", requires = "name", conflicts_with_all = ["at", "watch"])]
     pub counter: Option<u64>,
+
+    /// The user's further token of this name ([[users.NAME.tokens]]) instead of its own token
+    #[arg(long, value_name = "TOKNAME", requires = "name")]
+    pub token: Option<String>,
 
     /// Keep showing the current code, with a countdown to the next one, until Ctrl-C (mOTP and
     /// TOTP)
@@ -268,6 +290,15 @@ pub struct CheckArgs {
 /// The certificate's common name must be the username unless --common-name says otherwise (when
 /// require_common_name is on, the default).
 ///
+/// With --token TOKNAME, the token is added to an existing user as a further token (a
+/// `[[users.NAME.tokens]]` entry named TOKNAME: 1 to 32 letters, digits, '-', '_' or '.'), for
+/// a user with a phone and a hardware token, or one moving from mOTP to TOTP: any of the
+/// user's tokens then logs in, each keeping its own replay state; the user's static password,
+/// recovery codes, lock and common name are shared by all.
+///
+/// Warnings: an mOTP PIN that is not 4 digits (Aegis and Stratum accept only those), and
+/// TOTP/HOTP settings other than SHA-1, 6 digits and 30 s (many apps ignore them).
+///
 /// The file keeps its comments, order, owner and mode; it is replaced atomically, and only if
 /// the plugin would accept the result. The plugin applies the change within one to two seconds
 /// (no reload needed).
@@ -320,6 +351,10 @@ pub struct AddUserArgs {
     /// The certificate common name this user logs in with, if it is not the username
     #[arg(long, value_name = "CN")]
     pub common_name: Option<String>,
+
+    /// Add the token to the existing user NAME as a further token of this name
+    #[arg(long, value_name = "TOKNAME", conflicts_with = "common_name")]
+    pub token: Option<String>,
 
     /// The issuer shown by phone apps in the provisioning URI [default: this host's name]
     #[arg(long, value_name = "TEXT", requires = "generate")]
@@ -431,6 +466,9 @@ pub struct RecoveryCodesArgs {
 /// alone, and add --with-password to type the password on standard input (never on the command
 /// line) and check both. Without it the password is not checked, and the answer says so.
 ///
+/// A user with several tokens ([[users.NAME.tokens]]) logs in with any of them: CODE is
+/// checked against all, and the answer names the token that matched.
+///
 /// A valid code is reported with its step offset: "+1" means the phone is one step (10 s for
 /// mOTP, the period for TOTP) ahead of where the server expects it. A code outside the window is
 /// searched for within ±24 hours (HOTP: the next 10,000 counters); if found, motpctl tells how
@@ -483,6 +521,12 @@ pub struct VerifyArgs {
 /// For HOTP that record is what moves the counter on. With `backend = "memory"` the state is
 /// out of reach: a note says so, and for HOTP the user's `counter` in motp.toml is set instead.
 ///
+/// With --token TOKNAME, the user's further token of that name is resynced: its own
+/// offset_secs in its [[users.NAME.tokens]] entry, its own row in the state store.
+///
+/// Writing offset_secs also resets drift tracking: the plugin centres the window on the new
+/// offset at once, and the two codes recorded say that is where the phone's clock is.
+///
 /// Better still, set the phone's clock right (automatic network time) and leave offset_secs
 /// at 0. The plugin applies the change within one to two seconds (no reload needed).
 #[derive(Args, Debug)]
@@ -504,6 +548,10 @@ pub struct ResyncArgs {
     #[arg(value_name = "CODE2")]
     pub code2: String,
 
+    /// The user's further token of this name ([[users.NAME.tokens]]) instead of its own token
+    #[arg(long, value_name = "TOKNAME")]
+    pub token: Option<String>,
+
     #[command(flatten)]
     pub config: ConfigArg,
 }
@@ -516,8 +564,13 @@ pub struct ResyncArgs {
 /// store, run it as root or as the user that owns the database.
 ///
 /// Per user: locked or not (and for how long), failed logins since the last success, and when
-/// the last code was accepted. With `backend = "memory"` the state lives inside the OpenVPN
-/// process and cannot be shown (exit 2).
+/// the last code was accepted (HOTP: the last accepted counter and the next one expected).
+/// For mOTP and TOTP also where the last accepted code showed the phone's clock, relative to
+/// offset_secs ("phone clock seen +150 s from offset_secs"): the drift the plugin follows,
+/// within max_drift_secs. Each further token ([[users.NAME.tokens]]) gets a line of its own
+/// with the same about its own row; the user's line holds the lock and the failures of all.
+/// With `backend = "memory"` the state lives inside the OpenVPN process and cannot be shown
+/// (exit 2).
 #[derive(Args, Debug)]
 #[command(after_help = "\
 Exit status:
@@ -620,14 +673,18 @@ pub struct PamMotpArgs {
 /// --udid-into-pin converts such lines that way, if the phones really were set up with that
 /// longer PIN. `plain:` lines (a password without a code) are refused.
 ///
-/// openvpn-otp accepts any of a user's lines; motp.toml holds one token per user for now, so the
-/// first line of a user is imported and the others are reported as skipped, with their line
-/// numbers (exit 1).
+/// openvpn-otp accepts any of a user's lines: the first line of a user becomes the user's own
+/// token, each further line a [[users.NAME.tokens]] entry with its own settings, named after
+/// its kind ("totp-2", "hotp", ...; a comment above it gives its line). motp.so has one static
+/// password per user, typed before the code of any token: the PIN of every totp/hotp line of a
+/// user must be the same (or empty on all), and a user with an mOTP line (whose PIN is inside
+/// the code) cannot have a PIN on another line. A user whose lines differ is refused, naming
+/// the lines.
 #[derive(Args, Debug)]
 #[command(after_help = "\
 Exit status:
   0  every user was converted
-  1  some lines were left out (--skip-unconvertible, or further tokens of a user), or notes
+  1  some lines were left out (--skip-unconvertible), or notes
   2  error: a line cannot be converted, or FILE cannot be read or the output written")]
 pub struct OpenvpnOtpArgs {
     /// The secrets file to read

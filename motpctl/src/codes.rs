@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use motp::config::{Config, Token, User, MAX_OFFSET_SECS};
+use motp::config::{Config, Token, MAX_OFFSET_SECS};
 use motp::engine::{
     code_at_step, code_at_time, find_step, step_of, Code, Hotp, OtpCode, TokenKind, Totp, STEP_SECS,
 };
@@ -16,7 +16,7 @@ use crate::cli::{CodeArgs, ResyncArgs, VerifyArgs};
 use crate::edit::{self, set_value, ConfigFile};
 use crate::human::{human_duration, relative};
 use crate::sys::{self, StdinValues};
-use crate::tokens;
+use crate::tokens::{self, Tok};
 use crate::users::RELOAD_HINT;
 use crate::{Fail, Outcome, Status};
 use motp::auth::{Authenticator, Decision, LoginRequest};
@@ -37,35 +37,37 @@ pub fn code(args: CodeArgs, now: i64) -> Outcome {
         .users
         .get(name)
         .ok_or_else(|| format!("no user `{name}` in {}", path.display()))?;
-    if let Token::Hotp { seed, .. } = user.token {
+    let tok = Tok::select(&user, name, args.token.as_deref())?;
+    let label = tok.label(name);
+    if let Token::Hotp { seed, .. } = tok.token {
         if args.watch || args.at.is_some() {
             return Err(Fail(format!(
-                "`{name}` has an HOTP token, whose codes follow a counter, not the clock: \
+                "{label} is an HOTP token, whose codes follow a counter, not the clock: \
                  leave out --watch and --at (--counter N prints the code of counter N)"
             )));
         }
         let counter = match args.counter {
             Some(c) => c,
             None => {
-                let (counter, from) = hotp_next(&config, name, seed);
+                let (counter, from) = hotp_next(&config, &tok.row(name), seed);
                 eprintln!("note: counter {counter}, {from}");
                 counter
             }
         };
-        let code = tokens::counter_code(&user, counter).expect("an HOTP user");
+        let code = tokens::counter_code(tok.token, tok.key, counter).expect("an HOTP token");
         println!("{code}");
         return Ok(Status::Ok);
     }
     if args.counter.is_some() {
         return Err(Fail(format!(
-            "--counter is for HOTP tokens; `{name}` has a {} token, whose codes follow the clock \
+            "--counter is for HOTP tokens; {label} is a {} token, whose codes follow the clock \
              (--at UNIX_SECONDS)",
-            user.token.kind_name()
+            tok.token.kind_name()
         )));
     }
-    let offset = user.offset_secs;
+    let offset = tok.offset_secs;
     show_clock_codes(&args, now, |t| {
-        tokens::clock_code(&user, t.saturating_add(offset))
+        tokens::clock_code(tok.token, tok.key, t.saturating_add(offset))
     })
 }
 
@@ -120,8 +122,9 @@ fn show_clock_codes(args: &CodeArgs, now: i64, code_at: impl Fn(i64) -> (String,
     }
 }
 
-/// The counter of the next code an HOTP user's token must show for the plugin, and where it
-/// comes from (for a note): the state store's last accepted counter, else the config's seed.
+/// The counter of the next code an HOTP token must show for the plugin, and where it comes
+/// from (for a note): the state store's last accepted counter (on the token's row `name`),
+/// else the config's seed.
 fn hotp_next(config: &Config, name: &str, seed: u64) -> (u64, String) {
     if matches!(config.state, motp::config::StateConfig::Memory) {
         return (
@@ -218,22 +221,42 @@ fn raw_secret_and_pin(path: &Path, user: &str) -> Option<(String, String)> {
 /// Where a code matched in the plugin's window, for the explanation.
 #[derive(Clone, Copy)]
 enum Hit {
-    /// mOTP or TOTP: the step as the store keeps it, and the offset in the token's own steps.
-    Clock { stored_step: i64, step_offset: i64 },
+    /// mOTP or TOTP: the step as the store keeps it, the offset in the token's own steps, and
+    /// the offset the window was centred on (offset_secs, moved by drift tracking).
+    Clock {
+        stored_step: i64,
+        step_offset: i64,
+        center_offset: i64,
+    },
     /// HOTP: the counter, and how many counters past the next expected one.
     Counter { counter: u64, ahead: u64 },
 }
 
-/// The user's own window search, as the plugin's (for messages; the decision is the plugin's).
-fn window_hit(user: &User, code: &str, policy: &Policy, now: i64, hotp_next: u64) -> Option<Hit> {
-    let center_time = now.saturating_add(user.offset_secs);
-    match user.token {
+/// The offset the plugin centres a clock token's window on: offset_secs, moved to where the
+/// row's last accepted code showed the phone's clock, within max_drift_secs.
+fn center_offset(tok: &Tok, state: &UserState, policy: &Policy) -> i64 {
+    let learned = state.last_offset_secs.filter(|_| state.last_step.is_some());
+    motp::drift::effective_offset(tok.offset_secs, learned, policy.max_drift_secs)
+}
+
+/// One token's window search, as the plugin's (for messages; the decision is the plugin's).
+fn window_hit(
+    tok: &Tok,
+    code: &str,
+    policy: &Policy,
+    now: i64,
+    hotp_next: u64,
+    center_offset: i64,
+) -> Option<Hit> {
+    let center_time = now.saturating_add(center_offset);
+    match tok.token {
         Token::Motp => {
             let code = Code::parse(code.as_bytes())?;
-            let m = find_step(code, user.key, step_of(center_time), policy.window_steps())?;
+            let m = find_step(code, tok.key, step_of(center_time), policy.window_steps())?;
             Some(Hit::Clock {
                 stored_step: m.step,
                 step_offset: m.step_offset,
+                center_offset,
             })
         }
         Token::Totp(totp) => {
@@ -241,24 +264,25 @@ fn window_hit(user: &User, code: &str, policy: &Policy, now: i64, hotp_next: u64
             let radius = policy.window_steps_of(totp.period);
             let m = totp.find(
                 code,
-                user.key,
+                tok.key,
                 totp.step_of(center_time),
                 radius,
-                user.key.len(),
+                tok.key.len(),
             )?;
             Some(Hit::Clock {
-                stored_step: user.token.stored_step(m.step),
+                stored_step: tok.token.stored_step(m.step),
                 step_offset: m.step_offset,
+                center_offset,
             })
         }
         Token::Hotp { hotp, .. } => {
             let code = hotp.parse(code.as_bytes())?;
             let counter = hotp.find_ahead(
                 code,
-                user.key,
+                tok.key,
                 hotp_next,
                 u64::from(policy.hotp_window),
-                user.key.len(),
+                tok.key.len(),
             )?;
             Some(Hit::Counter {
                 counter,
@@ -276,25 +300,45 @@ fn step_secs(token: &Token) -> i64 {
     }
 }
 
-fn describe_hit(user: &User, hit: Hit) -> String {
+fn describe_hit(tok: &Tok, several: bool, hit: Hit) -> String {
+    let which = match (several, tok.name()) {
+        (_, Some(n)) => format!(" (token `{n}`)"),
+        (true, None) => " (the user's own token)".to_owned(),
+        (false, None) => String::new(),
+    };
     match hit {
-        Hit::Clock { step_offset, .. } => {
-            let offset_note = if user.offset_secs == 0 {
+        Hit::Clock {
+            step_offset,
+            center_offset,
+            ..
+        } => {
+            let mut notes = Vec::new();
+            if tok.offset_secs != 0 {
+                notes.push(format!("offset_secs = {}", tok.offset_secs));
+            }
+            if center_offset != tok.offset_secs {
+                notes.push(format!(
+                    "window centred where the phone's clock was last seen, {:+} s from \
+                     offset_secs",
+                    center_offset - tok.offset_secs
+                ));
+            }
+            let notes = if notes.is_empty() {
                 String::new()
             } else {
-                format!("; offset_secs = {}", user.offset_secs)
+                format!("; {}", notes.join("; "))
             };
             format!(
-                "matches step {step_offset:+} (phone {}{offset_note})",
-                relative(step_offset * step_secs(&user.token) + user.offset_secs),
+                "matches step {step_offset:+}{which} (phone {}{notes})",
+                relative(step_offset * step_secs(&tok.token) + center_offset),
             )
         }
         Hit::Counter { counter, ahead: 0 } => {
-            format!("matches counter {counter}, the next one expected")
+            format!("matches counter {counter}{which}, the next one expected")
         }
         Hit::Counter { counter, ahead } => format!(
-            "matches counter {counter}, {ahead} past the next one expected (codes shown but not \
-             used)"
+            "matches counter {counter}{which}, {ahead} past the next one expected (codes shown \
+             but not used)"
         ),
     }
 }
@@ -307,14 +351,21 @@ pub fn verify(args: VerifyArgs, now: i64) -> Outcome {
         println!("invalid: no user `{name}` in {}", path.display());
         return Ok(Status::Warn);
     };
+    let toks = Tok::all(&user);
+    let several = toks.len() > 1;
     let typed = args.code.trim().to_owned();
+    let code_like = toks
+        .iter()
+        .any(|t| tokens::looks_like_code(&t.token, &typed));
     let recovery_like = !user.recovery_codes.is_empty()
-        && !tokens::looks_like_code(&user.token, &typed)
+        && !code_like
         && secret_hash::normalize_recovery_code(typed.as_bytes()).is_some();
-    if !tokens::looks_like_code(&user.token, &typed) && !recovery_like {
+    if !code_like && !recovery_like {
+        let mut shapes: Vec<String> = toks.iter().map(|t| tokens::code_shape(&t.token)).collect();
+        shapes.dedup();
         return Err(Fail(format!(
             "CODE must be {}{}; got {} characters",
-            tokens::code_shape(&user.token),
+            shapes.join(", or "),
             if user.recovery_codes.is_empty() {
                 ""
             } else {
@@ -335,8 +386,6 @@ pub fn verify(args: VerifyArgs, now: i64) -> Outcome {
         None
     };
     let radius = config.policy.window_steps();
-    let counter_based = user.token.is_counter_based();
-    let limit_offset = if counter_based { 0 } else { user.offset_secs };
 
     // The plugin's own decision, on a read-only view of its store (nothing is recorded), for a
     // client holding the user's certificate: the CN is not checked here.
@@ -368,19 +417,32 @@ pub fn verify(args: VerifyArgs, now: i64) -> Outcome {
         },
         now,
     );
-    let state = || -> UserState {
+    let state_of = |row: &str| -> UserState {
         match store {
-            Some(store) => store.peek(name).unwrap_or_default(),
+            Some(store) => store.peek(row).unwrap_or_default(),
             None => UserState::default(),
         }
     };
-    let hotp_next_counter = match user.token {
-        Token::Hotp { seed, .. } => factors::hotp_next_counter(state().last_step, seed),
-        _ => 0,
-    };
-    // Where the code matched, for the explanation only.
-    let matched = window_hit(&user, &typed, &policy, now, hotp_next_counter);
-    let verdict = matched.map(|hit| describe_hit(&user, hit));
+    let state = || state_of(name);
+    // Where the code matched (the first token whose window holds it), for the explanation.
+    let mut matched: Option<(Tok, Hit, UserState)> = None;
+    let mut hotp_next_of = Vec::with_capacity(toks.len());
+    for tok in &toks {
+        let row_state = state_of(&tok.row(name));
+        let next = match tok.token {
+            Token::Hotp { seed, .. } => factors::hotp_next_counter(row_state.last_step, seed),
+            _ => 0,
+        };
+        hotp_next_of.push(next);
+        if matched.is_some() {
+            continue;
+        }
+        let center = center_offset(tok, &row_state, &policy);
+        if let Some(hit) = window_hit(tok, &typed, &policy, now, next, center) {
+            matched = Some((*tok, hit, row_state));
+        }
+    }
+    let verdict = matched.map(|(tok, hit, _)| describe_hit(&tok, several, hit));
     let recovery_index = || {
         secret_hash::normalize_recovery_code(typed.as_bytes())
             .and_then(|n| secret_hash::recovery_match(user.recovery_codes, &n))
@@ -424,7 +486,8 @@ pub fn verify(args: VerifyArgs, now: i64) -> Outcome {
         }
         (Decision::BadPassword, _) => {
             // The code matched; the password in front of it was not given. The rule never got
-            // to the state: check lock and replay here.
+            // to the state: check lock and replay here (the lock on the user's row, the replay
+            // on the matching token's row).
             let seen = state();
             let what = verdict
                 .clone()
@@ -438,11 +501,17 @@ pub fn verify(args: VerifyArgs, now: i64) -> Outcome {
                 return Ok(Status::Warn);
             }
             let used = match matched {
-                Some(Hit::Clock { stored_step, .. }) => {
-                    seen.may_have_been_used_as(stored_step, limit_offset, radius, false)
-                }
-                Some(Hit::Counter { counter, .. }) => {
-                    seen.may_have_been_used_as(counter as i64, 0, radius, true)
+                Some((
+                    _,
+                    Hit::Clock {
+                        stored_step,
+                        center_offset,
+                        ..
+                    },
+                    row,
+                )) => row.may_have_been_used_as(stored_step, center_offset, radius, false),
+                Some((_, Hit::Counter { counter, .. }, row)) => {
+                    row.may_have_been_used_as(counter as i64, 0, radius, true)
                 }
                 None => recovery_index()
                     .is_some_and(|i| seen.recovery_code_used(user.recovery_set, i as u8)),
@@ -491,15 +560,28 @@ pub fn verify(args: VerifyArgs, now: i64) -> Outcome {
             return Ok(Status::Warn);
         }
         (Decision::Replay, Some(verdict)) => {
-            let wait = match (user.token, matched) {
-                (Token::Motp, Some(Hit::Clock { stored_step, .. })) => {
-                    replay_wait(&state(), stored_step, user.offset_secs, radius)
-                }
-                (Token::Hotp { .. }, _) => {
-                    "press the token's button for its next code (a code must come after the \
-                     last one accepted)"
-                        .to_owned()
-                }
+            let wait = match matched {
+                Some((
+                    Tok {
+                        token: Token::Motp, ..
+                    },
+                    Hit::Clock {
+                        stored_step,
+                        center_offset,
+                        ..
+                    },
+                    row,
+                )) => replay_wait(&row, stored_step, center_offset, radius),
+                Some((
+                    Tok {
+                        token: Token::Hotp { .. },
+                        ..
+                    },
+                    _,
+                    _,
+                )) => "press the token's button for its next code (a code must come after the \
+                       last one accepted)"
+                    .to_owned(),
                 _ => "wait for the app's next code (a code must be newer than the last one \
                       accepted)"
                     .to_owned(),
@@ -528,25 +610,32 @@ pub fn verify(args: VerifyArgs, now: i64) -> Outcome {
         );
         return Ok(Status::Warn);
     }
-    match user.token {
-        Token::Motp => explain_motp_miss(path, name, &user, &typed, now, radius),
-        Token::Totp(totp) => Ok(explain_totp_miss(name, &user, totp, &typed, now, &policy)),
-        Token::Hotp { hotp, .. } => Ok(explain_hotp_miss(
-            name,
-            &user,
-            hotp,
-            &typed,
-            hotp_next_counter,
-            &policy,
-        )),
+    // Not in any token's window: explain for each token the code could be from.
+    let mut explained = false;
+    for (tok, next) in toks.iter().zip(&hotp_next_of) {
+        if !tokens::looks_like_code(&tok.token, &typed) {
+            continue;
+        }
+        if explained {
+            print!("also: ");
+        }
+        explained = true;
+        match tok.token {
+            Token::Motp => {
+                explain_motp_miss(path, name, tok, &typed, now, radius)?;
+            }
+            Token::Totp(totp) => explain_totp_miss(name, tok, totp, &typed, now, &policy),
+            Token::Hotp { hotp, .. } => explain_hotp_miss(name, tok, hotp, &typed, *next, &policy),
+        }
     }
+    Ok(Status::Warn)
 }
 
 /// Why an mOTP code is not in the window: the phone's clock, or the case of the secret.
 fn explain_motp_miss(
     path: &Path,
     name: &str,
-    user: &User,
+    tok: &Tok,
     typed: &str,
     now: i64,
     radius: i64,
@@ -554,14 +643,15 @@ fn explain_motp_miss(
     let code = parse_code(typed, "CODE")?;
     let window = radius * STEP_SECS;
     let server_step = step_of(now);
-    if let Some(m) = find_step(code, user.key, server_step, SEARCH_STEPS) {
+    let who = tok.label(name);
+    if let Some(m) = find_step(code, tok.key, server_step, SEARCH_STEPS) {
         let phone = m.step_offset * STEP_SECS;
-        println!("{}", clock_advice(name, user, phone, window));
+        println!("{}", clock_advice(name, tok, phone, window));
         return Ok(Status::Warn);
     }
     // Not even within a day: look for the usual mistake, a secret whose letters differ in case
-    // from what the phone hashes.
-    if let Some((secret, pin)) = raw_secret_and_pin(path, name) {
+    // from what the phone hashes (the user's own token, as written in the file).
+    if let Some((secret, pin)) = raw_secret_and_pin(path, name).filter(|_| tok.name().is_none()) {
         for (variant, what) in [
             (secret.to_ascii_lowercase(), "lowercase"),
             (secret.to_ascii_uppercase(), "uppercase"),
@@ -582,106 +672,96 @@ fn explain_motp_miss(
         }
     }
     println!(
-        "invalid: the code does not match `{name}`'s secret and PIN anywhere within ±24 h: check \
+        "invalid: the code does not match {who}'s secret and PIN anywhere within ±24 h: check \
          the PIN typed into the phone app and the secret it holds"
     );
     Ok(Status::Warn)
 }
 
 /// The advice for a code found `phone` seconds off the server's clock, outside the window.
-fn clock_advice(name: &str, user: &User, phone: i64, window: i64) -> String {
+fn clock_advice(name: &str, tok: &Tok, phone: i64, window: i64) -> String {
     let sign = match phone.signum() {
         1 => " (positive: the phone runs ahead)",
         -1 => " (negative: the phone runs behind)",
         _ => "",
     };
     format!(
-        "invalid: not within the window of ±{window} s{}. The code matches the phone's clock \
+        "invalid: not within the window of ±{window} s{}{}. The code matches the phone's clock \
          being {}, so offset_secs = {phone}{sign} would fit. Set the phone's clock to network \
-         time, or run `motpctl resync {name} CODE1 CODE2` with two consecutive codes, which \
+         time, or run `motpctl resync {name}{} CODE1 CODE2` with two consecutive codes, which \
          finds the offset and saves it as offset_secs (one code is not enough: it matches \
          somewhere in ±24 h by chance now and then).",
-        if user.offset_secs == 0 {
+        tok.name()
+            .map_or(String::new(), |n| format!(" of token `{n}`")),
+        if tok.offset_secs == 0 {
             String::new()
         } else {
-            format!(" (offset_secs = {})", user.offset_secs)
+            format!(" (offset_secs = {})", tok.offset_secs)
         },
-        relative(phone)
+        relative(phone),
+        tok.option()
     )
 }
 
-fn explain_totp_miss(
-    name: &str,
-    user: &User,
-    totp: Totp,
-    typed: &str,
-    now: i64,
-    policy: &Policy,
-) -> Status {
+fn explain_totp_miss(name: &str, tok: &Tok, totp: Totp, typed: &str, now: i64, policy: &Policy) {
     let period = i64::from(totp.period);
     let window = policy.window_steps_of(totp.period) * period;
     let found = totp.parse(typed.as_bytes()).and_then(|code| {
         totp.find(
             code,
-            user.key,
+            tok.key,
             totp.step_of(now),
             MAX_OFFSET_SECS / period,
-            user.key.len(),
+            tok.key.len(),
         )
     });
     match found {
         Some(m) => println!(
             "{}",
-            clock_advice(name, user, m.step_offset * period, window)
+            clock_advice(name, tok, m.step_offset * period, window)
         ),
         None => println!(
-            "invalid: the code does not match `{name}`'s secret anywhere within ±24 h: check that \
-             the app holds this user's secret (scan the QR code again) and that its settings \
+            "invalid: the code does not match {}'s secret anywhere within ±24 h: check that \
+             the app holds this secret (scan the QR code again) and that its settings \
              are {} digits, {} and {} s (many apps ignore others)",
+            tok.label(name),
             totp.digits,
             totp.algorithm.name().to_ascii_uppercase(),
             totp.period
         ),
     }
-    Status::Warn
 }
 
-fn explain_hotp_miss(
-    name: &str,
-    user: &User,
-    hotp: Hotp,
-    typed: &str,
-    next: u64,
-    policy: &Policy,
-) -> Status {
+fn explain_hotp_miss(name: &str, tok: &Tok, hotp: Hotp, typed: &str, next: u64, policy: &Policy) {
     let Some(code) = hotp.parse(typed.as_bytes()) else {
-        return Status::Warn;
+        return;
     };
+    let who = tok.label(name);
     let window = u64::from(policy.hotp_window);
-    if let Some(c) = hotp.find_ahead(code, user.key, next, HOTP_RESYNC_SPAN, user.key.len()) {
+    if let Some(c) = hotp.find_ahead(code, tok.key, next, HOTP_RESYNC_SPAN, tok.key.len()) {
         println!(
-            "invalid: the code matches counter {c}, {} past the next one expected, beyond \
-             hotp_window = {window}: the token's button was pressed without logging in. Run \
-             `motpctl resync {name} CODE1 CODE2` with two codes in a row from the token",
-            c - next
+            "invalid: the code matches counter {c} of {who}, {} past the next one expected, \
+             beyond hotp_window = {window}: the token's button was pressed without logging in. \
+             Run `motpctl resync {name}{} CODE1 CODE2` with two codes in a row from the token",
+            c - next,
+            tok.option()
         );
-        return Status::Warn;
+        return;
     }
     let back = next.saturating_sub(HOTP_RESYNC_SPAN);
     if next > 0 {
-        if let Some(c) = hotp.find_ahead(code, user.key, back, next - back - 1, user.key.len()) {
+        if let Some(c) = hotp.find_ahead(code, tok.key, back, next - back - 1, tok.key.len()) {
             println!(
-                "invalid: the code matches counter {c}, before the next one expected ({next}): \
-                 an old code, already passed; press the button for a new one"
+                "invalid: the code matches counter {c} of {who}, before the next one expected \
+                 ({next}): an old code, already passed; press the button for a new one"
             );
-            return Status::Warn;
+            return;
         }
     }
     println!(
-        "invalid: the code does not match `{name}`'s secret within {HOTP_RESYNC_SPAN} counters \
-         of the next one expected ({next}): check that the token holds this user's secret"
+        "invalid: the code does not match {who}'s secret within {HOTP_RESYNC_SPAN} counters \
+         of the next one expected ({next}): check that the token holds this secret"
     );
-    Status::Warn
 }
 
 /// How many counters HOTP's `resync` (and `verify`'s explanation) search after the expected one.
@@ -695,10 +775,11 @@ pub fn resync(args: ResyncArgs, now: i64) -> Outcome {
         .users
         .get(name)
         .ok_or_else(|| format!("no user `{name}` in {}", path.display()))?;
-    match user.token {
-        Token::Motp => resync_motp(&args, &config, &user, now),
-        Token::Totp(totp) => resync_totp(&args, &config, &user, totp, now),
-        Token::Hotp { hotp, seed } => resync_hotp(&args, &config, &user, hotp, seed),
+    let tok = Tok::select(&user, name, args.token.as_deref())?;
+    match tok.token {
+        Token::Motp => resync_motp(&args, &config, &tok, now),
+        Token::Totp(totp) => resync_totp(&args, &config, &tok, totp, now),
+        Token::Hotp { hotp, seed } => resync_hotp(&args, &config, &tok, hotp, seed),
     }
 }
 
@@ -753,14 +834,14 @@ fn only_pair<C: PartialEq + Copy>(
     }
 }
 
-fn resync_motp(args: &ResyncArgs, config: &Config, user: &User, now: i64) -> Outcome {
+fn resync_motp(args: &ResyncArgs, config: &Config, tok: &Tok, now: i64) -> Outcome {
     let code1 = parse_code(&args.code1, "CODE1")?;
     let code2 = parse_code(&args.code2, "CODE2")?;
     // One hash per step from -24 h to +24 h (and one more), then look for the pair.
     let server_step = step_of(now);
     let first = server_step - SEARCH_STEPS;
     let codes: Vec<Code> = (first..=server_step + SEARCH_STEPS + 1)
-        .map(|s| code_at_step(s.max(0), user.key))
+        .map(|s| code_at_step(s.max(0), tok.key))
         .collect();
     let step = only_pair(
         &codes,
@@ -773,17 +854,17 @@ fn resync_motp(args: &ResyncArgs, config: &Config, user: &User, now: i64) -> Out
     )?;
     // CODE2 is what the phone shows now, so its step is the phone's current step.
     let offset = (step + 1 - server_step) * STEP_SECS;
-    save_offset(args, config, user, offset, &[step, step + 1])
+    save_offset(args, config, tok, offset, &[step, step + 1])
 }
 
-fn resync_totp(args: &ResyncArgs, config: &Config, user: &User, totp: Totp, now: i64) -> Outcome {
+fn resync_totp(args: &ResyncArgs, config: &Config, tok: &Tok, totp: Totp, now: i64) -> Outcome {
     let (code1, code2) = parse_otp_pair(args, totp.digits)?;
     let period = i64::from(totp.period);
     let search = MAX_OFFSET_SECS / period;
     let server_step = totp.step_of(now);
     let first = (server_step - search).max(0);
     let codes: Vec<u32> = (first..=server_step + search + 1)
-        .map(|s| totp.value_at_step(user.key, s as u64))
+        .map(|s| totp.value_at_step(tok.key, s as u64))
         .collect();
     let step = only_pair(
         &codes,
@@ -795,22 +876,23 @@ fn resync_totp(args: &ResyncArgs, config: &Config, user: &User, totp: Totp, now:
          settings match the user's (digits, algorithm, period).",
     )?;
     let offset = (step + 1 - server_step) * period;
-    let stored = [
-        user.token.stored_step(step),
-        user.token.stored_step(step + 1),
-    ];
-    save_offset(args, config, user, offset, &stored)
+    let stored = [tok.token.stored_step(step), tok.token.stored_step(step + 1)];
+    save_offset(args, config, tok, offset, &stored)
 }
 
 /// Records the two codes (`stored` steps) as used, then writes `offset` as offset_secs.
 fn save_offset(
     args: &ResyncArgs,
     config: &Config,
-    user: &User,
+    tok: &Tok,
     offset: i64,
     stored: &[i64],
 ) -> Outcome {
     let name = &args.user;
+    let shown = match tok.name() {
+        Some(t) => format!("{name} token {t}"),
+        None => name.to_owned(),
+    };
     let path = &args.config.config;
     if offset.unsigned_abs() > MAX_OFFSET_SECS as u64 {
         return Err(Fail(format!(
@@ -821,7 +903,7 @@ fn save_offset(
     }
     // The two codes were read out to whoever runs this (a ticket, a phone call): they must not
     // log in afterwards, whatever happens to the offset.
-    let recorded = crate::state::record_used(config, name, stored, offset, false)?;
+    let recorded = crate::state::record_used(config, name, tok.name(), stored, offset, false)?;
     if !recorded {
         eprintln!(
             "note: with `backend = \"memory\"` the plugin's state is inside OpenVPN, out of \
@@ -829,32 +911,44 @@ fn save_offset(
              login for up to window_secs"
         );
     }
-    let old = user.offset_secs;
+    let old = tok.offset_secs;
     let description = relative(offset);
     if offset == old {
         println!(
-            "{name}: offset_secs is already {offset} (phone {description}); \
-             nothing changed"
+            "{shown}: offset_secs is already {offset} (phone {description}); \
+             nothing changed in the config; drift tracking starts again from there"
         );
         return Ok(Status::Ok);
     }
     let mut file = ConfigFile::open(path)?;
-    set_value(file.user_mut(name)?, "offset_secs", offset.into());
+    set_value(
+        file.token_mut(name, tok.name())?,
+        "offset_secs",
+        offset.into(),
+    );
     file.save()?;
-    println!("{name}: offset_secs {old} → {offset} (phone {description})");
+    println!(
+        "{shown}: offset_secs {old} → {offset} (phone {description}; drift tracking starts \
+         again from there)"
+    );
     println!("{RELOAD_HINT}");
     Ok(Status::Ok)
 }
 
-fn resync_hotp(args: &ResyncArgs, config: &Config, user: &User, hotp: Hotp, seed: u64) -> Outcome {
+fn resync_hotp(args: &ResyncArgs, config: &Config, tok: &Tok, hotp: Hotp, seed: u64) -> Outcome {
     let name = &args.user;
     let path = &args.config.config;
     let (code1, code2) = parse_otp_pair(args, hotp.digits)?;
-    let (next, from) = crate::state::hotp_next_from_child(config, name, seed)?;
-    let Some(c) = hotp.find_pair(code1, code2, user.key, next, HOTP_RESYNC_SPAN) else {
+    let (next, from) = crate::state::hotp_next_from_child(config, name, tok.name(), seed)?;
+    let who = tok.label(name);
+    let shown = match tok.name() {
+        Some(t) => format!("{name} token {t}"),
+        None => name.to_owned(),
+    };
+    let Some(c) = hotp.find_pair(code1, code2, tok.key, next, HOTP_RESYNC_SPAN) else {
         let back = next.saturating_sub(HOTP_RESYNC_SPAN);
         let hint = if hotp
-            .find_pair(code1, code2, user.key, back, next - back)
+            .find_pair(code1, code2, tok.key, back, next - back)
             .is_some()
         {
             " They are older codes, from before the last one accepted: ask for two new ones."
@@ -862,7 +956,7 @@ fn resync_hotp(args: &ResyncArgs, config: &Config, user: &User, hotp: Hotp, seed
             " Check that both codes come from this user's token, in the order shown."
         };
         return Err(Fail(format!(
-            "CODE1 and CODE2 are not two consecutive codes of `{name}` within the \
+            "CODE1 and CODE2 are not two consecutive codes of {who} within the \
              {HOTP_RESYNC_SPAN} counters after the next one expected ({next}, {from}); nothing \
              was changed.{hint}"
         )));
@@ -870,10 +964,11 @@ fn resync_hotp(args: &ResyncArgs, config: &Config, user: &User, hotp: Hotp, seed
     let (Ok(c_i64), Some(after)) = (i64::try_from(c), c.checked_add(2)) else {
         return Err(Fail("the token's counter is out of range".into()));
     };
-    let recorded = crate::state::record_used(config, name, &[c_i64, c_i64 + 1], 0, true)?;
+    let recorded =
+        crate::state::record_used(config, name, tok.name(), &[c_i64, c_i64 + 1], 0, true)?;
     if recorded {
         println!(
-            "{name}: the token is at counter {c} (it was {} past the next one expected, {next}); \
+            "{shown}: the token is at counter {c} (it was {} past the next one expected, {next}); \
              both codes were recorded as used, the plugin now accepts the token's next code \
              (counter {after})",
             c - next
@@ -883,14 +978,18 @@ fn resync_hotp(args: &ResyncArgs, config: &Config, user: &User, hotp: Hotp, seed
     // The memory backend: the plugin's counter is out of reach, the config's seed is not. The
     // plugin starts its search at the larger of the two.
     let mut file = ConfigFile::open(path)?;
-    set_value(file.user_mut(name)?, "counter", (after as i64).into());
+    set_value(
+        file.token_mut(name, tok.name())?,
+        "counter",
+        (after as i64).into(),
+    );
     file.save()?;
     eprintln!(
         "note: with `backend = \"memory\"` the plugin's state is inside OpenVPN, out of motpctl's \
          reach: the counter is moved on in motp.toml instead, which also makes CODE1 and CODE2 \
          unusable"
     );
-    println!("{name}: counter {seed} → {after} (the token's next code)");
+    println!("{shown}: counter {seed} → {after} (the token's next code)");
     println!("{RELOAD_HINT}");
     Ok(Status::Ok)
 }

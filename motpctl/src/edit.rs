@@ -9,7 +9,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use motp::config::{Config, MAX_CONFIG_BYTES};
-use toml_edit::{DocumentMut, Item, Table, TableLike, Value};
+use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, TableLike, Value};
 
 use crate::Fail;
 
@@ -117,6 +117,106 @@ impl ConfigFile {
             .and_then(|t| t.get_mut(name))
             .and_then(|u| u.as_table_like_mut())
             .ok_or_else(missing)
+    }
+
+    /// The table of one of the user's tokens: the user's own table for `None`, else the
+    /// `[[users.NAME.tokens]]` entry whose `name` is `token`.
+    pub fn token_mut(
+        &mut self,
+        name: &str,
+        token: Option<&str>,
+    ) -> Result<&mut dyn TableLike, Fail> {
+        let path = self.path.display().to_string();
+        let user = self.user_mut(name)?;
+        let Some(token) = token else {
+            return Ok(user);
+        };
+        let missing = || Fail(format!("no token `{token}` of user `{name}` in {path}"));
+        match user.get_mut("tokens") {
+            Some(Item::ArrayOfTables(entries)) => entries
+                .iter_mut()
+                .find(|t| t.get("name").and_then(|n| n.as_str()) == Some(token))
+                .map(|t| t as &mut dyn TableLike)
+                .ok_or_else(missing),
+            Some(Item::Value(Value::Array(entries))) => entries
+                .iter_mut()
+                .filter_map(|v| v.as_inline_table_mut())
+                .find(|t| t.get("name").and_then(|n| n.as_str()) == Some(token))
+                .map(|t| t as &mut dyn TableLike)
+                .ok_or_else(missing),
+            _ => Err(missing()),
+        }
+    }
+
+    /// Adds a `[[users.NAME.tokens]]` entry to an existing user, right after the user's table
+    /// and its other tokens. `fields` must start with the token's `name`.
+    pub fn add_token(&mut self, name: &str, fields: Vec<(&str, Value)>) -> Result<(), Fail> {
+        let path = self.path.display().to_string();
+        let token = fields
+            .iter()
+            .find(|(k, _)| *k == "name")
+            .and_then(|(_, v)| v.as_str())
+            .unwrap_or("")
+            .to_owned();
+        self.user_mut(name)?;
+        if self.token_mut(name, Some(&token)).is_ok() {
+            return Err(Fail(format!(
+                "user `{name}` already has a token named `{token}` in {path}"
+            )));
+        }
+        let Some(Item::Table(user)) = self
+            .users_item(false)?
+            .and_then(|u| u.as_table_mut())
+            .and_then(|t| t.get_mut(name))
+        else {
+            return Err(Fail(format!(
+                "user `{name}` in {path} is not a [users.{name}] section (an inline table): \
+                 add the token to the file by hand"
+            )));
+        };
+        // After the user's header, or after its last token.
+        let mut after = user.position();
+        let entries = match user.get_mut("tokens") {
+            None => {
+                user.insert("tokens", Item::ArrayOfTables(ArrayOfTables::new()));
+                user.get_mut("tokens")
+                    .and_then(|t| t.as_array_of_tables_mut())
+            }
+            Some(Item::ArrayOfTables(entries)) => {
+                after = entries.iter().filter_map(|t| t.position()).max().or(after);
+                Some(entries)
+            }
+            Some(_) => None,
+        };
+        if entries.is_none() {
+            return Err(Fail(format!(
+                "the tokens of user `{name}` in {path} are not [[users.{name}.tokens]] \
+                 sections: add the token to the file by hand"
+            )));
+        }
+        let new = after.map_or(0, |p| p + 1);
+        shift_positions(self.doc.as_table_mut(), new);
+        let Some(Item::Table(user)) = self.doc["users"]
+            .as_table_mut()
+            .and_then(|t| t.get_mut(name))
+        else {
+            unreachable!("found above");
+        };
+        let entries = user
+            .get_mut("tokens")
+            .and_then(|t| t.as_array_of_tables_mut())
+            .expect("created above");
+        let mut table = Table::new();
+        for (key, value) in fields {
+            table.insert(key, Item::Value(value));
+        }
+        table.decor_mut().set_prefix(
+            "
+",
+        );
+        table.set_position(new);
+        entries.push(table);
+        Ok(())
     }
 
     /// Adds `[users.NAME]` after the last user (or at the end), separated by a blank line.
@@ -229,15 +329,27 @@ pub fn set_value(table: &mut dyn TableLike, key: &str, mut value: Value) {
     }
 }
 
-/// Every standard table in document order: (position, dotted path).
+/// Every standard table in document order: (position, dotted path). The entries of an array
+/// of tables (`[[users.NAME.tokens]]`) are listed with their key's path too, so their
+/// positions count; [`table_at_mut`] does not find them.
 fn table_positions(doc: &DocumentMut) -> Vec<(Option<usize>, Vec<String>)> {
     fn walk(t: &Table, path: &mut Vec<String>, out: &mut Vec<(Option<usize>, Vec<String>)>) {
         out.push((t.position(), path.clone()));
         for (k, v) in t.iter() {
-            if let Item::Table(child) = v {
-                path.push(k.to_owned());
-                walk(child, path, out);
-                path.pop();
+            match v {
+                Item::Table(child) => {
+                    path.push(k.to_owned());
+                    walk(child, path, out);
+                    path.pop();
+                }
+                Item::ArrayOfTables(entries) => {
+                    path.push(k.to_owned());
+                    for child in entries.iter() {
+                        walk(child, path, out);
+                    }
+                    path.pop();
+                }
+                _ => {}
             }
         }
     }
@@ -269,15 +381,26 @@ fn last_user_position(doc: &DocumentMut) -> Option<usize> {
 /// Gives the new user table the position right after `after`, shifting the tables behind it.
 fn place_after(doc: &mut DocumentMut, name: &str, after: Option<usize>) {
     let new = after.map_or(0, |p| p + 1);
-    for (pos, path) in table_positions(doc) {
-        if let Some(pos) = pos.filter(|&p| p >= new) {
-            if let Some(t) = table_at_mut(doc, &path) {
-                t.set_position(pos + 1);
-            }
-        }
-    }
+    shift_positions(doc.as_table_mut(), new);
     if let Some(t) = table_at_mut(doc, &["users".to_owned(), name.to_owned()]) {
         t.set_position(new);
+    }
+}
+
+/// Moves every table at position `from` or later (arrays of tables included) one place on.
+fn shift_positions(t: &mut Table, from: usize) {
+    for (_, v) in t.iter_mut() {
+        let children: Vec<&mut Table> = match v {
+            Item::Table(child) => vec![child],
+            Item::ArrayOfTables(entries) => entries.iter_mut().collect(),
+            _ => continue,
+        };
+        for child in children {
+            if let Some(pos) = child.position().filter(|&p| p >= from) {
+                child.set_position(pos + 1);
+            }
+            shift_positions(child, from);
+        }
     }
 }
 

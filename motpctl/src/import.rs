@@ -48,7 +48,34 @@ impl HmacEntry {
     /// The user's table: kind, the base32 secret, the settings that are not the defaults, and
     /// the hashes of the password and recovery codes.
     fn table(&self) -> Table {
+        let mut table = self.token_table(None);
+        if let Some(password) = &self.password {
+            table.insert(
+                "password",
+                toml_edit::value(secret_hash::hash_password(password.as_bytes())),
+            );
+        }
+        if !self.recovery_codes.is_empty() {
+            let mut hashes = Array::new();
+            for code in &self.recovery_codes {
+                let mut stored = Value::from(secret_hash::hash_recovery_code(code));
+                stored.decor_mut().set_prefix("\n    ");
+                hashes.push_formatted(stored);
+            }
+            hashes.set_trailing_comma(true);
+            hashes.set_trailing("\n");
+            table.insert("recovery_codes", Item::Value(Value::Array(hashes)));
+        }
+        table
+    }
+
+    /// The token's own keys (a `[[users.NAME.tokens]]` entry with `name`): kind, the base32
+    /// secret and the settings that are not the defaults.
+    fn token_table(&self, name: Option<&str>) -> Table {
         let mut table = Table::new();
+        if let Some(name) = name {
+            table.insert("name", toml_edit::value(name));
+        }
         table.insert(
             "kind",
             toml_edit::value(if self.period.is_some() {
@@ -74,25 +101,33 @@ impl HmacEntry {
             }
             None => {}
         }
-        if let Some(password) = &self.password {
-            table.insert(
-                "password",
-                toml_edit::value(secret_hash::hash_password(password.as_bytes())),
-            );
-        }
-        if !self.recovery_codes.is_empty() {
-            let mut hashes = Array::new();
-            for code in &self.recovery_codes {
-                let mut stored = Value::from(secret_hash::hash_recovery_code(code));
-                stored.decor_mut().set_prefix("\n    ");
-                hashes.push_formatted(stored);
-            }
-            hashes.set_trailing_comma(true);
-            hashes.set_trailing("\n");
-            table.insert("recovery_codes", Item::Value(Value::Array(hashes)));
-        }
         table
     }
+}
+
+/// The most tokens motp.so keeps per user: the user's own and 7 `[[users.NAME.tokens]]`.
+const MAX_TOKENS_PER_USER: usize = 8;
+
+/// Table positions per imported user: the user's table at `n * POSITION_STRIDE`, its further
+/// tokens right after it.
+const POSITION_STRIDE: usize = 16;
+
+/// What the import knows of a user whose lines may become several tokens (openvpn-otp).
+#[derive(Default)]
+struct Imported {
+    /// Every line imported for the user, first the one of its own token.
+    lines: Vec<usize>,
+    /// The names of its further tokens.
+    token_names: Vec<String>,
+    /// The static password of its totp/hotp lines (`Some(None)`: their PIN is empty), and the
+    /// first such line; `None` while it has none.
+    password: Option<(Option<Zeroizing<String>>, usize)>,
+    /// The first mOTP line (its PIN is inside the code: no static password in front).
+    motp_line: Option<usize>,
+    /// The position of the user's table.
+    position: usize,
+    /// Refused: every line of the user is left out.
+    refused: bool,
 }
 
 /// A line that cannot be carried over.
@@ -123,9 +158,10 @@ struct Builder {
     pending: String,
     /// Each imported user, with the line its token came from.
     names: HashMap<String, usize>,
-    /// A second line of a user is skipped with a warning (openvpn-otp: several tokens per user,
-    /// which motp.toml cannot hold yet) rather than refused.
-    skip_more_tokens: bool,
+    /// A further line of a user becomes a further token (openvpn-otp) rather than refused.
+    more_tokens: bool,
+    /// The users of `more_tokens` imports.
+    imported: HashMap<String, Imported>,
     refusals: Vec<Refusal>,
     warnings: Vec<String>,
     position: usize,
@@ -147,7 +183,8 @@ impl Builder {
             doc,
             pending: String::new(),
             names: HashMap::new(),
-            skip_more_tokens: false,
+            more_tokens: false,
+            imported: HashMap::new(),
             refusals: Vec::new(),
             warnings: Vec::new(),
             position: 1,
@@ -176,28 +213,209 @@ impl Builder {
         self.refusals.push(refusal);
     }
 
-    /// Whether `name` already has a token; if so, the line is refused or skipped.
+    /// Whether `name` already has a token; if so, the line is refused.
     fn taken(&mut self, line: usize, name: &str) -> bool {
-        let Some(first) = self.names.get(name).copied() else {
+        if !self.names.contains_key(name) {
             return false;
-        };
-        if self.skip_more_tokens {
-            let note = format!(
-                "line {line} (user {}): skipped: several tokens per user are not supported yet; \
-                 the token of line {first} was imported, so the user logs in with that one only",
-                printable(name)
-            );
-            self.comment(Some(&format!(" motpctl: not imported: {note}")));
-            self.warnings.push(note);
-        } else {
+        }
+        self.refuse(
+            line,
+            Some(name),
+            "a second line for this user: motp.toml holds one secret per user, and the first \
+             line is kept",
+        );
+        true
+    }
+
+    /// openvpn-otp: a line of `name`, the user's own token if it is the first, else a further
+    /// token. The user is refused when its lines cannot share one static password.
+    fn add_openvpn_otp(&mut self, line: usize, name: &str, converted: Converted) {
+        let mut user = self.imported.remove(name).unwrap_or_default();
+        if user.refused {
             self.refuse(
                 line,
                 Some(name),
-                "a second line for this user: motp.toml holds one secret per user, and the \
-                 first line is kept",
+                format!(
+                    "the user is not imported (see line {})",
+                    user.lines.last().copied().unwrap_or(line)
+                ),
             );
+            self.imported.insert(name.to_owned(), user);
+            return;
         }
-        true
+        // The static password this line asks for in front of its code.
+        let conflict = match (&converted, &user.password, user.motp_line) {
+            (Converted::Motp { .. }, Some((Some(_), at)), _) => Some(format!(
+                "line {line} is an mOTP line (its PIN is inside the code, the code alone is \
+                 typed) and line {at} has a PIN typed before the code"
+            )),
+            (Converted::Hmac(h), _, Some(at)) if h.password.is_some() => Some(format!(
+                "line {line} has a PIN typed before the code and line {at} is an mOTP line (its \
+                 PIN is inside the code, the code alone is typed)"
+            )),
+            (Converted::Hmac(h), Some((first, at)), _) if h.password != *first => Some(format!(
+                "the PIN of line {line} differs from the PIN of line {at}"
+            )),
+            _ => None,
+        };
+        if let Some(why) = conflict {
+            let mut lines = user.lines.clone();
+            lines.push(line);
+            let lines: Vec<String> = lines.iter().map(usize::to_string).collect();
+            self.drop_user(name);
+            self.refuse(
+                line,
+                Some(name),
+                format!(
+                    "{why}: motp.so has one static password per user, typed before the code of \
+                     any of its tokens, so these lines (lines {}) cannot keep what users type; \
+                     the user is not imported. Give the user's lines the same PIN (or none) and \
+                     import again, or import one line and add the other tokens with `motpctl \
+                     add-user NAME --token TOKNAME`",
+                    lines.join(", ")
+                ),
+            );
+            user.refused = true;
+            user.lines.push(line);
+            self.imported.insert(name.to_owned(), user);
+            return;
+        }
+        if user.lines.len() >= MAX_TOKENS_PER_USER {
+            self.refuse(
+                line,
+                Some(name),
+                format!(
+                    "more than {MAX_TOKENS_PER_USER} lines for this user: motp.so keeps at most \
+                     {MAX_TOKENS_PER_USER} tokens per user"
+                ),
+            );
+            self.imported.insert(name.to_owned(), user);
+            return;
+        }
+        match &converted {
+            Converted::Motp { .. } => {
+                user.motp_line.get_or_insert(line);
+            }
+            Converted::Hmac(h) => {
+                if user.password.is_none() {
+                    user.password = Some((h.password.clone(), line));
+                }
+            }
+        }
+        if user.lines.is_empty() {
+            user.position = self.position * POSITION_STRIDE;
+            match converted {
+                Converted::Motp { secret, pin } => self.add(
+                    line,
+                    Entry {
+                        name: name.to_owned(),
+                        secret,
+                        pin,
+                        offset_secs: 0,
+                    },
+                ),
+                Converted::Hmac(entry) => self.add_hmac(line, name, &entry),
+            }
+            user.lines.push(line);
+            self.imported.insert(name.to_owned(), user);
+            return;
+        }
+        // A further token, named after its kind: "totp", "totp-2", ... (the user's own token
+        // counts as the first of its kind).
+        let kind = match &converted {
+            Converted::Motp { .. } => "motp",
+            Converted::Hmac(h) if h.period.is_some() => "totp",
+            Converted::Hmac(_) => "hotp",
+        };
+        let own_kind = self.own_kind(name);
+        let taken = |n: &str| user.token_names.iter().any(|t| t == n);
+        let token_name = if own_kind != Some(kind) && !taken(kind) {
+            kind.to_owned()
+        } else {
+            (2..)
+                .map(|i| format!("{kind}-{i}"))
+                .find(|n| !taken(n))
+                .expect("a free name")
+        };
+        let mut table = match converted {
+            Converted::Motp { secret, pin } => {
+                if secret.bytes().any(|b| b.is_ascii_uppercase()) {
+                    self.warnings.push(format!(
+                        "line {line} (user {}): the secret has uppercase letters; it is carried \
+                         over as written (hashed as written), but phone apps such as Aegis \
+                         lowercase it",
+                        printable(name)
+                    ));
+                }
+                let mut t = Table::new();
+                t.insert("name", toml_edit::value(token_name.as_str()));
+                t.insert("secret", toml_edit::value(secret.as_str()));
+                t.insert("pin", toml_edit::value(pin.as_str()));
+                t
+            }
+            Converted::Hmac(entry) => entry.token_table(Some(&token_name)),
+        };
+        let pending = std::mem::take(&mut self.pending);
+        table.decor_mut().set_prefix(format!(
+            "\n{pending}# line {line}: a further token of {name}\n"
+        ));
+        table.set_position(user.position + user.lines.len());
+        if let Some(Item::Table(entry)) = self.doc["users"]
+            .as_table_mut()
+            .and_then(|t| t.get_mut(name))
+        {
+            if !entry.contains_key("tokens") {
+                entry.insert(
+                    "tokens",
+                    Item::ArrayOfTables(toml_edit::ArrayOfTables::new()),
+                );
+            }
+            if let Some(tokens) = entry
+                .get_mut("tokens")
+                .and_then(|t| t.as_array_of_tables_mut())
+            {
+                tokens.push(table);
+            }
+        }
+        user.token_names.push(token_name);
+        user.lines.push(line);
+        self.imported.insert(name.to_owned(), user);
+    }
+
+    /// The kind of the user's own token, as imported.
+    fn own_kind(&self, name: &str) -> Option<&'static str> {
+        let entry = self.doc["users"].as_table()?.get(name)?.as_table()?;
+        Some(match entry.get("kind").and_then(|k| k.as_str()) {
+            Some("totp") => "totp",
+            Some("hotp") => "hotp",
+            _ => "motp",
+        })
+    }
+
+    /// Takes an imported user out again (refused after its first lines): its comments stay.
+    fn drop_user(&mut self, name: &str) {
+        let removed = self.doc["users"]
+            .as_table_mut()
+            .and_then(|t| t.remove(name));
+        self.names.remove(name);
+        if let Some(Item::Table(table)) = removed {
+            let mut kept = String::new();
+            let mut keep = |prefix: Option<&str>| {
+                for l in prefix.unwrap_or("").lines() {
+                    if l.trim_start().starts_with('#') && !l.contains(": a further token of ") {
+                        kept.push_str(l.trim_start());
+                        kept.push('\n');
+                    }
+                }
+            };
+            keep(table.decor().prefix().and_then(|p| p.as_str()));
+            if let Some(tokens) = table.get("tokens").and_then(|t| t.as_array_of_tables()) {
+                for t in tokens.iter() {
+                    keep(t.decor().prefix().and_then(|p| p.as_str()));
+                }
+            }
+            self.pending = format!("{kept}{}", self.pending);
+        }
     }
 
     fn add(&mut self, line: usize, entry: Entry) {
@@ -235,7 +453,7 @@ impl Builder {
             format!("\n{prefix}")
         };
         table.decor_mut().set_prefix(prefix);
-        table.set_position(self.position);
+        table.set_position(self.position * POSITION_STRIDE);
         self.position += 1;
         self.doc["users"]
             .as_table_mut()
@@ -819,7 +1037,7 @@ pub fn openvpn_otp(args: OpenvpnOtpArgs) -> Outcome {
         hotp_counters: &args.hotp_counters,
     };
     let mut b = Builder::new(&args.file, "openvpn-otp secrets");
-    b.skip_more_tokens = true;
+    b.more_tokens = true;
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let line = raw.trim_end_matches('\r');
@@ -885,23 +1103,14 @@ pub fn openvpn_otp(args: OpenvpnOtpArgs) -> Outcome {
         }
         let mut notes = Vec::new();
         let converted = convert_otp_field(&words[2], &settings, &mut notes);
-        if converted.is_ok() && !b.names.contains_key(user) {
+        if converted.is_ok() && !b.imported.get(user).is_some_and(|u| u.refused) {
             for note in notes {
                 b.warnings
                     .push(format!("line {n} (user {}): {note}", printable(user)));
             }
         }
         match converted {
-            Ok(Converted::Motp { secret, pin }) => b.add(
-                n,
-                Entry {
-                    name: user.to_owned(),
-                    secret,
-                    pin,
-                    offset_secs: 0,
-                },
-            ),
-            Ok(Converted::Hmac(entry)) => b.add_hmac(n, user, &entry),
+            Ok(converted) => b.add_openvpn_otp(n, user, converted),
             Err(reason) => b.refuse(n, otp_user(&words), reason),
         }
     }

@@ -12,6 +12,7 @@ use motp::state::{Host, RedisStore, SqliteStore, StateStore, UserState, DB_FILE_
 
 use crate::cli::{StatusArgs, UserArgs};
 use crate::human::human_duration;
+use crate::tokens::Tok;
 
 use crate::{Fail, Outcome, Status};
 
@@ -115,6 +116,7 @@ fn become_owner_of(dir: &Path) -> Result<(), Fail> {
 pub fn record_used(
     config: &Config,
     name: &str,
+    token: Option<&str>,
     steps: &[i64],
     offset_secs: i64,
     counter_based: bool,
@@ -133,6 +135,9 @@ pub fn record_used(
         .arg(&config.path);
     if counter_based {
         command.arg("--counter-based");
+    }
+    if let Some(token) = token {
+        command.arg(format!("--token={token}"));
     }
     for step in steps {
         command.arg(step.to_string());
@@ -157,17 +162,18 @@ pub fn record_used(
 /// `motpctl record-used`: [`record_used`]'s child.
 pub fn record_used_here(args: crate::cli::RecordUsedArgs) -> Outcome {
     let config = load(&args.config.config)?;
-    if config.users.get(&args.user).is_none() {
+    let Some(user) = config.users.get(&args.user) else {
         return Err(Fail(format!(
             "no user `{}` in {}",
             args.user,
             args.config.config.display()
         )));
-    }
+    };
+    let row = Tok::select(&user, &args.user, args.token.as_deref())?.row(&args.user);
     let store = open_store_for(&config, true)?
         .ok_or_else(|| Fail("the state database could not be created".to_owned()))?;
     store
-        .update(&args.user, &mut |s| {
+        .update(&row, &mut |s| {
             for step in &args.steps {
                 s.record_accepted(*step, args.offset_secs);
             }
@@ -182,7 +188,12 @@ pub fn record_used_here(args: crate::cli::RecordUsedArgs) -> Outcome {
 /// child process (`motpctl hotp-next`, for the same reason as [`record_used`]: the caller
 /// still has motp.toml to write), with where it comes from for messages. With `backend =
 /// "memory"` the config's seed `seed` (the plugin's own counter is out of reach).
-pub fn hotp_next_from_child(config: &Config, name: &str, seed: u64) -> Result<(u64, String), Fail> {
+pub fn hotp_next_from_child(
+    config: &Config,
+    name: &str,
+    token: Option<&str>,
+    seed: u64,
+) -> Result<(u64, String), Fail> {
     if matches!(config.state, StateConfig::Memory) {
         return Ok((
             seed,
@@ -193,11 +204,16 @@ pub fn hotp_next_from_child(config: &Config, name: &str, seed: u64) -> Result<(u
     }
     let exe = std::env::current_exe()
         .map_err(|e| Fail(format!("cannot find motpctl's own executable: {e}")))?;
-    let out = std::process::Command::new(exe)
+    let mut command = std::process::Command::new(exe);
+    command
         .arg("hotp-next")
         .arg(name)
         .arg("-c")
-        .arg(&config.path)
+        .arg(&config.path);
+    if let Some(token) = token {
+        command.arg(format!("--token={token}"));
+    }
+    let out = command
         .stdin(std::process::Stdio::null())
         .output()
         .map_err(|e| Fail(format!("cannot run motpctl hotp-next: {e}")))?;
@@ -231,7 +247,7 @@ pub fn hotp_next_from_child(config: &Config, name: &str, seed: u64) -> Result<(u
 
 /// `motpctl hotp-next`: [`hotp_next_from_child`]'s child. Prints the next counter and the last
 /// accepted one (`-` for none).
-pub fn hotp_next_here(args: crate::cli::UserArgs) -> Outcome {
+pub fn hotp_next_here(args: crate::cli::HotpNextArgs) -> Outcome {
     let config = load(&args.config.config)?;
     let Some(user) = config.users.get(&args.name) else {
         return Err(Fail(format!(
@@ -240,11 +256,15 @@ pub fn hotp_next_here(args: crate::cli::UserArgs) -> Outcome {
             args.config.config.display()
         )));
     };
-    let motp::config::Token::Hotp { seed, .. } = user.token else {
-        return Err(Fail(format!("`{}` has no HOTP token", args.name)));
+    let tok = Tok::select(&user, &args.name, args.token.as_deref())?;
+    let motp::config::Token::Hotp { seed, .. } = tok.token else {
+        return Err(Fail(format!(
+            "{} is not an HOTP token",
+            tok.label(&args.name)
+        )));
     };
     let state = match open_store(&config)? {
-        Some(store) => read(&*store, &args.name)?,
+        Some(store) => read(&*store, &tok.row(&args.name))?,
         None => UserState::default(),
     };
     let next = motp::factors::hotp_next_counter(state.last_step, seed);
@@ -266,60 +286,94 @@ fn read(store: &dyn StateStore, name: &str) -> Result<UserState, Fail> {
     store.peek(name).map_err(|e| Fail(e.to_string()))
 }
 
-fn describe(config: &Config, name: &str, state: &UserState, now: i64) -> String {
+/// One line of `status`: the user's own row (`tok` its own token: lock, failures, replay and
+/// drift), or a further token's row (replay and drift only; its lock is the user's).
+fn describe(config: &Config, name: &str, tok: &Tok, state: &UserState, now: i64) -> String {
     let mut parts = Vec::new();
-    let token = config.users.get(name).map(|u| u.token);
-    if state.locked_until > now {
-        parts.push(format!(
-            "LOCKED for another {} (until Unix time {}; `motpctl unlock {name}`)",
-            human_duration(state.locked_until - now),
-            state.locked_until
-        ));
+    let own = tok.name().is_none();
+    if own {
+        if state.locked_until > now {
+            parts.push(format!(
+                "LOCKED for another {} (until Unix time {}; `motpctl unlock {name}`)",
+                human_duration(state.locked_until - now),
+                state.locked_until
+            ));
+        } else {
+            parts.push("not locked".to_owned());
+        }
+        parts.push(match state.failures {
+            0 => "no failed logins".to_owned(),
+            n => format!(
+                "{n} failed login{} (locks at {})",
+                if n == 1 { "" } else { "s" },
+                config.policy.max_failures
+            ),
+        });
     } else {
-        parts.push("not locked".to_owned());
+        parts.push(format!("{} token", tok.token.kind_name()));
     }
-    parts.push(match state.failures {
-        0 => "no failed logins".to_owned(),
-        n => format!(
-            "{n} failed login{} (locks at {})",
-            if n == 1 { "" } else { "s" },
-            config.policy.max_failures
-        ),
-    });
-    if let Some(motp::config::Token::Hotp { seed, .. }) = token {
+    if let motp::config::Token::Hotp { seed, .. } = tok.token {
         let next = motp::factors::hotp_next_counter(state.last_step, seed);
         parts.push(match state.last_step {
             Some(last) => format!("HOTP counter: last accepted {last}, next expected {next}"),
             None => format!("HOTP counter: no code accepted yet, next expected {next} (the seed)"),
         });
     } else if let Some(step) = state.last_step {
-        // The offset the code was accepted with (an older store did not record it: the one
-        // in force now).
-        let offset = state
-            .last_offset_secs
-            .unwrap_or_else(|| config.users.get(name).map_or(0, |u| u.offset_secs));
+        // The offset the code was accepted with: where it showed the phone's clock (an older
+        // store did not record it: the one in force now).
+        let offset = state.last_offset_secs.unwrap_or(tok.offset_secs);
         let age = now.saturating_add(offset) - step * motp::engine::STEP_SECS;
         parts.push(if age >= 0 {
             format!("last code accepted about {} ago", human_duration(age))
         } else {
             "last code accepted is ahead of the clock".to_owned()
         });
+        if let Some(seen) = state.last_offset_secs {
+            parts.push(drift_note(
+                seen,
+                tok.offset_secs,
+                config.policy.max_drift_secs,
+            ));
+        }
     }
-    match state.recovery_used.count_ones() {
-        0 => {}
-        n => parts.push(format!(
-            "{n} recovery code{} used",
-            if n == 1 { "" } else { "s" }
-        )),
+    if own {
+        match state.recovery_used.count_ones() {
+            0 => {}
+            n => parts.push(format!(
+                "{n} recovery code{} used",
+                if n == 1 { "" } else { "s" }
+            )),
+        }
     }
     if state.keep {
         // A counter token's counter or used recovery codes: never pruned, never expired.
         parts.push("state kept (never pruned)".to_owned());
     }
-    if let Some(token) = token {
-        parts.push(format!("{} token", token.kind_name()));
+    if own {
+        parts.push(format!("{} token", tok.token.kind_name()));
     }
-    format!("{name}: {}", parts.join(", "))
+    match tok.name() {
+        Some(t) => format!("{name} token {t}: {}", parts.join(", ")),
+        None => format!("{name}: {}", parts.join(", ")),
+    }
+}
+
+/// Where the last accepted code showed the phone's clock, against the configured
+/// offset_secs: the drift the plugin's window follows, within max_drift_secs.
+fn drift_note(seen: i64, configured: i64, max_drift_secs: u32) -> String {
+    let drift = seen.saturating_sub(configured);
+    let bound = i64::from(max_drift_secs);
+    let how = if max_drift_secs == 0 {
+        " (drift tracking off: max_drift_secs = 0; the window stays at offset_secs)".to_owned()
+    } else if drift.abs() > bound {
+        format!(
+            " (beyond max_drift_secs = {bound}: the window follows only {bound} s; `motpctl \
+             resync` sets offset_secs)"
+        )
+    } else {
+        String::new()
+    };
+    format!("phone clock seen {drift:+} s from offset_secs{how}")
 }
 
 fn load(path: &Path) -> Result<Config, Fail> {
@@ -346,12 +400,17 @@ pub fn status(args: StatusArgs, now: i64) -> Outcome {
     let mut locked = 0;
     let mut lost = None;
     for name in names {
-        let state = read(&*store, name)?;
-        if state.locked_until > now {
-            locked += 1;
+        let Some(user) = config.users.get(name) else {
+            continue;
+        };
+        for tok in Tok::all(&user) {
+            let state = read(&*store, &tok.row(name))?;
+            if tok.name().is_none() && state.locked_until > now {
+                locked += 1;
+            }
+            lost = lost.or(state.history_lost_at);
+            println!("{}", describe(&config, name, &tok, &state, now));
         }
-        lost = lost.or(state.history_lost_at);
-        println!("{}", describe(&config, name, &state, now));
     }
     if let Some(at) = lost {
         println!(

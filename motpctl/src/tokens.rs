@@ -84,32 +84,161 @@ pub fn looks_like_code(token: &Token, text: &str) -> bool {
     }
 }
 
+/// One of a user's tokens as the commands see it: the user's own (`more: None`, in the
+/// `[users.NAME]` table) or a further one (`[[users.NAME.tokens]]`), with what its codes are
+/// made from and where its replay state lives.
+#[derive(Clone, Copy)]
+pub struct Tok<'a> {
+    pub token: Token,
+    pub key: &'a [u8],
+    pub offset_secs: i64,
+    /// The further token's name and its index in `user.more_tokens`; `None` for the user's
+    /// own token.
+    more: Option<(&'a str, usize)>,
+    user: User<'a>,
+}
+
+impl<'a> Tok<'a> {
+    /// The user's own token.
+    pub fn own(user: &User<'a>) -> Tok<'a> {
+        Tok {
+            token: user.token,
+            key: user.key,
+            offset_secs: user.offset_secs,
+            more: None,
+            user: *user,
+        }
+    }
+
+    /// Every token of the user: its own first, then the further ones in file order.
+    pub fn all(user: &User<'a>) -> Vec<Tok<'a>> {
+        std::iter::once(Tok::own(user))
+            .chain(user.more_tokens.iter().enumerate().map(|(i, m)| Tok {
+                token: m.token,
+                key: m.key(),
+                offset_secs: m.offset_secs,
+                more: Some((&*m.name, i)),
+                user: *user,
+            }))
+            .collect()
+    }
+
+    /// The user's own token (`wanted: None`), or the further token of that name.
+    pub fn select(user: &User<'a>, username: &str, wanted: Option<&str>) -> Result<Tok<'a>, Fail> {
+        let Some(wanted) = wanted else {
+            return Ok(Tok::own(user));
+        };
+        Tok::all(user)
+            .into_iter()
+            .find(|t| t.name() == Some(wanted))
+            .ok_or_else(|| {
+                let names: Vec<&str> = user.more_tokens.iter().map(|m| &*m.name).collect();
+                Fail(if names.is_empty() {
+                    format!(
+                        "`{username}` has no further tokens ([[users.{username}.tokens]]); \
+                         leave out --token for the user's own token"
+                    )
+                } else {
+                    format!(
+                        "`{username}` has no token named `{}`; its further tokens are {} \
+                         (leave out --token for the user's own token)",
+                        motp::log::sanitize(wanted),
+                        names.join(", ")
+                    )
+                })
+            })
+    }
+
+    /// The further token's name.
+    pub fn name(&self) -> Option<&'a str> {
+        self.more.map(|(name, _)| name)
+    }
+
+    /// The store row of the token's replay state (the user's own row for its own token).
+    pub fn row(&self, username: &str) -> String {
+        match self.more {
+            Some((_, i)) => self.user.more_tokens[i].state_key(username),
+            None => username.to_owned(),
+        }
+    }
+
+    /// How messages name the token: "`alice`" or "`alice`'s token `phone`".
+    pub fn label(&self, username: &str) -> String {
+        match self.name() {
+            Some(n) => format!("`{username}`'s token `{n}`"),
+            None => format!("`{username}`"),
+        }
+    }
+
+    /// The `--token` arguments that name this token again (for hints).
+    pub fn option(&self) -> String {
+        match self.name() {
+            Some(n) => format!(" --token {n}"),
+            None => String::new(),
+        }
+    }
+}
+
 /// The code a clock token (mOTP, TOTP) shows at `phone_time` (the server's time plus the
-/// user's offset_secs), with the seconds until the next one.
-pub fn clock_code(user: &User, phone_time: i64) -> (String, i64) {
-    match user.token {
+/// token's offset_secs), with the seconds until the next one.
+pub fn clock_code(token: Token, key: &[u8], phone_time: i64) -> (String, i64) {
+    match token {
         Token::Totp(totp) => {
             let step = totp.step_of(phone_time);
             let period = i64::from(totp.period);
             (
-                hotp_text(user.key, step.max(0) as u64, totp.algorithm, totp.digits),
+                hotp_text(key, step.max(0) as u64, totp.algorithm, totp.digits),
                 period - phone_time.rem_euclid(period),
             )
         }
         _ => (
-            engine::code_at_step(engine::step_of(phone_time).max(0), user.key).to_hex(),
+            engine::code_at_step(engine::step_of(phone_time).max(0), key).to_hex(),
             engine::STEP_SECS - phone_time.rem_euclid(engine::STEP_SECS),
         ),
     }
 }
 
 /// The code an HOTP token shows at `counter`.
-pub fn counter_code(user: &User, counter: u64) -> Option<String> {
-    match user.token {
-        Token::Hotp { hotp, .. } => Some(hotp_text(user.key, counter, hotp.algorithm, hotp.digits)),
+pub fn counter_code(token: Token, key: &[u8], counter: u64) -> Option<String> {
+    match token {
+        Token::Hotp { hotp, .. } => Some(hotp_text(key, counter, hotp.algorithm, hotp.digits)),
         _ => None,
     }
 }
+
+/// Whether `pin` is what Aegis and Stratum take as an mOTP PIN: exactly 4 digits.
+pub fn pin_fits_common_apps(pin: &str) -> bool {
+    pin.len() == 4 && pin.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The warning for an mOTP PIN that is not 4 digits (never quoting it).
+pub const PIN_WARNING: &str = "is not 4 digits: Aegis and Stratum accept only 4-digit mOTP \
+     PINs, so users of those apps cannot type it (other apps, such as DroidOTP, take longer \
+     ones); prefer 4 digits";
+
+/// TOTP/HOTP settings common apps ignore (they then show other codes): "algorithm sha256",
+/// "8 digits", "a period of 60 s". Empty for mOTP and for SHA-1, 6 digits, 30 s.
+pub fn unusual_settings(token: &Token) -> Vec<String> {
+    let (algorithm, digits, period) = match token {
+        Token::Motp => return Vec::new(),
+        Token::Totp(t) => (t.algorithm, t.digits, Some(t.period)),
+        Token::Hotp { hotp, .. } => (hotp.algorithm, hotp.digits, None),
+    };
+    KeyUri {
+        issuer: "",
+        account: "",
+        secret: "",
+        algorithm,
+        digits,
+        period,
+        counter: 0,
+    }
+    .unusual_settings()
+}
+
+/// What to say after [`unusual_settings`].
+pub const UNUSUAL_ADVICE: &str = "many apps (Google Authenticator among them) ignore every \
+     setting but SHA-1, 6 digits and 30 s, and then show codes the plugin refuses";
 
 /// What the Key URI of a TOTP or HOTP token says.
 pub struct KeyUri<'a> {

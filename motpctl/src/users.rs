@@ -26,6 +26,66 @@ pub fn secret_problem(secret: &str) -> Option<String> {
     entry::secret_problem(secret).map(|problem| format!("the secret {problem}"))
 }
 
+/// Why a further token's name cannot be used, if it cannot (the plugin's rule).
+pub fn check_token_name(name: &str) -> Result<(), Fail> {
+    let ok = (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Fail(
+            "--token must be 1 to 32 letters, digits, '-', '_' or '.' (it names the token's \
+             replay state; e.g. \"phone\" or \"yubikey\")"
+                .into(),
+        ))
+    }
+}
+
+/// Writes a new user, or with `--token` a further token of an existing user; returns what
+/// to call it in messages ("user alice", "totp token phone of user alice").
+fn insert_token(
+    args: &AddUserArgs,
+    kind: &str,
+    mut fields: Vec<(&'static str, Value)>,
+) -> Result<String, Fail> {
+    let mut file = ConfigFile::open(&args.config.config)?;
+    let what = match &args.token {
+        Some(token) => {
+            check_token_name(token)?;
+            fields.insert(0, ("name", token.as_str().into()));
+            file.add_token(&args.name, fields).map_err(|Fail(e)| {
+                Fail(if e.starts_with("no user") {
+                    format!("{e}: --token adds a further token to an existing user; add the user first, without --token")
+                } else {
+                    e
+                })
+            })?;
+            format!("{kind} token {token} of user {}", args.name)
+        }
+        None => {
+            file.add_user(&args.name, fields)?;
+            if kind == "motp" {
+                format!("user {}", args.name)
+            } else {
+                format!("{kind} user {}", args.name)
+            }
+        }
+    };
+    file.save()?;
+    Ok(what)
+}
+
+/// The account name in a provisioning URI: the username, with the token's name for a further
+/// token (so the app's list tells the user's tokens apart).
+fn account(args: &AddUserArgs) -> String {
+    match &args.token {
+        Some(token) => format!("{} ({token})", args.name),
+        None => args.name.clone(),
+    }
+}
+
 pub fn add_user(args: AddUserArgs) -> Outcome {
     check_username(&args.name)?;
     if args.kind != KindArg::Motp {
@@ -67,8 +127,11 @@ pub fn add_user(args: AddUserArgs) -> Outcome {
         Some(p) => (stdin.resolve(p, "PIN")?, false),
         None => (sys::random_pin()?, true),
     };
+    if !tokens::pin_fits_common_apps(&pin) {
+        eprintln!("warning: the PIN {}", tokens::PIN_WARNING);
+        status = Status::Warn;
+    }
 
-    let mut file = ConfigFile::open(&args.config.config)?;
     let mut fields: Vec<(&str, Value)> = vec![
         ("secret", secret.as_str().into()),
         ("pin", pin.as_str().into()),
@@ -76,20 +139,15 @@ pub fn add_user(args: AddUserArgs) -> Outcome {
     if let Some(cn) = &args.common_name {
         fields.push(("common_name", cn.as_str().into()));
     }
-    file.add_user(&args.name, fields)?;
-    file.save()?;
+    let what = insert_token(&args, "motp", fields)?;
 
-    println!(
-        "added user {} to {}",
-        args.name,
-        args.config.config.display()
-    );
+    println!("added {what} to {}", args.config.config.display());
     if args.generate {
         let issuer = args.issuer.clone().unwrap_or_else(sys::hostname);
         let uri = format!(
             "motp://{}:{}?secret={secret}",
             sys::percent_encode(&issuer),
-            sys::percent_encode(&args.name)
+            sys::percent_encode(&account(&args))
         );
         println!("secret: {secret}");
         println!("provisioning URI: {uri}");
@@ -160,7 +218,6 @@ fn add_hmac_user(args: AddUserArgs) -> Outcome {
         return Err(Fail(format!("the secret {problem}")));
     }
 
-    let mut file = ConfigFile::open(&args.config.config)?;
     let mut fields: Vec<(&str, Value)> =
         vec![("kind", kind.into()), ("secret", secret.as_str().into())];
     if algorithm != Algorithm::Sha1 {
@@ -178,20 +235,41 @@ fn add_hmac_user(args: AddUserArgs) -> Outcome {
     if let Some(cn) = &args.common_name {
         fields.push(("common_name", cn.as_str().into()));
     }
-    file.add_user(&args.name, fields)?;
-    file.save()?;
+    let what = insert_token(&args, kind, fields)?;
 
-    println!(
-        "added {kind} user {} to {}",
-        args.name,
-        args.config.config.display()
-    );
+    println!("added {what} to {}", args.config.config.display());
     let mut status = Status::Ok;
+    let account = account(&args);
+    let key_uri = KeyUri {
+        issuer: "",
+        account: &account,
+        secret: &secret,
+        algorithm,
+        digits,
+        period: totp.then_some(period),
+        counter,
+    };
+    let unusual = key_uri.unusual_settings();
+    if !unusual.is_empty() {
+        eprintln!(
+            "warning: {} {}: {}. Check the app's first code with `motpctl verify {} CODE`, or \
+             use the defaults",
+            unusual.join(", "),
+            if unusual.len() == 1 {
+                "is set"
+            } else {
+                "are set"
+            },
+            tokens::UNUSUAL_ADVICE,
+            args.name
+        );
+        status = Status::Warn;
+    }
     if args.generate {
         let issuer = args.issuer.clone().unwrap_or_else(sys::hostname);
         let key_uri = KeyUri {
             issuer: &issuer,
-            account: &args.name,
+            account: &account,
             secret: &secret,
             algorithm,
             digits,
@@ -207,34 +285,21 @@ fn add_hmac_user(args: AddUserArgs) -> Outcome {
                 status = Status::Warn;
             }
         }
-        let unusual = key_uri.unusual_settings();
-        if !unusual.is_empty() {
-            eprintln!(
-                "warning: {} {}: many apps (Google Authenticator among them) ignore every \
-                 setting but SHA-1, 6 digits and 30 s, and then show codes the plugin refuses. \
-                 Check the app's first code with `motpctl verify {} CODE`, or use the defaults",
-                unusual.join(", "),
-                if unusual.len() == 1 {
-                    "is set"
-                } else {
-                    "are set"
-                },
-                args.name
-            );
-            status = Status::Warn;
-        }
         if !totp {
             eprintln!(
                 "note: an HOTP app shows the next code each time the user asks for one; codes \
                  asked for but not used move it ahead (the plugin looks up to hotp_window codes \
-                 ahead; `motpctl resync {} CODE1 CODE2` catches up from further)",
-                args.name
+                 ahead; `motpctl resync {}{} CODE1 CODE2` catches up from further)",
+                args.name,
+                args.token
+                    .as_ref()
+                    .map_or(String::new(), |t| format!(" --token {t}"))
             );
         }
     }
     println!(
         "the user logs in with the code the app shows{}",
-        if args.common_name.is_some() {
+        if args.common_name.is_some() || args.token.is_some() {
             ""
         } else {
             " (and a certificate whose CN is the username)"

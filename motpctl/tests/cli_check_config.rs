@@ -50,8 +50,52 @@ fn check_config_warns_about_uppercase_and_shared_pins_without_showing_them() {
         r.stdout.contains("users.carol.secret has an odd number"),
         "{r:?}"
     );
-    assert!(r.stdout.contains("0 errors, 3 warnings"), "{r:?}");
+    // A 5-digit mOTP PIN: Aegis and Stratum take only 4 digits.
+    assert!(
+        r.stdout
+            .contains("warning: users.carol.pin is not 4 digits: Aegis and Stratum"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("0 errors, 4 warnings"), "{r:?}");
     for secret in ["0123456789ABCDEF", "fedcba9876543210", "2468", "13579"] {
+        assert!(!r.all().contains(secret), "{secret} printed: {r:?}");
+    }
+}
+
+#[test]
+fn check_config_warns_about_what_common_apps_cannot_take() {
+    let dir = TempDir::new("check-apps");
+    // Every setting the plugin accepts, none an error: warnings only (exit 1), for the user's
+    // own token and for further tokens alike.
+    let path = dir.config(
+        "[users.dora]
+secret = \"0123456789abcdef\"\npin = \"12345678\"\n\
+         [[users.dora.tokens]]\nname = \"hw\"\nkind = \"totp\"\nsecret = \"JBSWY3DPEHPK3PXP\"\n\
+         period = 60\n\
+         [[users.dora.tokens]]\nname = \"old-phone\"\nsecret = \"fedcba9876543210\"\npin = \"12\"\n\
+         [users.erin]\nkind = \"totp\"\nsecret = \"JBSWY3DPEHPK3PXP\"\nalgorithm = \"sha256\"\n\
+         digits = 8\n\
+         [users.finn]\nkind = \"hotp\"\nsecret = \"JBSWY3DPEHPK3PXP\"\nalgorithm = \"sha512\"\n\
+         [users.gus]\nkind = \"totp\"\nsecret = \"JBSWY3DPEHPK3PXP\"\n\
+         [users.hal]\nsecret = \"00112233445566778899aabbccddeeff\"\npin = \"0042\"\n\
+         [state]\nbackend = \"memory\"\n",
+        0o640,
+    );
+    let r = run(&["check-config", s(&path), "--no-clock-check"]);
+    assert_eq!(r.code, 1, "warnings, not errors: {r:?}");
+    for expected in [
+        "warning: users.dora.pin is not 4 digits",
+        "warning: users.dora.tokens[1].pin is not 4 digits",
+        "warning: users.dora.tokens[0] (`hw`): a totp token with a period of 60 s: many apps",
+        "warning: users.erin: a totp token with algorithm sha256, 8 digits: many apps",
+        "warning: users.finn: a hotp token with algorithm sha512",
+    ] {
+        assert!(r.stdout.contains(expected), "{expected}: {r:?}");
+    }
+    assert!(!r.stdout.contains("users.gus"), "SHA-1/6/30 is fine: {r:?}");
+    assert!(!r.stdout.contains("users.hal"), "4 digits are fine: {r:?}");
+    assert!(r.stdout.contains("0 errors, 5 warnings"), "{r:?}");
+    for secret in ["12345678", "\"12\"", "0042", "JBSWY3DP", "fedcba98"] {
         assert!(!r.all().contains(secret), "{secret} printed: {r:?}");
     }
 }

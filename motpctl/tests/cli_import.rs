@@ -257,10 +257,6 @@ fn import_openvpn_otp_line_shapes() {
         ("line 3 (user sha)", "sha1"),
         ("line 4 (user nopin)", "PIN is empty"),
         ("line 5 (user q)", "without spaces"),
-        (
-            "line 7 (user ok)",
-            "several tokens per user are not supported yet",
-        ),
     ] {
         let found = r
             .stderr
@@ -269,9 +265,22 @@ fn import_openvpn_otp_line_shapes() {
             .unwrap_or_else(|| panic!("{line} not refused: {r:?}"));
         assert!(found.contains(why), "{found}");
     }
+    assert!(
+        !r.stderr.contains("line 7"),
+        "a further token, not refused: {r:?}"
+    );
     let config = Config::parse(Path::new("x"), &r.stdout).unwrap();
     assert_eq!(config.users.len(), 1);
-    assert_eq!(config.users.get("ok").unwrap().key, b"0123456789abcdef1234");
+    let ok = config.users.get("ok").unwrap();
+    assert_eq!(ok.key, b"0123456789abcdef1234");
+    // Line 7: a second mOTP token, named after its kind (the user's own is the first).
+    assert_eq!(ok.more_tokens.len(), 1);
+    assert_eq!(&*ok.more_tokens[0].name, "motp-2");
+    assert_eq!(ok.more_tokens[0].key(), b"fedcba98765432101234");
+    assert!(
+        r.stdout.contains("# line 7: a further token of ok"),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -318,7 +327,7 @@ fn edits_work_on_inline_and_dotted_user_tables() {
         "--secret",
         "fedcba9876543210",
         "--pin",
-        "2",
+        "2222",
         "-c",
         p,
     ]);
@@ -341,7 +350,7 @@ fn edits_work_on_inline_and_dotted_user_tables() {
         "--secret",
         "fedcba9876543210",
         "--pin",
-        "2",
+        "2222",
         "-c",
         p,
     ]);

@@ -74,18 +74,9 @@ fn openvpn_otp_readme_lines_log_in_as_before() {
         "-o",
         s(&out),
     ]);
-    // Exit 1: hobbes' second token is skipped, nina's counter file is missing.
+    // Exit 1: nina's counter file is missing. hobbes' second line is a further token.
     assert_eq!(r.code, 1, "{r:?}");
-    let skipped = r
-        .stderr
-        .lines()
-        .find(|l| l.contains("line 9 (user hobbes)"))
-        .unwrap_or_else(|| panic!("{r:?}"));
-    assert!(
-        skipped.contains("several tokens per user are not supported yet"),
-        "{skipped}"
-    );
-    assert!(skipped.contains("line 8"), "{skipped}");
+    assert!(!r.stderr.contains("line 9"), "{r:?}");
     assert!(r.stderr.contains("line 10 (user nina)"), "{r:?}");
     assert!(r.stderr.contains("counter 0"), "{r:?}");
     for secret in [
@@ -154,8 +145,19 @@ fn openvpn_otp_readme_lines_log_in_as_before() {
         now
     )
     .is_accepted());
-    // hobbes kept the first token.
-    assert_eq!(config.users.get("hobbes").unwrap().key, &john[..]);
+    // hobbes: the first line is the user's own token, the second a further one ("totp-2"),
+    // and either logs in, each with its own replay state.
+    let hobbes = config.users.get("hobbes").unwrap();
+    assert_eq!(hobbes.key, &john[..]);
+    assert_eq!(hobbes.more_tokens.len(), 1);
+    assert_eq!(&*hobbes.more_tokens[0].name, "totp-2");
+    let second = hobbes.more_tokens[0].key().to_vec();
+    assert!(login(&config, &store, "hobbes", &totp(&second, 30, now), now).is_accepted());
+    assert!(login(&config, &store, "hobbes", &totp(&john, 30, now), now).is_accepted());
+    assert_eq!(
+        login(&config, &store, "hobbes", &totp(&second, 30, now), now),
+        Decision::Replay
+    );
     // lucie's HOTP token goes on from counter 7 of openvpn-otp's file.
     let lucie = config.users.get("lucie").unwrap().key.to_vec();
     let at = |c: u64| hotp_text(&lucie, c, Algorithm::Sha1, 6);
@@ -353,4 +355,179 @@ fn google_authenticator_file_round_trip() {
     let r = run(&["import", "google-authenticator", s(&bad)]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(Path::new(&bad).exists());
+}
+
+/// Several lines of one user become several tokens, each with its own settings, sharing the
+/// lines' PIN as the static password; lines that cannot share one are refused, naming them.
+#[test]
+fn openvpn_otp_users_with_several_lines_log_in_with_any_of_their_tokens() {
+    let dir = TempDir::new("import-otp-tokens");
+    let secrets = dir.join("otp-secrets");
+    fs::write(
+        &secrets,
+        "# tom: a phone and a hardware token\n\
+         tom otp totp:sha1:base32:K7BYLIU5D2V33X6S:77:xxx *\n\
+         ann otp totp:sha1:base32:46HV5FIYE33TKWYP::xxx *\n\
+         # tom's key fob\n\
+         tom otp hotp:sha256:hex:3132333435363738393031323334353637383930:77:xxx *\n\
+         tom otp totp-60-6:sha1:base32:LJYHR64TUI7IL3RD:77:xxx *\n\
+         ann otp motp:md5:text:0123456789abcdef:1234 *\n\
+         pat otp totp:sha1:base32:7VXNJAFPYYKO3ILO:11:xxx *\n\
+         pat otp totp:sha1:base32:LJYHR64TUI7IL3RD:22:xxx *\n\
+         pat otp totp:sha1:base32:46HV5FIYE33TKWYP:11:xxx *\n\
+         sue otp motp:md5:text:fedcba9876543210:4321 *\n\
+         sue otp totp:sha1:base32:K7BYLIU5D2V33X6S:99:xxx *\n",
+    )
+    .unwrap();
+    let counters = dir.join("hotp-counters");
+    fs::create_dir(&counters).unwrap();
+    // SHA1 of tom's HOTP key as written.
+    let name: String = {
+        use std::fmt::Write;
+        let mut hex = String::new();
+        for b in sha1_of(b"3132333435363738393031323334353637383930") {
+            let _ = write!(hex, "{b:02x}");
+        }
+        hex
+    };
+    fs::write(counters.join(name), "5").unwrap();
+    let out = dir.join("motp.toml");
+    let args = [
+        "import",
+        "openvpn-otp",
+        s(&secrets),
+        "--hotp-counters",
+        s(&counters),
+        "-o",
+        s(&out),
+    ];
+    // pat's PINs differ, sue has an mOTP line and a PIN before a code: refused, nothing written.
+    let r = run(&args);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(!out.exists());
+    let pat = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("refused: line 9 (user pat)"))
+        .unwrap_or_else(|| panic!("{r:?}"));
+    assert!(pat.contains("differs from the PIN of line 8"), "{pat}");
+    assert!(pat.contains("one static password per user"), "{pat}");
+    assert!(pat.contains("(lines 8, 9)"), "{pat}");
+    assert!(
+        r.stderr
+            .contains("refused: line 10 (user pat): the user is not imported"),
+        "{r:?}"
+    );
+    let sue = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("refused: line 12 (user sue)"))
+        .unwrap_or_else(|| panic!("{r:?}"));
+    assert!(sue.contains("line 11 is an mOTP line"), "{sue}");
+    assert!(sue.contains("(lines 11, 12)"), "{sue}");
+    for secret in [
+        "\"77\"",
+        ":11",
+        ":22",
+        "4321",
+        "K7BYLIU5",
+        "0123456789abcdef",
+    ] {
+        assert!(!r.all().contains(secret), "{secret}: {r:?}");
+    }
+
+    let mut skip = args.to_vec();
+    skip.push("--skip-unconvertible");
+    let r = run(&skip);
+    assert_eq!(r.code, 1, "{r:?}");
+    let text = fs::read_to_string(&out).unwrap();
+    assert!(
+        !text.contains("[users.pat]") && !text.contains("[users.sue]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# tom's key fob\n# line 5: a further token of tom\n[[users.tom.tokens]]"),
+        "{text}"
+    );
+    let config = Config::load(&out).unwrap();
+    assert_eq!(config.users.names().collect::<Vec<_>>(), ["tom", "ann"]);
+    let tom = config.users.get("tom").unwrap();
+    assert!(tom.password.is_some());
+    let names: Vec<&str> = tom.more_tokens.iter().map(|t| &*t.name).collect();
+    assert_eq!(names, ["hotp", "totp-2"]);
+    let ann = config.users.get("ann").unwrap();
+    assert!(ann.password.is_none());
+    assert_eq!(&*ann.more_tokens[0].name, "motp");
+
+    let now = NOW;
+    let store = MemoryStore::new();
+    // tom types the shared PIN, then the code of any of his tokens.
+    let phone = tom.key.to_vec();
+    let fob = tom.more_tokens[0].key().to_vec();
+    let hw = tom.more_tokens[1].key().to_vec();
+    assert_eq!(fob, b"12345678901234567890");
+    let fob_at = |c: u64| hotp_text(&fob, c, Algorithm::Sha256, 6);
+    assert!(login(
+        &config,
+        &store,
+        "tom",
+        &format!("77{}", totp(&phone, 30, now)),
+        now
+    )
+    .is_accepted());
+    assert_eq!(
+        login(&config, &store, "tom", &format!("77{}", fob_at(4)), now),
+        Decision::BadCode,
+        "counter 4 was used under openvpn-otp"
+    );
+    assert!(login(&config, &store, "tom", &format!("77{}", fob_at(5)), now).is_accepted());
+    assert!(login(
+        &config,
+        &store,
+        "tom",
+        &format!("77{}", totp(&hw, 60, now)),
+        now
+    )
+    .is_accepted());
+    assert_eq!(
+        login(&config, &store, "tom", &format!("12{}", fob_at(6)), now),
+        Decision::BadPassword
+    );
+    assert!(!login(&config, &store, "tom", &fob_at(6), now).is_accepted());
+    assert!(login(&config, &store, "tom", &format!("77{}", fob_at(6)), now).is_accepted());
+    // ann: a TOTP token without PIN and an mOTP one, each its code alone.
+    let ann_motp = motp::engine::code_at_time("0123456789abcdef", "1234", now).to_hex();
+    assert!(login(&config, &store, "ann", &ann_motp, now).is_accepted());
+    assert!(login(&config, &store, "ann", &totp(ann.key, 30, now), now).is_accepted());
+
+    // motpctl sees every token: code --token, and verify accepts any of them.
+    let r = run(&["code", "tom", "--token", "totp-2", "-c", s(&out), NOW_ARG]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout.trim(), totp(&hw, 60, NOW));
+    let r = run(&["verify", "tom", &totp(&hw, 60, NOW), "-c", s(&out), NOW_ARG]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("(token `totp-2`)"), "{r:?}");
+    let r = run(&["verify", "ann", &ann_motp, "-c", s(&out), NOW_ARG]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("(token `motp`)"), "{r:?}");
+}
+
+/// SHA-1, as openvpn-otp names its HOTP counter files.
+fn sha1_of(data: &[u8]) -> [u8; 20] {
+    let out = std::process::Command::new("sha1sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(data)?;
+            child.wait_with_output()
+        })
+        .expect("sha1sum runs");
+    let hex = String::from_utf8(out.stdout).unwrap();
+    let mut bytes = [0u8; 20];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+    }
+    bytes
 }
