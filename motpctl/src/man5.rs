@@ -31,8 +31,8 @@ pub fn page() -> String {
          checks it once a second and applies a change one to two seconds after it (users and \
          policy; the [state] table and crtext_prompt only at a SIGHUP or restart); a changed \
          file the plugin refuses is ignored and logged, and the previous table keeps serving. \
-         It holds every user's mOTP secret and PIN: keep it \
-         mode 0640, owned by root and readable by OpenVPN's runtime group. The plugin refuses a \
+         It holds every user's secrets and mOTP PINs (static passwords and recovery codes \
+         only as hashes): keep it mode 0640, owned by root and readable by OpenVPN's runtime group. The plugin refuses a \
          file readable or writable by everyone, an unknown key, a missing or malformed secret or \
          PIN, a duplicate user and a window over one hour, with one message naming the file, \
          the line and the key (never the value). Check a file with motpctl check-config after \
