@@ -29,6 +29,23 @@ pub fn require_tools() {
     require(&["openvpn", "openssl"]);
 }
 
+/// The `openvpn` binary servers are started with unless [`ServerSpec::openvpn`] names one:
+/// this variable's value if set (e.g. a wrapper of scripts/fetch-openvpn.sh), else `openvpn`
+/// from `PATH` (the system's).
+pub const SERVER_OPENVPN_ENV: &str = "MOTP_TEST_OPENVPN_SERVER";
+
+/// The `openvpn` binary clients are started with unless [`Client::start_with`] names one:
+/// this variable's value if set, else `openvpn` from `PATH`.
+pub const CLIENT_OPENVPN_ENV: &str = "MOTP_TEST_OPENVPN_CLIENT";
+
+/// `$var` if set and not empty, else `openvpn` (looked up in `PATH`).
+pub fn default_openvpn(var: &str) -> PathBuf {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("openvpn"))
+}
+
 /// Waits until `done(log)` holds or the process exits or `WAIT` passes; returns the final log.
 fn wait_for_log(proc: &mut Proc, log: &Path, done: impl Fn(&str) -> bool) -> (bool, String) {
     let start = Instant::now();
@@ -88,6 +105,9 @@ pub struct ServerSpec<'a> {
     /// `openvpn` command-line options before `--config` (so server.conf can override them),
     /// e.g. the `--status` a systemd unit passes.
     pub args: Vec<String>,
+    /// The `openvpn` binary (or a wrapper that execs it) to start; `None`: the default of
+    /// [`SERVER_OPENVPN_ENV`].
+    pub openvpn: Option<PathBuf>,
 }
 
 impl<'a> ServerSpec<'a> {
@@ -103,6 +123,7 @@ impl<'a> ServerSpec<'a> {
             daemon: false,
             launcher: Vec::new(),
             args: Vec::new(),
+            openvpn: None,
         }
     }
 }
@@ -272,13 +293,17 @@ impl Server {
         let conf_path = dir.join(format!("server-{port}.conf"));
         fs::write(&conf_path, conf).expect("write server.conf");
         let log_path = dir.join(format!("server-{port}.log"));
+        let openvpn = spec
+            .openvpn
+            .clone()
+            .unwrap_or_else(|| default_openvpn(SERVER_OPENVPN_ENV));
         let mut cmd = match spec.launcher.split_first() {
             Some((first, rest)) => {
                 let mut cmd = Command::new(first);
-                cmd.args(rest).arg("openvpn");
+                cmd.args(rest).arg(&openvpn);
                 cmd
             }
-            None => Command::new("openvpn"),
+            None => Command::new(&openvpn),
         };
         cmd.args(&spec.args)
             .arg("--config")
@@ -404,6 +429,15 @@ pub enum Credentials<'a> {
         password: &'a str,
         code: &'a str,
     },
+    /// OpenVPN 2.7's `static-challenge "Enter code" 1 concat`: the client announces `SC:3`
+    /// (echo + concat) on its management interface, and the GUI answers with the static
+    /// password and the code concatenated, `password "Auth" "<password><code>"`, which the
+    /// client sends as it is (no SCRV1). `password` may be empty. 2.7 clients only.
+    StaticChallengeConcat {
+        username: &'a str,
+        password: &'a str,
+        code: &'a str,
+    },
     /// OpenVPN 2.6 pending auth: `auth-user-pass FILE` with `username` and a `placeholder`
     /// password, `setenv IV_SSO crtext` so the client announces crtext, and a management
     /// socket (`management-hold`) on which the harness waits for `>INFOMSG:CR_TEXT:` and
@@ -418,14 +452,30 @@ pub enum Credentials<'a> {
 /// A client connection, running until dropped.
 pub struct Client {
     pub log_path: PathBuf,
+    /// The `>PASSWORD:Need 'Auth' ...` line of a static challenge (`SC:<flags>,<text>`).
+    pub prompt: Option<String>,
     proc: Proc,
 }
 
 static CLIENT_COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl Client {
-    /// Starts a client with `cert_name`'s certificate; `extra` adds client.conf lines.
+    /// Starts a client with `cert_name`'s certificate; `extra` adds client.conf lines. The
+    /// binary is the default of [`CLIENT_OPENVPN_ENV`].
     pub fn start(
+        server: &Server,
+        pki: &Pki,
+        cert_name: &str,
+        creds: &Credentials,
+        extra: &[&str],
+    ) -> Client {
+        let openvpn = default_openvpn(CLIENT_OPENVPN_ENV);
+        Client::start_with(&openvpn, server, pki, cert_name, creds, extra)
+    }
+
+    /// [`Client::start`] with this `openvpn` binary (or a wrapper that execs it).
+    pub fn start_with(
+        openvpn: &Path,
         server: &Server,
         pki: &Pki,
         cert_name: &str,
@@ -474,12 +524,17 @@ impl Client {
                 );
                 management = Some(sock);
             }
-            Credentials::StaticChallenge { .. } => {
+            Credentials::StaticChallenge { .. } | Credentials::StaticChallengeConcat { .. } => {
+                let concat = if matches!(creds, Credentials::StaticChallengeConcat { .. }) {
+                    " concat"
+                } else {
+                    ""
+                };
                 let sock = dir.join(format!("{tag}.sock"));
                 let _ = writeln!(
                     conf,
-                    "auth-user-pass\nstatic-challenge \"Enter code\" 1\nmanagement {} unix\n\
-                     management-query-passwords",
+                    "auth-user-pass\nstatic-challenge \"Enter code\" 1{concat}\n\
+                     management {} unix\nmanagement-query-passwords",
                     sock.display()
                 );
                 management = Some(sock);
@@ -492,13 +547,13 @@ impl Client {
         fs::write(&conf_path, conf).expect("write client.conf");
         let log_path = dir.join(format!("{tag}.log"));
         let proc = Proc::spawn(
-            Command::new("openvpn")
+            Command::new(openvpn)
                 .arg("--config")
                 .arg(&conf_path)
                 .arg("--log")
                 .arg(&log_path),
         );
-        match (management, creds) {
+        let prompt = match (management, creds) {
             (
                 Some(sock),
                 Credentials::StaticChallenge {
@@ -506,13 +561,37 @@ impl Client {
                     password,
                     code,
                 },
-            ) => answer_static_challenge(&sock, username, password, code),
+            ) => {
+                let answer = format!(
+                    "SCRV1:{}:{}",
+                    b64(password.as_bytes()),
+                    b64(code.as_bytes())
+                );
+                Some(answer_static_challenge(&sock, username, &answer))
+            }
+            (
+                Some(sock),
+                Credentials::StaticChallengeConcat {
+                    username,
+                    password,
+                    code,
+                },
+            ) => Some(answer_static_challenge(
+                &sock,
+                username,
+                &format!("{password}{code}"),
+            )),
             (Some(sock), Credentials::CrText { code, .. }) => {
                 answer_crtext(&sock, code);
+                None
             }
-            _ => {}
+            _ => None,
+        };
+        Client {
+            log_path,
+            prompt,
+            proc,
         }
-        Client { log_path, proc }
     }
 
     pub fn log(&self) -> String {
@@ -540,6 +619,18 @@ impl Client {
 /// One login attempt: start a client, wait for the verdict, stop the client.
 pub fn login(server: &Server, pki: &Pki, cert_name: &str, creds: &Credentials) -> Outcome {
     let mut client = Client::start(server, pki, cert_name, creds, &[]);
+    client.outcome()
+}
+
+/// [`login`] with this `openvpn` binary as the client.
+pub fn login_with(
+    openvpn: &Path,
+    server: &Server,
+    pki: &Pki,
+    cert_name: &str,
+    creds: &Credentials,
+) -> Outcome {
+    let mut client = Client::start_with(openvpn, server, pki, cert_name, creds, &[]);
     client.outcome()
 }
 
@@ -592,19 +683,17 @@ impl Management {
     }
 }
 
-/// Plays the user at the client's management interface for a static challenge.
-fn answer_static_challenge(sock: &Path, username: &str, password: &str, code: &str) {
+/// Plays the user (and the GUI) at the client's management interface for a static
+/// challenge: sends `username` and `answer` (an SCRV1 string, or for `concat` the password and
+/// code as typed). Returns the prompt line (`...SC:<flags>,<text>`).
+fn answer_static_challenge(sock: &Path, username: &str, answer: &str) -> String {
     let mut m = Management::connect(sock);
-    m.wait_for(">PASSWORD:Need 'Auth' username/password SC:");
+    let prompt = m.wait_for(">PASSWORD:Need 'Auth' username/password SC:");
     m.send(&format!("username \"Auth\" \"{username}\""));
     m.wait_for("SUCCESS: 'Auth' username");
-    let answer = format!(
-        "SCRV1:{}:{}",
-        b64(password.as_bytes()),
-        b64(code.as_bytes())
-    );
     m.send(&format!("password \"Auth\" \"{answer}\""));
     m.wait_for("SUCCESS: 'Auth' password");
+    prompt
 }
 
 /// Plays the user (and the GUI) for a crtext prompt: releases the hold, waits for the
