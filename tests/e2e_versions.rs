@@ -451,7 +451,7 @@ fn core(test: &str, server_version: Version, client_version: Version) {
             client_bin,
             format!("{what} (static password)"),
             token_option,
-            &["erin", "dave"],
+            &["erin", "dave", "alice"],
         );
         concat_with_password(&m);
     }
@@ -501,6 +501,13 @@ fn concat_without_password(m: &Matrix) {
         "dave",
         "reason=replay",
     );
+    // Something typed in front of the code is not a code, for a user without a password.
+    m.rejected(
+        &concat_login(m, "dave", "hunter2", &m.codes.next("dave")),
+        "concat, a password in front for a user without one",
+        "dave",
+        "reason=\"malformed password\"",
+    );
 }
 
 /// Erin's static password followed by her code. The decisions are read at the end: they reach
@@ -532,28 +539,45 @@ fn concat_with_password(m: &Matrix) {
         &concat_login(m, "erin", "", &m.codes.next("erin")),
         "concat, static password left out",
     );
-    // Dave, on the same server, still logs in with just his code.
+    // Dave, on the same server, still logs in with just his code, and not with a password
+    // in front of it.
     m.accepted(
         &concat_login(m, "dave", "", &m.codes.next("dave")),
         "concat, no static password, beside a user with one",
     );
+    rejected(
+        &concat_login(m, "dave", "hunter2", &m.codes.next("dave")),
+        "concat, a password in front for a user without one, beside a user with one",
+    );
 
-    let expected = [
-        "reason=\"bad password\"",
-        "login accepted",
-        "reason=replay",
-        "reason=\"bad password\"",
+    let expected: [(&str, &[&str]); 2] = [
+        (
+            "erin",
+            &[
+                "reason=\"bad password\"",
+                "login accepted",
+                "reason=replay",
+                "reason=\"bad password\"",
+            ],
+        ),
+        ("dave", &["login accepted", "reason=\"bad code\""]),
     ];
+    let complete = || {
+        expected
+            .iter()
+            .all(|(u, e)| m.decisions(u).len() >= e.len())
+    };
     let start = Instant::now();
-    let mut decisions = m.decisions("erin");
-    while decisions.len() < expected.len() && start.elapsed() < WAIT {
+    while !complete() && start.elapsed() < WAIT {
         // Another call into the plugin brings the deferred lines into the log.
-        let _ = m.file("dave", &wrong_code("dave"));
-        decisions = m.decisions("erin");
+        let _ = m.file("alice", &wrong_code("alice"));
     }
-    assert_eq!(decisions.len(), expected.len(), "{what} {decisions:#?}");
-    for (line, reason) in decisions.iter().zip(expected) {
-        assert!(line.contains(reason), "{what} expected {reason}: {line}");
+    for (user, reasons) in expected {
+        let decisions = m.decisions(user);
+        assert_eq!(decisions.len(), reasons.len(), "{what} {decisions:#?}");
+        for (line, reason) in decisions.iter().zip(reasons) {
+            assert!(line.contains(reason), "{what} expected {reason}: {line}");
+        }
     }
 }
 
