@@ -610,7 +610,7 @@ fn crtext_prompts_clients_that_support_it_and_takes_the_code_from_crresponse() {
     assert_eq!(plugin.auth(&env), DEFERRED);
     assert_eq!(
         prompt_text(&env.auth_pending_file().unwrap()),
-        "120\ncrtext\nCR_TEXT:E,R:Enter your mOTP code\n"
+        "60\ncrtext\nCR_TEXT:E,R:Enter your one-time code\n"
     );
     assert_eq!(env.control_now(), None, "no decision before the answer");
     // The answer: same per-client env, password gone, crresponse added.

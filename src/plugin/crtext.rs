@@ -1,8 +1,8 @@
 //! Asking a client for its code with a `CR_TEXT` prompt, within bounds.
 //!
 //! **crtext prompting** (`crtext_prompt = true`, OpenVPN 2.6+). A client that announces
-//! `IV_SSO=...crtext...` and sends a password that is not a code (empty, or a placeholder
-//! such as `-`: anything [`password::parse`] does not read as a code) is asked for the code:
+//! `IV_SSO=...crtext...` and sends a password that carries no code (empty, or a placeholder
+//! such as `-`, shorter than any code) is asked for the code:
 //! the plugin writes `auth_pending_file` (`<timeout>`, `crtext`, `CR_TEXT:E,R:<prompt>`) and
 //! returns `DEFERRED`. OpenVPN sends the prompt, and the client's answer arrives as
 //! `OPENVPN_PLUGIN_CLIENT_CRRESPONSE` with env `crresponse` (base64) in the same per-client env
@@ -37,14 +37,16 @@ use crate::clock;
 use crate::env::AuthEnv;
 use crate::ip_limit;
 use crate::log::{self, Sink};
-use crate::password;
 
 /// Seconds the client is given to answer a `CR_TEXT` prompt, as written in the prompt. OpenVPN
 /// waits at most that long, less if `max(reneg-sec / 2, hand-window)` minus the time the
 /// handshake already took is shorter (`send_auth_pending_messages` in OpenVPN 2.6's push.c;
 /// with the defaults, 3600 s and 60 s, the cap is 1800 s and 120 s stands).
-pub const CRTEXT_TIMEOUT_SECS: u32 = 120;
-pub const CRTEXT_PROMPT: &str = "Enter your mOTP code";
+/// 60 s: time to unlock a phone and type a code; a client that cannot answer (a console client
+/// announcing crtext without a management interface shows nothing) is not held longer.
+pub const CRTEXT_TIMEOUT_SECS: u32 = 60;
+/// Any token kind: mOTP, TOTP or HOTP.
+pub const CRTEXT_PROMPT: &str = "Enter your one-time code";
 /// Prompts awaiting an answer from one client address (its network: `ip_prefix_v4` and
 /// `ip_prefix_v6`, by default /32 and /64; not counted with `max_failures_per_ip = 0`). A user
 /// has one login waiting at a time, a few when a client retries or several devices connect;
@@ -67,13 +69,21 @@ pub const PROMPT_EXPIRY: Duration = Duration::from_secs(CRTEXT_TIMEOUT_SECS as u
 const PROMPT_LIMIT_REASON: &str =
     "TEMP[backoff 10]: too many logins waiting for a code, try again shortly";
 
+/// Whether a password carries no code at all: absent, empty, or a placeholder shorter than any
+/// code (`-`). Anything longer is decided as it is: a code of any kind, a static password in
+/// front of one, a recovery code, SCRV1.
+fn sends_no_code(password: Option<&[u8]>) -> bool {
+    const SHORTEST_CODE: usize = 6;
+    password.is_none_or(|p| p.trim_ascii().len() < SHORTEST_CODE)
+}
+
 impl Plugin {
     pub(super) fn should_prompt(&self, env: &AuthEnv) -> bool {
         self.crtext
             && env.supports_crtext()
             && env.auth_pending_file.is_some()
             && env.auth_control_file.is_some()
-            && !matches!(env.password.map(password::parse), Some(Ok(_)))
+            && sends_no_code(env.password)
     }
 
     /// Writes the `CR_TEXT` prompt, unless the client's address is locked or a prompt limit
@@ -296,5 +306,27 @@ pub(super) fn decode_cr_response(raw: Option<&[u8]>) -> Zeroizing<Vec<u8>> {
     match base64::engine::general_purpose::STANDARD.decode_vec(raw.trim_ascii(), &mut out) {
         Ok(()) => Zeroizing::new(out.trim_ascii().to_vec()),
         Err(_) => Zeroizing::new(raw.to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod prompt_tests {
+    use super::sends_no_code;
+
+    #[test]
+    fn only_a_password_without_any_code_is_prompted_for_one() {
+        for none in [None, Some(&b""[..]), Some(b"-"), Some(b"  "), Some(b"x\n")] {
+            assert!(sends_no_code(none), "{none:?}");
+        }
+        // Codes of every kind, a static password in front of one, a recovery code, SCRV1.
+        for some in [
+            &b"6ed4e4"[..],
+            b"12345678",
+            b"hunter2123456",
+            b"k7m2-q9xp-4tfr",
+            b"SCRV1:cGFzcw==:MTIzNDU2",
+        ] {
+            assert!(!sends_no_code(Some(some)));
+        }
     }
 }
