@@ -24,6 +24,27 @@ fn spanned_copy<T: Copy>(value: &Option<Spanned<T>>) -> Option<(T, usize)> {
     value.as_ref().map(|v| (*v.get_ref(), v.span().start))
 }
 
+fn spanned_secret(value: &Spanned<SecretText>) -> (&str, usize) {
+    (value.get_ref().0.as_str(), value.span().start)
+}
+
+/// The token keys of a user's table or of one of its `[[users.NAME.tokens]]` entries.
+fn token_fields<'a>(
+    kind: &'a Option<Spanned<String>>,
+    algorithm: &'a Option<Spanned<String>>,
+    digits: &Option<Spanned<u8>>,
+    period: &Option<Spanned<u32>>,
+    counter: &Option<Spanned<u64>>,
+) -> TokenFields<'a> {
+    TokenFields {
+        kind: spanned_str(kind),
+        algorithm: spanned_str(algorithm),
+        digits: spanned_copy(digits),
+        period: spanned_copy(period),
+        counter: spanned_copy(counter),
+    }
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
@@ -206,18 +227,15 @@ impl<'de> Deserialize<'de> for SecretText {
 impl RawUser {
     fn fields(&self) -> UserFields<'_> {
         UserFields {
-            secret: (&self.secret.get_ref().0, self.secret.span().start),
-            pin: self
-                .pin
-                .as_ref()
-                .map(|p| (p.get_ref().0.as_str(), p.span().start)),
-            token: TokenFields {
-                kind: spanned_str(&self.kind),
-                algorithm: spanned_str(&self.algorithm),
-                digits: spanned_copy(&self.digits),
-                period: spanned_copy(&self.period),
-                counter: spanned_copy(&self.counter),
-            },
+            secret: spanned_secret(&self.secret),
+            pin: self.pin.as_ref().map(spanned_secret),
+            token: token_fields(
+                &self.kind,
+                &self.algorithm,
+                &self.digits,
+                &self.period,
+                &self.counter,
+            ),
             password: spanned_str(&self.password),
             recovery_codes: self.recovery_codes.as_ref().map(|codes| {
                 (
@@ -239,18 +257,9 @@ impl RawUser {
                 .iter()
                 .map(|t| MoreTokenFields {
                     name: (t.name.get_ref().as_str(), t.name.span().start),
-                    secret: (&t.secret.get_ref().0, t.secret.span().start),
-                    pin: t
-                        .pin
-                        .as_ref()
-                        .map(|p| (p.get_ref().0.as_str(), p.span().start)),
-                    token: TokenFields {
-                        kind: spanned_str(&t.kind),
-                        algorithm: spanned_str(&t.algorithm),
-                        digits: spanned_copy(&t.digits),
-                        period: spanned_copy(&t.period),
-                        counter: spanned_copy(&t.counter),
-                    },
+                    secret: spanned_secret(&t.secret),
+                    pin: t.pin.as_ref().map(spanned_secret),
+                    token: token_fields(&t.kind, &t.algorithm, &t.digits, &t.period, &t.counter),
                     offset_secs: spanned_copy(&t.offset_secs),
                 })
                 .collect(),
