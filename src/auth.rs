@@ -250,7 +250,7 @@ impl Authenticator<'_> {
                 let state = self.store.peek(row)?;
                 let seen = state.last_offset_secs.filter(|_| state.last_step.is_some());
                 if let Some(learned) = self.learned {
-                    learned.set(row, seen);
+                    learned.note_read(row, seen);
                 }
                 seen
             }
@@ -266,7 +266,7 @@ impl Authenticator<'_> {
     fn remember(&self, row: &str, decision: &Decision, shown: i64) {
         if let (Some(learned), Decision::Accepted { .. }) = (self.learned, decision) {
             if self.policy.max_drift_secs > 0 {
-                learned.set(row, Some(shown));
+                learned.note_accepted(row, shown);
             }
         }
     }

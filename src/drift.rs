@@ -7,7 +7,8 @@
 //! they were shown, see [`crate::state::UserState::may_have_been_used`]).
 //!
 //! Where the store's copy costs a round trip (Redis), [`LearnedOffsets`] keeps what this
-//! process last saw per user: one read at a user's first login after open, none after.
+//! process last saw per user: one read at a user's first login after open, none after. It also
+//! holds, for every store, the centres an admin moved by changing `offset_secs`.
 
 use std::collections::HashMap;
 
@@ -34,23 +35,55 @@ pub fn shown_offset(center_offset: i64, step_offset: i64, step_secs: i64) -> i64
 
 /// The offsets this process learned, per store row (a user, or a user's further token). Only
 /// rows of configured users are entered, so it is bounded by the user table.
+///
+/// `keep_all` (Redis): every row read or accepted is kept, so a decision stays one command
+/// after a user's first login. Otherwise (a local store, where reading the row is a lookup)
+/// only the rows whose configured offset an admin changed are kept, which must override what
+/// the store holds until the next accepted code stores the new centre.
 #[derive(Default)]
 pub struct LearnedOffsets {
+    keep_all: bool,
+    /// Whether any row is held: a local store's logins then skip the lock.
+    any: std::sync::atomic::AtomicBool,
     rows: Mutex<HashMap<Box<str>, Option<i64>, foldhash::quality::RandomState>>,
 }
 
 impl LearnedOffsets {
-    pub fn new() -> LearnedOffsets {
-        LearnedOffsets::default()
+    pub fn new(keep_all: bool) -> LearnedOffsets {
+        LearnedOffsets {
+            keep_all,
+            ..LearnedOffsets::default()
+        }
     }
 
-    /// What was learned for `row`: `Some(None)` when the store had nothing; `None` when this
-    /// process has not looked yet.
+    /// What is held for `row`: `Some(None)` when the store had nothing; `None` when this
+    /// process holds nothing for it (then read the store).
     pub fn get(&self, row: &str) -> Option<Option<i64>> {
+        if !self.any.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
         self.rows.lock().get(row).copied()
     }
 
-    pub fn set(&self, row: &str, offset: Option<i64>) {
+    /// What the store holds for `row`, just read.
+    pub fn note_read(&self, row: &str, offset: Option<i64>) {
+        if self.keep_all {
+            self.set(row, offset);
+        }
+    }
+
+    /// Where an accepted code showed the phone's clock.
+    pub fn note_accepted(&self, row: &str, offset: i64) {
+        if self.keep_all {
+            self.set(row, Some(offset));
+        } else if self.any.load(std::sync::atomic::Ordering::Acquire) {
+            if let Some(known) = self.rows.lock().get_mut(row) {
+                *known = Some(offset);
+            }
+        }
+    }
+
+    fn set(&self, row: &str, offset: Option<i64>) {
         let mut rows = self.rows.lock();
         match rows.get_mut(row) {
             Some(known) => *known = offset,
@@ -58,6 +91,7 @@ impl LearnedOffsets {
                 rows.insert(row.into(), offset);
             }
         }
+        self.any.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// A new config: every row whose configured offset changed (an admin's `motpctl resync`

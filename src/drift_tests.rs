@@ -60,7 +60,7 @@ fn tina(at: i64) -> String {
 /// refused once the window has moved over it again.
 fn follows_the_phone(user: &str, code: fn(i64) -> String, step: i64) {
     let config = config_with("");
-    for learned in [None, Some(LearnedOffsets::new())] {
+    for learned in [None, Some(LearnedOffsets::new(true))] {
         let store = MemoryStore::new();
         let learned = learned.as_ref();
         let mut now = NOW;
@@ -115,7 +115,7 @@ fn the_totp_window_follows_a_drifting_phone() {
 fn the_window_never_moves_further_than_max_drift_secs() {
     let config = config_with("max_drift_secs = 300");
     let store = MemoryStore::new();
-    let learned = LearnedOffsets::new();
+    let learned = LearnedOffsets::new(true);
     let mut now = NOW;
     // 150, 300 ahead: accepted, and learned. 450: the centre stops at 300, and 450 is within
     // its window (±180 s), so still accepted; 600 would need a centre at 420 or more.

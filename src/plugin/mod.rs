@@ -180,12 +180,15 @@ impl Plugin {
                 },
             );
             let crtext = config.crtext_prompt;
+            let remote = matches!(config.state, StateConfig::Redis(_));
             let core = Arc::new(Core {
                 path: config.path.clone(),
                 trusted,
                 state: config.state.clone(),
                 config: RwLock::new(Arc::new(config)),
-                learned: crate::drift::LearnedOffsets::new(),
+                // A local store's row is read at each login (a lookup); Redis's costs a round
+                // trip, so there this process's copy is read after a user's first login.
+                learned: crate::drift::LearnedOffsets::new(remote),
                 seen: Mutex::new(Seen {
                     acted: seen,
                     settling: None,
@@ -341,9 +344,7 @@ impl Core {
             policy: &config.policy,
             users: &config.users,
             store: &*self.store,
-            // A local store's copy is read at each login (a lookup); Redis's costs a round trip,
-            // so only this process's copy is read after a user's first login.
-            learned: matches!(self.state, StateConfig::Redis(_)).then_some(&self.learned),
+            learned: Some(&self.learned),
         };
         let client = env.untrusted_ip.or(env.untrusted_ip6);
         let decision = auth.decide_from(&request, client, &self.addresses, now);
