@@ -222,3 +222,60 @@ fn crtext_client_is_prompted_and_other_clients_keep_the_normal_path() {
     let o = file_login(&server, &pki, "bob", "-");
     assert!(o.rejected(), "{}", o.log);
 }
+
+/// Issue 16 on Redis: two real servers share an HOTP token's counter and a user's recovery-code
+/// uses; the user has a static password, so every login is deferred for Argon2id too.
+#[test]
+fn two_servers_share_hotp_counters_and_recovery_uses_through_redis() {
+    use motp::engine::{base32, hotp_text, Algorithm};
+    use motp::secret_hash;
+    require_tools();
+    let dir = TempDir::new("e2e-redis-tokens");
+    let redis = RedisServer::start(dir.path());
+    let pki = Pki::create(dir.path(), &["alice", "bob"]);
+    let key = b"12345678901234567890";
+    let recovery = secret_hash::generate_recovery_codes(1);
+    let normalized = secret_hash::normalize_recovery_code(recovery[0].as_bytes()).unwrap();
+    let users = format!(
+        "[users.hank]\nkind = \"hotp\"\nsecret = \"{}\"\ncommon_name = \"alice\"\n\
+         password = \"{}\"\nrecovery_codes = [\"{}\"]\n",
+        base32::encode(key),
+        secret_hash::hash_password(b"pw"),
+        secret_hash::hash_recovery_code(&normalized),
+    );
+    let text = format!("{}{users}", config(&redis, &dir.path().join("state"), ""));
+    let a = start_server(dir.path(), &pki, &text, "motp-a.toml");
+    let b = start_server(dir.path(), &pki, &text, "motp-b.toml");
+    let hank = |server: &Server, password: &str| {
+        login(
+            server,
+            &pki,
+            "alice",
+            &Credentials::File {
+                username: "hank",
+                password,
+            },
+        )
+    };
+    let hotp = |counter| format!("pw{}", hotp_text(key, counter, Algorithm::Sha1, 6));
+
+    let o = hank(&a, &hotp(0));
+    assert!(o.accepted, "counter 0 on A: {}", o.log);
+    let o = hank(&b, &hotp(0));
+    assert!(o.rejected(), "counter 0 again, on B: {}", o.log);
+    let o = hank(&b, &hotp(1));
+    assert!(o.accepted, "counter 1 on B: {}", o.log);
+    let with_recovery = format!("pw{}", recovery[0].as_str());
+    let o = hank(&b, &with_recovery);
+    assert!(o.accepted, "recovery code on B: {}", o.log);
+    let o = hank(&a, &with_recovery);
+    assert!(o.rejected(), "the recovery code again, on A: {}", o.log);
+    assert_eq!(
+        redis.command(&["TTL", "motp:user:hank"]).as_deref(),
+        Some(":-1\r\n"),
+        "the key holding the counter and the uses never expires"
+    );
+    for server in [&a, &b] {
+        assert!(!server.log().contains(recovery[0].as_str()));
+    }
+}
