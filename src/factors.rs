@@ -104,16 +104,6 @@ pub fn examine(
             matched = hit.map(|found| (found, i, typed_password.len()));
         }
     }
-    for (token, most) in table.tokens() {
-        let done = searched
-            .iter()
-            .find(|(t, _)| t == token)
-            .map_or(0, |(_, n)| *n);
-        for _ in done..*most {
-            burn(token, table, policy, now);
-        }
-    }
-
     // Recovery codes: tried whatever the code search found, so the time does not tell.
     let recovery = match (&user.password, &parts.static_part) {
         (Some(_), None) => recovery_in_suffix(user, table, &parts.response),
@@ -140,6 +130,21 @@ pub fn examine(
             true
         }
     };
+
+    // The other tokens' work, for every outcome but an acceptance: a right code behind a wrong
+    // password costs what a wrong code costs, so the time does not tell the code was right.
+    let accepted = password_ok && (matched.is_some() || recovery.is_some());
+    if !accepted {
+        for (token, most) in table.tokens() {
+            let done = searched
+                .iter()
+                .find(|(t, _)| t == token)
+                .map_or(0, |(_, n)| *n);
+            for _ in done..*most {
+                burn(token, table, policy, now);
+            }
+        }
+    }
 
     let (found, token) = match (matched, recovery) {
         (Some((found, i, _)), _) if password_ok => (found, i.checked_sub(1)),
