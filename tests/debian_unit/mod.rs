@@ -379,6 +379,12 @@ pub fn task_names(server: &Server) -> Vec<String> {
 pub fn assert_tasks(server: &Server, expected: &[&str], what: &str) {
     let mut expected: Vec<String> = expected.iter().map(|&n| n.to_owned()).collect();
     expected.sort();
+    // A new thread names itself after it starts: until then it shows the process's name. On a
+    // loaded machine that takes a while; a generous bound against a hang, not a timing check.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while task_names(server) != expected && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert_eq!(
         task_names(server),
         expected,
