@@ -98,10 +98,9 @@ pub fn parse_parts(password: &[u8]) -> Result<Parts, Malformed> {
     else {
         return Err(Malformed::BadChallengeFormat);
     };
+    // Each field is bounded by the whole password's limit (checked above), as for an mOTP
+    // user's SCRV1 answer: a long static part is read as it is for them.
     let decode = |b64: &[u8]| -> Result<Zeroizing<Vec<u8>>, Malformed> {
-        if b64.len() > MAX_RESPONSE_LEN * 4 / 3 + 4 {
-            return Err(Malformed::TooLong);
-        }
         let mut out = Zeroizing::new(vec![0u8; b64.len() / 4 * 3 + 3]);
         let len = STANDARD
             .decode_slice(b64, &mut out[..])
@@ -110,6 +109,9 @@ pub fn parse_parts(password: &[u8]) -> Result<Parts, Malformed> {
         Ok(out)
     };
     let static_part = decode(static_part)?;
+    if response.len() > MAX_RESPONSE_LEN * 4 / 3 + 4 {
+        return Err(Malformed::TooLong);
+    }
     let decoded = decode(response)?;
     let response = Zeroizing::new(decoded.trim_ascii().to_vec());
     if response.is_empty() {
@@ -189,5 +191,10 @@ mod tests {
         assert_eq!(parse_parts(b"SCRV1:a:b:c").err(), Some(Malformed::BadChallengeFormat));
         assert_eq!(parse_parts(b"   ").err(), Some(Malformed::NotACode));
         assert_eq!(parse_parts(&[b'1'; 5000]).err(), Some(Malformed::TooLong));
+        // A long static part is read as the mOTP parser reads it (bounded by the password's
+        // limit only), so a table with token kinds changes nothing for an mOTP user's SCRV1.
+        let long = format!("SCRV1:{}:{}", b64(&"p".repeat(2000)), b64("6ed4e4"));
+        assert!(parse(long.as_bytes()).is_ok());
+        assert_eq!(&parse_parts(long.as_bytes()).unwrap().response[..], b"6ed4e4");
     }
 }

@@ -40,8 +40,13 @@ fuzz_target!(|data: &[u8]| {
                         other.disabled
                     )
                 );
-                // secret (16..=32 hex) || pin (1..=64 bytes)
-                assert!((17..=32 + 64).contains(&user.key.len()));
+                if user.token == motp::config::Token::Motp {
+                    // secret (16..=32 hex) || pin (1..=64 bytes)
+                    assert!((17..=32 + 64).contains(&user.key.len()));
+                } else {
+                    // A decoded base32 secret (TOTP, HOTP).
+                    assert!((10..=128).contains(&user.key.len()));
+                }
                 assert!(!format!("{user:?}").contains(&*String::from_utf8_lossy(&user.key)));
             }
         }

@@ -47,6 +47,8 @@ pub(super) struct Workers {
     pub(super) pool: Option<WorkerPool>,
     /// When to try starting the pool again (it is `None`).
     retry_at: Instant,
+    /// A start failed before: the next one that works says logins are deferred again.
+    failed: bool,
 }
 
 impl Workers {
@@ -54,6 +56,7 @@ impl Workers {
         let mut workers = Workers {
             pool: None,
             retry_at: now,
+            failed: false,
         };
         workers.try_start(now);
         workers
@@ -64,6 +67,7 @@ impl Workers {
         Workers {
             pool: None,
             retry_at: now,
+            failed: false,
         }
     }
 
@@ -75,12 +79,13 @@ impl Workers {
         }
         match WorkerPool::new(WORKER_THREADS, WORKER_QUEUE) {
             Ok(pool) => {
-                if self.retry_at != now {
+                if self.failed {
                     info!("started the worker thread; logins are deferred again");
                 }
                 self.pool = Some(pool);
             }
             Err(e) => {
+                self.failed = true;
                 self.retry_at = now + WORKER_RETRY;
                 error!(
                     "cannot start a worker thread ({e}); logins are decided on OpenVPN's thread \

@@ -171,3 +171,41 @@ pub fn state_section(dir: &std::path::Path) -> String {
 pub fn file_login<'a>(username: &'a str, password: &'a str) -> Credentials<'a> {
     Credentials::File { username, password }
 }
+// --- Token kinds (issue 16): TOTP/HOTP codes, static passwords, recovery codes ---------------
+
+/// RFC 4226's and RFC 6238's SHA-1 key, `12345678901234567890` (base32
+/// `GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ`): its HOTP codes are the RFC's (counter 0: 755224).
+pub const RFC_KEY: &[u8] = b"12345678901234567890";
+
+/// [`RFC_KEY`] in base32, as motp.toml holds a TOTP/HOTP secret.
+pub fn rfc_key_b32() -> String {
+    motp::engine::base32::encode(RFC_KEY)
+}
+
+/// The 6-digit SHA-1 TOTP code (30 s period) of `key` at unix time `at`.
+pub fn totp_code(key: &[u8], at: i64) -> String {
+    let totp = motp::engine::Totp::default();
+    format!("{:06}", totp.value_at_step(key, totp.step_of(at) as u64))
+}
+
+/// The 6-digit SHA-1 HOTP code of `key` at `counter`.
+pub fn hotp_code(key: &[u8], counter: u64) -> String {
+    motp::engine::hotp_text(key, counter, motp::engine::Algorithm::Sha1, 6)
+}
+
+/// `count` fresh recovery codes and their stored hashes as a TOML array.
+pub fn recovery_codes(count: usize) -> (Vec<String>, String) {
+    use motp::secret_hash;
+    let codes: Vec<String> = secret_hash::generate_recovery_codes(count)
+        .iter()
+        .map(|c| c.as_str().to_owned())
+        .collect();
+    let hashes: Vec<String> = codes
+        .iter()
+        .map(|c| {
+            let normalized = secret_hash::normalize_recovery_code(c.as_bytes()).expect("own code");
+            format!("\"{}\"", secret_hash::hash_recovery_code(&normalized))
+        })
+        .collect();
+    (codes, format!("[{}]", hashes.join(", ")))
+}
