@@ -347,7 +347,7 @@ fn a_prompt_flood_from_one_address_does_not_stop_another_addresss_client() {
     for (n, env) in flood.iter().enumerate() {
         if n < per_address {
             assert_eq!(plugin.auth(env), DEFERRED, "prompt {n}");
-            assert!(prompt_text(env).starts_with("120\ncrtext\nCR_TEXT:E,R:"));
+            assert!(prompt_text(env).starts_with("60\ncrtext\nCR_TEXT:E,R:"));
         } else {
             assert_eq!(
                 plugin.auth(env),
@@ -362,7 +362,7 @@ fn a_prompt_flood_from_one_address_does_not_stop_another_addresss_client() {
     // Another address's client is still prompted, and its answer decided.
     let other = setup.crtext("alice", "203.0.113.9");
     assert_eq!(plugin.auth(&other), DEFERRED);
-    assert!(prompt_text(&other).starts_with("120\ncrtext\n"));
+    assert!(prompt_text(&other).starts_with("60\ncrtext\n"));
     let code = alice_code(0);
     let answer = other
         .clone()
@@ -380,7 +380,7 @@ fn a_prompt_flood_from_one_address_does_not_stop_another_addresss_client() {
     assert_eq!(first.wait_for_control(BOUND), Some(false));
     let again = setup.crtext("bob", flooder);
     assert_eq!(plugin.auth(&again), DEFERRED, "a free slot for the address");
-    assert!(prompt_text(&again).starts_with("120\ncrtext\n"));
+    assert!(prompt_text(&again).starts_with("60\ncrtext\n"));
 
     // One username (with its certificate) from many addresses: capped too.
     let per_user = motp::plugin::PROMPTS_PER_USER;
@@ -438,7 +438,7 @@ fn without_a_per_address_limit_prompts_are_not_counted_per_address() {
     for n in 0..3 * motp::plugin::PROMPTS_PER_ADDRESS {
         let env = setup.crtext(&format!("u{n}"), "10.0.0.1");
         assert_eq!(plugin.auth(&env), DEFERRED, "prompt {n}");
-        assert!(prompt_text(&env).starts_with("120\ncrtext\n"));
+        assert!(prompt_text(&env).starts_with("60\ncrtext\n"));
     }
     let lines = plugin.close();
     assert!(!messages(&lines)
@@ -476,7 +476,7 @@ fn a_locked_address_is_refused_before_any_prompt() {
     // Another address still is.
     let other = setup.crtext("alice", "203.0.113.10");
     assert_eq!(plugin.auth(&other), DEFERRED);
-    assert!(prompt_text(&other).starts_with("120\ncrtext\n"));
+    assert!(prompt_text(&other).starts_with("60\ncrtext\n"));
 
     let lines = plugin.close();
     let all = messages(&lines);
