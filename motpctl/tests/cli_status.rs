@@ -133,8 +133,11 @@ fn status_and_unlock_with_redis() {
         "max_failures = 3\n\
          [users.alice]\nsecret = \"0123456789abcdef\"\npin = \"1234\"\n\
          [users.bob]\nsecret = \"fedcba9876543210\"\npin = \"4321\"\n\
-         [state]\nbackend = \"redis\"\nurl = \"{}\"\n",
-        redis.url()
+         [state]\nbackend = \"redis\"\nurl = \"{}\"\ndir = \"{}\"\n",
+        redis.url(),
+        // The test's own directory for the data epoch, never the machine's
+        // /var/lib/openvpn-motp (a root-owned one there would fail the package's install).
+        dir.path().join("state").display()
     );
     let path = dir.config(&text, 0o600);
     let p = s(&path);
