@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::config::{Policy, Token, UserTable};
+use crate::config::{Policy, Token, UserTable, MAX_MORE_TOKENS};
 use crate::drift::{self, LearnedOffsets};
 use crate::engine::{self, Code, Motp, TokenKind};
 use crate::factors;
@@ -287,14 +287,15 @@ impl Authenticator<'_> {
             .map_or(Err(Malformed::NotACode), password::parse_parts);
         // Where each token's search starts: an HOTP token after its stored counter, a clock
         // token at the phone's clock as last seen.
-        let mut hotp_next = Vec::with_capacity(1 + user.more_tokens.len());
-        let mut offsets = Vec::with_capacity(1 + user.more_tokens.len());
+        // At most 1 + MAX_MORE_TOKENS tokens: fixed arrays, no allocation per login.
+        let mut hotp_next = [0u64; 1 + MAX_MORE_TOKENS];
+        let mut offsets = [0i64; 1 + MAX_MORE_TOKENS];
         let tokens = std::iter::once((user.token, user.offset_secs, None)).chain(
             user.more_tokens
                 .iter()
                 .map(|t| (t.token, t.offset_secs, Some(t))),
         );
-        for (token, configured, more) in tokens {
+        for (i, (token, configured, more)) in tokens.enumerate() {
             let row = more.map(|t| t.state_key(username));
             let row = row.as_deref().unwrap_or(username);
             let start = match token {
@@ -310,8 +311,8 @@ impl Authenticator<'_> {
                 self.spend_rejection_work(request.password, now);
                 return Decision::StateUnavailable;
             };
-            hotp_next.push(next);
-            offsets.push(offset);
+            hotp_next[i] = next;
+            offsets[i] = offset;
         }
         let examined = factors::examine(
             user,

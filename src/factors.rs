@@ -84,7 +84,6 @@ pub fn examine(
     // Every token is searched (any may match; the first in file order wins), each with the
     // static password and the code split where its code length puts the split.
     let mut matched: Option<(Found, usize, usize)> = None;
-    let mut searched: Vec<(Token, usize)> = Vec::with_capacity(1 + user.more_tokens.len());
     for (i, t) in tokens.enumerate() {
         let (typed_password, code_text) = split(user, parts, code_len(&t.token));
         let next = hotp_next.get(i).copied().unwrap_or(0);
@@ -93,13 +92,6 @@ pub fn examine(
             ..t
         };
         let hit = search(&t, code_text, table, policy, now, next);
-        match searched
-            .iter_mut()
-            .find(|(known, _)| *known == t.token.work())
-        {
-            Some((_, n)) => *n += 1,
-            None => searched.push((t.token.work(), 1)),
-        }
         if matched.is_none() {
             matched = hit.map(|found| (found, i, typed_password.len()));
         }
@@ -107,7 +99,8 @@ pub fn examine(
     // Recovery codes: tried whatever the code search found, so the time does not tell.
     let recovery = match (&user.password, &parts.static_part) {
         (Some(_), None) => recovery_in_suffix(user, table, &parts.response),
-        _ => recovery_whole(user, table, &parts.response).map(|index| (index, usize::MAX)),
+        // No password in front: nothing before the code (a static part is SCRV1's own field).
+        _ => recovery_whole(user, table, &parts.response).map(|index| (index, 0)),
     };
 
     // One Argon2id verification whenever any user has a password: on the password in front of
@@ -117,7 +110,7 @@ pub fn examine(
             let typed = match (&parts.static_part, matched, recovery) {
                 (Some(static_part), _, _) => &static_part[..],
                 (None, Some((_, _, prefix_len)), _) | (None, None, Some((_, prefix_len))) => {
-                    &parts.response[..prefix_len.min(parts.response.len())]
+                    &parts.response[..prefix_len]
                 }
                 (None, None, None) => split(user, parts, code_len(&user.token)).0,
             };
@@ -136,10 +129,10 @@ pub fn examine(
     let accepted = password_ok && (matched.is_some() || recovery.is_some());
     if !accepted {
         for (token, most) in table.tokens() {
-            let done = searched
-                .iter()
-                .find(|(t, _)| t == token)
-                .map_or(0, |(_, n)| *n);
+            let done = std::iter::once(user.token)
+                .chain(user.more_tokens.iter().map(|t| t.token))
+                .filter(|t| t.work() == *token)
+                .count();
             for _ in done..*most {
                 burn(token, table, policy, now);
             }

@@ -5,16 +5,14 @@
 
 mod e2e_setup;
 
-use e2e_setup::{assert_accepted, assert_rejected, Setup};
-use motp::engine::{base32, hotp_text, Algorithm, Totp};
+use e2e_setup::{
+    assert_accepted, assert_rejected, hotp_code, recovery_codes, rfc_key_b32, Setup, RFC_KEY,
+};
 use motp::secret_hash;
 use motp_harness::openvpn::{login, unix_now, Credentials};
 
-const KEY: &[u8] = b"12345678901234567890";
-
 fn totp_code(at: i64) -> String {
-    let totp = Totp::default();
-    format!("{:06}", totp.value_at_step(KEY, totp.step_of(at) as u64))
+    e2e_setup::totp_code(RFC_KEY, at)
 }
 
 /// Waits for the next TOTP step, so the next accepted code is a fresh one.
@@ -26,16 +24,9 @@ fn next_totp_step(code: &str) {
 
 #[test]
 fn totp_hotp_static_passwords_and_recovery_codes_log_in_through_openvpn() {
-    let b32 = base32::encode(KEY);
+    let b32 = rfc_key_b32();
     let password = secret_hash::hash_password(b"hunter2");
-    let recovery = secret_hash::generate_recovery_codes(2);
-    let hashes: Vec<String> = recovery
-        .iter()
-        .map(|c| {
-            let normalized = secret_hash::normalize_recovery_code(c.as_bytes()).unwrap();
-            format!("\"{}\"", secret_hash::hash_recovery_code(&normalized))
-        })
-        .collect();
+    let (recovery, hashes) = recovery_codes(2);
     // The token users' certificates are alice's and bob's (the PKI's names), so they carry
     // `common_name`.
     let users = format!(
@@ -43,8 +34,7 @@ fn totp_hotp_static_passwords_and_recovery_codes_log_in_through_openvpn() {
          [users.tina]\nkind = \"totp\"\nsecret = \"{b32}\"\ncommon_name = \"alice\"\n\
          [users.hank]\nkind = \"hotp\"\nsecret = \"{b32}\"\ncommon_name = \"alice\"\n\
          [users.pat]\nkind = \"totp\"\nsecret = \"{b32}\"\npassword = \"{password}\"\n\
-         recovery_codes = [{}]\ncommon_name = \"bob\"\n",
-        hashes.join(", ")
+         recovery_codes = {hashes}\ncommon_name = \"bob\"\n"
     );
     let s = Setup::start(&users, &[]);
 
@@ -54,8 +44,8 @@ fn totp_hotp_static_passwords_and_recovery_codes_log_in_through_openvpn() {
     assert_rejected(&s.login("alice", "tina", &code), "the TOTP code again");
 
     // HOTP: counter 0, then 1; 0 again is refused.
-    let h0 = hotp_text(KEY, 0, Algorithm::Sha1, 6);
-    let h1 = hotp_text(KEY, 1, Algorithm::Sha1, 6);
+    let h0 = hotp_code(RFC_KEY, 0);
+    let h1 = hotp_code(RFC_KEY, 1);
     assert_accepted(&s.login("alice", "hank", &h0), "HOTP counter 0");
     assert_accepted(&s.login("alice", "hank", &h1), "HOTP counter 1");
     assert_rejected(&s.login("alice", "hank", &h0), "HOTP counter 0 again");
@@ -88,7 +78,7 @@ fn totp_hotp_static_passwords_and_recovery_codes_log_in_through_openvpn() {
     assert_accepted(&outcome, "SCRV1: static password and code");
 
     // A recovery code, after the static password: once.
-    let with_recovery = format!("hunter2{}", recovery[1].as_str());
+    let with_recovery = format!("hunter2{}", recovery[1]);
     assert_accepted(&s.login("bob", "pat", &with_recovery), "recovery code");
     assert_rejected(
         &s.login("bob", "pat", &with_recovery),
@@ -127,6 +117,6 @@ fn totp_hotp_static_passwords_and_recovery_codes_log_in_through_openvpn() {
 
     // The server log holds no secret, password or code.
     let mut typed = vec![code.clone(), h0, h1, "hunter2".to_owned()];
-    typed.extend(recovery.iter().map(|c| c.to_string()));
+    typed.extend(recovery.iter().cloned());
     s.assert_log_clean(&typed.iter().map(String::as_str).collect::<Vec<_>>());
 }

@@ -33,7 +33,7 @@ pub use state::{
     DEFAULT_STATE_DIR, MAX_REDIS_TIMEOUT_MS,
 };
 pub use token::Token;
-pub use user_table::{User, UserTable, MAX_RECOVERY_CODES};
+pub use user_table::{User, UserTable, MAX_MORE_TOKENS, MAX_RECOVERY_CODES};
 
 use diagnostics::Checker;
 use raw::{RawConfig, RawUsers};
