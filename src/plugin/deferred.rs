@@ -89,11 +89,12 @@ impl Workers {
                 self.retry_at = now + WORKER_RETRY;
                 error!(
                     "cannot start a worker thread ({e}); logins are decided on OpenVPN's thread \
-                     meanwhile, each waiting for Redis up to timeout_ms; trying again in {} s. \
+                     meanwhile, each waiting for Redis up to timeout_ms or for a static \
+                     password's Argon2id check (tens of ms); trying again in {} s. \
                      The usual cause is a task limit: systemd's LimitNPROC counts every thread \
                      of the user OpenVPN runs as, in every instance (the plugin needs {} per \
-                     instance with Redis); raise LimitNPROC for the unit or run fewer daemons \
-                     as that user",
+                     instance with Redis or static passwords); raise LimitNPROC for the unit or \
+                     run fewer daemons as that user",
                     WORKER_RETRY.as_secs(),
                     TASKS_PER_REDIS_INSTANCE,
                 );
