@@ -470,7 +470,7 @@ fn burn(code: Option<Result<Code, Malformed>>, now: i64, radius: i64, cost_key_l
 }
 
 fn valid_username(raw: &[u8]) -> Option<&str> {
-    let name = std::str::from_utf8(raw).ok()?;
+    let name = crate::ffi::utf8(raw)?;
     (!name.is_empty() && name.len() <= crate::config::MAX_USERNAME_LEN).then_some(name)
 }
 

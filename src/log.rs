@@ -195,7 +195,7 @@ impl Line {
 
     pub fn as_str(&self) -> &str {
         // Every piece pushed is UTF-8 (see the type's doc): this cannot fail.
-        std::str::from_utf8(&self.text).unwrap_or("(log line was not UTF-8)")
+        crate::ffi::utf8(&self.text).unwrap_or("(log line was not UTF-8)")
     }
 }
 

@@ -232,11 +232,25 @@ impl Plugin {
     }
 
     /// `AUTH_USER_PASS_VERIFY` as OpenVPN calls it: prompts a crtext client for its code,
-    /// defers to a worker with the Redis backend, else decides in the call.
+    /// defers to a worker with the Redis backend, else decides in the call. (OpenVPN's calls
+    /// come through [`auth_user_pass_verify_with`](Self::auth_user_pass_verify_with).)
+    #[cfg(any(test, feature = "internals"))]
     pub fn auth_user_pass_verify(&self, env: &AuthEnv) -> Answer {
+        self.auth_user_pass_verify_with(env, self.core.current_config())
+    }
+
+    /// [`auth_user_pass_verify`](Self::auth_user_pass_verify) with the config the caller took
+    /// from [`config_in_service`](Self::config_in_service) before it read the env (to
+    /// [`prefetch`](crate::config::UserTable::prefetch_slot) the user's entry); a config this
+    /// call reloads replaces it.
+    pub fn auth_user_pass_verify_with(&self, env: &AuthEnv, config: Arc<Config>) -> Answer {
         self.flush_logs();
         let answer = tracing::dispatcher::with_default(&self.core.dispatch, || {
-            self.check_config_without_watcher();
+            let config = if self.check_config_without_watcher() {
+                self.core.current_config()
+            } else {
+                config
+            };
             if self.should_prompt(env) {
                 match self.prompt(env) {
                     Prompted::Sent => return Answer::Deferred,
@@ -249,10 +263,15 @@ impl Plugin {
                     return answer;
                 }
             }
-            self.core.decide(env, &self.core.sink)
+            self.core.decide_with(&config, env, &self.core.sink)
         });
         self.flush_logs();
         answer
+    }
+
+    /// The config in service now (the watcher may replace it at any time).
+    pub fn config_in_service(&self) -> Arc<Config> {
+        self.core.current_config()
     }
 
     /// `OPENVPN_PLUGIN_CLIENT_CRRESPONSE`: the answer to a `CR_TEXT` prompt. Decides it as a
@@ -333,7 +352,11 @@ impl Core {
     /// Decides with the current config, logs the decision to `log` (OpenVPN's log on its
     /// thread, the queue on a worker), writes the client reason on rejection.
     fn decide(&self, env: &AuthEnv, log: &Sink) -> Answer {
-        let config = self.current_config();
+        self.decide_with(&self.current_config(), env, log)
+    }
+
+    /// [`decide`](Self::decide) with `config`, the one in service when the login came in.
+    fn decide_with(&self, config: &Config, env: &AuthEnv, log: &Sink) -> Answer {
         let request = LoginRequest {
             username: env.username,
             password: env.password,

@@ -62,18 +62,20 @@ impl FileVersion {
 impl Plugin {
     /// Without a watcher thread, a login looks at motp.toml at most once a check interval
     /// (a `stat`; the file is read only when it changed and then stayed the same for a check).
-    pub(super) fn check_config_without_watcher(&self) {
+    /// Whether it looked (a new config may then be in service).
+    pub(super) fn check_config_without_watcher(&self) -> bool {
         if self.watcher.is_some() {
-            return;
+            return false;
         }
         {
             let mut checked = self.checked_at_login.lock();
             if checked.elapsed() < CONFIG_CHECK_INTERVAL {
-                return;
+                return false;
             }
             *checked = Instant::now();
         }
         self.core.reload_if_changed();
+        true
     }
 }
 

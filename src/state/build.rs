@@ -12,7 +12,7 @@ pub fn open(config: &Config, trusted: TrustedOwners) -> Result<Box<dyn StateStor
                 "state backend is \"memory\": replay and lockout state is lost at every \
                  SIGHUP or restart"
             );
-            Ok(Box::new(MemoryStore::new()))
+            Ok(Box::new(MemoryStore::for_users(config.users.len())))
         }
         StateConfig::Local { dir } => match SqliteStore::open(dir) {
             Ok(store) => Ok(Box::new(store)),

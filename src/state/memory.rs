@@ -19,7 +19,22 @@ impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore::default()
     }
+
+    /// A store for a table of `users` users, with room for up to [`PRESIZED_ROWS`] of them
+    /// from the start: their first logins then never grow the map (a growth copies every row
+    /// into fresh memory on OpenVPN's thread).
+    pub fn for_users(users: usize) -> MemoryStore {
+        let rows = users.min(PRESIZED_ROWS);
+        MemoryStore {
+            users: Mutex::new(HashMap::with_capacity_and_hasher(rows, Default::default())),
+        }
+    }
 }
+
+/// The most rows a new store has room for. A bigger table's map grows as its users log in:
+/// room for all of them at once would spread the first logins over that many untouched pages,
+/// each a page fault (docs/performance.md, "Accept path after the reshape").
+const PRESIZED_ROWS: usize = 4096;
 
 /// Usernames up to this long (nearly all) are kept inside the map's entry.
 const INLINE_NAME: usize = 22;
