@@ -141,7 +141,7 @@ impl Line {
 
     /// [`field`](Self::field) for an integer, `+` before a positive one if `signed`, written
     /// without the formatter (one of these is on every login line).
-    #[inline]
+    #[inline(always)]
     pub fn int_field(mut self, name: &str, value: i64, signed: bool) -> Line {
         self.push_name(name);
         if signed && value >= 0 {
@@ -150,8 +150,13 @@ impl Line {
         if value < 0 {
             self.text.push(b'-');
         }
-        let mut digits = [0u8; 20];
         let mut n = value.unsigned_abs();
+        if n < 10 {
+            // The usual step offset (0, or a step or two).
+            self.text.push(b'0' + n as u8);
+            return self;
+        }
+        let mut digits = [0u8; 20];
         let mut at = digits.len();
         loop {
             at -= 1;
@@ -167,13 +172,13 @@ impl Line {
 
     /// Appends ` name=value` for bytes from the env: invalid UTF-8 becomes U+FFFD, at most `max`
     /// bytes of the value are shown, and the value is written in logfmt ([`push_value`]).
-    #[inline]
+    #[inline(always)]
     pub fn bytes_field(mut self, name: &str, value: &[u8], max: usize) -> Line {
         self.push_name(name);
         let shown = &value[..value.len().min(max)];
         // The usual value (an address, a plain username): printable ASCII that needs no
         // quotes, hence UTF-8, copied as it is after one scan.
-        if !shown.is_empty() && shown.iter().all(|&b| plain_ascii(b)) {
+        if !shown.is_empty() && all_plain_ascii(shown) {
             self.text.extend_from_slice(shown);
             return self;
         }
@@ -181,7 +186,7 @@ impl Line {
         self
     }
 
-    #[inline]
+    #[inline(always)]
     fn push_name(&mut self, name: &str) {
         self.text.reserve(name.len() + 2);
         self.text.push(b' ');
@@ -221,14 +226,33 @@ pub fn push_value(out: &mut String, value: &str) {
 }
 
 /// A byte of a value that can stand bare: printable ASCII but the space, `=`, `"` and `\`.
+#[inline(always)]
 fn plain_ascii(b: u8) -> bool {
-    b.is_ascii_graphic() && !matches!(b, b'=' | b'"' | b'\\')
+    PLAIN_ASCII[usize::from(b)]
+}
+
+/// [`plain_ascii`] as a table: one load per byte of every login line's address and username.
+const PLAIN_ASCII: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        table[b] = byte.is_ascii_graphic() && !matches!(byte, b'=' | b'"' | b'\\');
+        b += 1;
+    }
+    table
+};
+
+/// Whether every byte of `bytes` is [`plain_ascii`].
+#[inline(always)]
+fn all_plain_ascii(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| plain_ascii(b))
 }
 
 fn needs_quotes(value: &str) -> bool {
     // Printable ASCII other than the four is the usual value (a name, an address, a number):
     // decided on bytes, without decoding characters.
-    if value.bytes().all(plain_ascii) {
+    if all_plain_ascii(value.as_bytes()) {
         return value.is_empty();
     }
     value.is_empty()

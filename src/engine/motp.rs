@@ -61,13 +61,19 @@ pub fn step_of(unix_secs: i64) -> i64 {
 
 /// The code for one step. `key` is `secret ‖ pin`, exactly as written in the config.
 pub fn code_at_step(step: i64, key: &[u8]) -> Code {
+    code_and_digits_at_step(step, key).0
+}
+
+/// [`code_at_step`], and how many digits the step's decimal text has.
+fn code_and_digits_at_step(step: i64, key: &[u8]) -> (Code, usize) {
     let mut digits = itoa_buf(step);
     let mut hasher = Md5::new();
     hasher.update(digits.as_bytes());
     hasher.update(key);
     let digest = Zeroizing::new(<[u8; 16]>::from(hasher.finalize()));
+    let count = digits.as_bytes().len();
     digits.clear();
-    Code([digest[0], digest[1], digest[2]])
+    (Code([digest[0], digest[1], digest[2]]), count)
 }
 
 /// The code a phone shows at `unix_secs` for this secret and PIN.
@@ -199,8 +205,8 @@ fn search(
     // rejection pays one hash more.
     if let Some(&(step, 0)) = order.peek() {
         order.next();
-        let matched = code_at_step(step, key).0.ct_eq(&code.0);
-        let digits = itoa_buf(step).as_bytes().len();
+        let (at_step, digits) = code_and_digits_at_step(step, key);
+        let matched = at_step.0.ct_eq(&code.0);
         md5_lanes::burn_blocks::<1>(padding_blocks(digits, key.len(), cost_key_len));
         if bool::from(matched) {
             found = Some(Match {
