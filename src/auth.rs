@@ -246,6 +246,8 @@ impl Authenticator<'_> {
         }
         let learned = match self.learned.and_then(|l| l.get(row)) {
             Some(known) => known,
+            // Learned is then 0 or nothing: the window stays centred on 0.
+            None if configured == 0 && self.store.offsets_all_zero() => return Ok(0),
             None => {
                 let state = self.store.peek(row)?;
                 let seen = state.last_offset_secs.filter(|_| state.last_step.is_some());

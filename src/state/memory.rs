@@ -5,6 +5,8 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use parking_lot::Mutex;
 
 use super::{StateError, StateStore, UserState};
@@ -13,6 +15,8 @@ use super::{StateError, StateStore, UserState};
 #[derive(Default)]
 pub struct MemoryStore {
     users: Mutex<HashMap<Name, UserState, foldhash::quality::RandomState>>,
+    /// Some row was given a `last_offset_secs` other than 0 ([`StateStore::offsets_all_zero`]).
+    nonzero_offset: AtomicBool,
 }
 
 impl MemoryStore {
@@ -27,6 +31,7 @@ impl MemoryStore {
         let rows = users.min(PRESIZED_ROWS);
         MemoryStore {
             users: Mutex::new(HashMap::with_capacity_and_hasher(rows, Default::default())),
+            nonzero_offset: AtomicBool::new(false),
         }
     }
 }
@@ -95,6 +100,12 @@ impl StateStore for MemoryStore {
         decide: &mut dyn FnMut(&mut UserState),
     ) -> Result<(), StateError> {
         let mut users = self.users.lock();
+        let mut decide = |state: &mut UserState| {
+            decide(state);
+            if state.last_offset_secs.is_some_and(|offset| offset != 0) {
+                self.nonzero_offset.store(true, Ordering::Release);
+            }
+        };
         if username.len() > INLINE_NAME {
             // A long name is boxed only when it is stored.
             if let Some(state) = users.get_mut(username.as_bytes()) {
@@ -113,6 +124,13 @@ impl StateStore for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    fn offsets_all_zero(&self) -> bool {
+        // A login racing the write that sets the flag may still centre on 0: what it would
+        // have done had it read the row just before that write (the search never ran under
+        // the store's lock).
+        !self.nonzero_offset.load(Ordering::Acquire)
     }
 
     fn peek(&self, username: &str) -> Result<UserState, StateError> {
@@ -160,6 +178,25 @@ mod tests {
             (Some(7), true, 2)
         );
         assert_eq!(store.peek("alice").unwrap(), seen);
+    }
+
+    #[test]
+    fn offsets_all_zero_until_a_row_is_given_another_offset() {
+        let store = MemoryStore::new();
+        assert!(store.offsets_all_zero());
+        store
+            .update("alice", &mut |s| s.record_accepted(7, 0))
+            .unwrap();
+        store.update("bob", &mut |s| s.failures = 1).unwrap();
+        assert!(store.offsets_all_zero(), "offset 0 and no offset");
+        store
+            .update("carol", &mut |s| s.record_accepted(9, -30))
+            .unwrap();
+        assert!(!store.offsets_all_zero());
+        store
+            .update("carol", &mut |s| s.record_accepted(10, 0))
+            .unwrap();
+        assert!(!store.offsets_all_zero(), "never cleared");
     }
 
     #[test]

@@ -254,6 +254,14 @@ pub trait StateStore: Send + Sync {
     /// write transaction; it may fail where a decision would (the store unavailable).
     fn peek(&self, username: &str) -> Result<UserState, StateError>;
 
+    /// Whether no row holds a [`last_offset_secs`](UserState::last_offset_secs) other than 0:
+    /// then a row whose configured offset is 0 is centred on 0 without a [`peek`](Self::peek)
+    /// ([`crate::drift`]). Only a store that sees every write can say so (this process's
+    /// memory); the others answer `false`.
+    fn offsets_all_zero(&self) -> bool {
+        false
+    }
+
     /// Decides one login with [`rule::apply`] on the user's state, and stores what it leaves, in
     /// one transaction. Stores that can run the rule closer to their data (Redis, in one
     /// script) override this; the result must be the same.
