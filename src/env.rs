@@ -16,6 +16,15 @@ pub const WANTED_FIRST_BYTES: [bool; 256] = {
     table
 };
 
+/// [`WANTED_FIRST_BYTES`] for a plugin that never prompts (`crtext_prompt = false`): it never
+/// reads `IV_SSO`, and OpenVPN's fifteen or so other `IV_*` entries are then skipped at their
+/// first byte too.
+pub const WANTED_FIRST_BYTES_WITHOUT_PROMPT: [bool; 256] = {
+    let mut table = WANTED_FIRST_BYTES;
+    table[b'I' as usize] = false;
+    table
+};
+
 /// Every name [`AuthEnv::slot`] knows: the only entries of OpenVPN's env this plugin reads.
 pub const WANTED_NAMES: [&[u8]; 10] = [
     b"username",
@@ -263,6 +272,14 @@ mod tests {
         for byte in 0..=255u8 {
             let starts_one = WANTED_NAMES.iter().any(|name| name[0] == byte);
             assert_eq!(WANTED_FIRST_BYTES[usize::from(byte)], starts_one, "{byte}");
+            let starts_one_read_without_prompt = WANTED_NAMES
+                .iter()
+                .any(|name| name[0] == byte && *name != b"IV_SSO");
+            assert_eq!(
+                WANTED_FIRST_BYTES_WITHOUT_PROMPT[usize::from(byte)],
+                starts_one_read_without_prompt,
+                "{byte}"
+            );
         }
     }
 

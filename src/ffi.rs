@@ -15,7 +15,7 @@ use std::sync::Arc;
 use openvpn_plugin_sys as sys;
 
 use crate::config::{TrustedOwners, DEFAULT_CONFIG_PATH};
-use crate::env::{AuthEnv, Wanted, WANTED_FIRST_BYTES};
+use crate::env::{AuthEnv, Wanted, WANTED_FIRST_BYTES, WANTED_FIRST_BYTES_WITHOUT_PROMPT};
 use crate::plugin::{Answer, Plugin};
 
 /// No sane host passes more environment entries than this; stop reading rather than run away.
@@ -128,8 +128,14 @@ pub unsafe extern "C" fn openvpn_plugin_func_v3(
         let mut user_slot = None;
         // SAFETY: envp is OpenVPN's NULL-terminated env array for this call (or NULL). The
         // borrowed strings are used only during this call; a deferred decision works on a copy.
+        // Without prompts (crtext) nothing reads IV_SSO: the IV_* entries are skipped whole.
+        let first_bytes = if plugin.wants_crresponse() {
+            &WANTED_FIRST_BYTES
+        } else {
+            &WANTED_FIRST_BYTES_WITHOUT_PROMPT
+        };
         let env = unsafe {
-            read_env(args.envp, |name| {
+            read_env(args.envp, first_bytes, |name| {
                 user_slot = config.users.prefetch_slot(name);
             })
         };
@@ -251,8 +257,11 @@ unsafe fn c_string_array<'a>(array: *const *const c_char) -> Vec<&'a CStr> {
 ///
 /// # Safety
 /// `envp` must be NULL or a NULL-terminated array of valid C strings that outlive `'a`.
+/// `first_bytes` is [`WANTED_FIRST_BYTES`], or [`WANTED_FIRST_BYTES_WITHOUT_PROMPT`] for a
+/// plugin that never reads `IV_SSO`.
 unsafe fn read_env<'a>(
     envp: *const *const c_char,
+    first_bytes: &[bool; 256],
     mut on_username: impl FnMut(&'a [u8]),
 ) -> AuthEnv<'a> {
     let mut env = AuthEnv::default();
@@ -267,7 +276,7 @@ unsafe fn read_env<'a>(
         }
         // SAFETY: each non-NULL entry is a valid NUL-terminated C string, and OpenVPN keeps
         // envp valid for the whole call.
-        if let Some((wanted, value)) = unsafe { wanted_entry(entry) } {
+        if let Some((wanted, value)) = unsafe { wanted_entry(entry, first_bytes) } {
             if wanted == Wanted::Username && env.username.is_none() {
                 on_username(value);
             }
@@ -284,11 +293,14 @@ unsafe fn read_env<'a>(
 ///
 /// # Safety
 /// `entry` must be a valid NUL-terminated C string that outlives `'a`.
-unsafe fn wanted_entry<'a>(entry: *const u8) -> Option<(Wanted, &'a [u8])> {
+unsafe fn wanted_entry<'a>(
+    entry: *const u8,
+    first_bytes: &[bool; 256],
+) -> Option<(Wanted, &'a [u8])> {
     use Wanted::*;
     // SAFETY: a C string has at least its NUL byte.
     let first = unsafe { *entry };
-    if !WANTED_FIRST_BYTES[usize::from(first)] {
+    if !first_bytes[usize::from(first)] {
         return None;
     }
     // SAFETY: `first` starts a wanted name, so it is not the NUL: byte 1 is in the string.
@@ -380,6 +392,10 @@ mod tests {
 
     /// `read_env` over `entries`, as OpenVPN would pass them.
     fn read(entries: &[Vec<u8>]) -> Vec<Option<Vec<u8>>> {
+        read_with(entries, &WANTED_FIRST_BYTES)
+    }
+
+    fn read_with(entries: &[Vec<u8>], first_bytes: &[bool; 256]) -> Vec<Option<Vec<u8>>> {
         let owned: Vec<CString> = entries
             .iter()
             .map(|e| CString::new(e.clone()).unwrap())
@@ -387,7 +403,7 @@ mod tests {
         let mut array: Vec<*const c_char> = owned.iter().map(|c| c.as_ptr()).collect();
         array.push(std::ptr::null());
         // SAFETY: a NULL-terminated array of C strings that outlive the call.
-        let mut env = unsafe { read_env(array.as_ptr(), |_| {}) };
+        let mut env = unsafe { read_env(array.as_ptr(), first_bytes, |_| {}) };
         Wanted::ALL
             .iter()
             .map(|&w| env.slot_of(w).map(<[u8]>::to_vec))
@@ -438,6 +454,14 @@ mod tests {
                 .map(|&w| expected.slot_of(w).map(<[u8]>::to_vec))
                 .collect();
             assert_eq!(read(slice), expected, "from entry {start}");
+            // Without prompts: the same, but IV_SSO is never read.
+            let mut without_prompt = expected.clone();
+            without_prompt[Wanted::IvSso as usize] = None;
+            assert_eq!(
+                read_with(slice, &WANTED_FIRST_BYTES_WITHOUT_PROMPT),
+                without_prompt,
+                "from entry {start}, without prompts"
+            );
         }
     }
 }
