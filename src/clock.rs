@@ -4,16 +4,10 @@
 //! names a file holding an integer, that many seconds are added to the clock. The end-to-end
 //! tests use it to move the plugin's time without touching the system clock.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 pub const TEST_SKEW_ENV: &str = "MOTP_TEST_CLOCK_SKEW_FILE";
 
 pub fn now() -> i64 {
-    let system = match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(_) => 0,
-    };
-    system.saturating_add(test_skew())
+    crate::ffi::unix_time().saturating_add(test_skew())
 }
 
 /// Whether the test hook is active (so the plugin can warn loudly at start-up).
@@ -35,4 +29,27 @@ fn test_skew() -> i64 {
 #[cfg(not(debug_assertions))]
 fn test_skew() -> i64 {
     0
+}
+
+#[cfg(test)]
+mod tests {
+    fn system_seconds() -> i64 {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970");
+        i64::try_from(since_epoch.as_secs()).expect("before year 292 billion")
+    }
+
+    #[test]
+    fn now_is_the_system_clock_in_unix_seconds() {
+        let before = system_seconds();
+        let now = crate::ffi::unix_time();
+        let after = system_seconds();
+        // time(2) reads the second the kernel last ticked into: at a second's boundary it may
+        // still show the one before for a tick.
+        assert!(
+            before - 1 <= now && now <= after,
+            "{before} <= {now} <= {after}"
+        );
+    }
 }

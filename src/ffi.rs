@@ -193,6 +193,15 @@ pub(crate) fn advise_huge_pages(start: *const u8, len: usize) {
     let _ = (start, len);
 }
 
+/// The system clock in Unix seconds: `time(2)`, one read of the kernel's clock page (vDSO),
+/// where `SystemTime::now()` and its duration since the epoch cost several times that per
+/// login (docs/performance.md, "Accept path after the reshape").
+pub(crate) fn unix_time() -> i64 {
+    // SAFETY: time(2) with a null pointer only returns the time; it writes through no pointer
+    // and cannot fail.
+    i64::from(unsafe { libc::time(std::ptr::null_mut()) })
+}
+
 /// `bytes` as text if they are valid UTF-8: [`std::str::from_utf8`], with a fast path for
 /// ASCII. What the plugin checks on every login is short and nearly always ASCII (the
 /// username, the log line), where std's general validation costs several times the ASCII
