@@ -514,7 +514,10 @@ impl Queued {
 
     /// Writes the lines queued since the last call to `sink`. OpenVPN's thread only.
     pub fn flush(&self, sink: &Sink) {
-        if !self.0.pending.swap(false, Ordering::Acquire) {
+        // A plain load first: the usual call finds nothing queued, and a swap is a locked
+        // read-modify-write on every call (twice per login).
+        if !self.0.pending.load(Ordering::Relaxed) || !self.0.pending.swap(false, Ordering::Acquire)
+        {
             return;
         }
         let (lines, dropped) = {
