@@ -126,14 +126,14 @@ pub unsafe extern "C" fn openvpn_plugin_func_v3(
         // misses, which now overlap the rest of the env scan instead of following it.
         let config = plugin.config_in_service();
         let mut user_slot = None;
-        // SAFETY: envp is OpenVPN's NULL-terminated env array for this call (or NULL). The
-        // borrowed strings are used only during this call; a deferred decision works on a copy.
         // Without prompts (crtext) nothing reads IV_SSO: the IV_* entries are skipped whole.
         let first_bytes = if plugin.wants_crresponse() {
             &WANTED_FIRST_BYTES
         } else {
             &WANTED_FIRST_BYTES_WITHOUT_PROMPT
         };
+        // SAFETY: envp is OpenVPN's NULL-terminated env array for this call (or NULL). The
+        // borrowed strings are used only during this call; a deferred decision works on a copy.
         let env = unsafe {
             read_env(args.envp, first_bytes, |name| {
                 user_slot = config.users.prefetch_slot(name);
@@ -199,7 +199,9 @@ pub(crate) fn advise_huge_pages(start: *const u8, len: usize) {
 pub(crate) fn unix_time() -> i64 {
     // SAFETY: time(2) with a null pointer only returns the time; it writes through no pointer
     // and cannot fail.
-    i64::from(unsafe { libc::time(std::ptr::null_mut()) })
+    let seconds: libc::time_t = unsafe { libc::time(std::ptr::null_mut()) };
+    #[allow(clippy::useless_conversion)] // time_t is i64 on 64-bit Linux, i32 on some others
+    i64::from(seconds)
 }
 
 /// `bytes` as text if they are valid UTF-8: [`std::str::from_utf8`], with a fast path for
