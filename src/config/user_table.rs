@@ -256,7 +256,6 @@ impl UserTable {
         }
     }
 
-    /// The entry index of `name`, by the index.
     /// Starts loading, without waiting, the index slot a lookup of `name` reads first, and
     /// returns where it is for [`prefetch_entry`](Self::prefetch_entry). In a table much
     /// larger than the CPU's caches every lookup misses twice (the slot, then the entry and its
@@ -283,6 +282,7 @@ impl UserTable {
         }
     }
 
+    /// The entry index of `name`, by the index.
     fn find(&self, name: &str) -> Option<u32> {
         if self.slots.is_empty() {
             return None;
