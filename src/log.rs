@@ -30,6 +30,9 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
+mod call_router;
+pub use call_router::CallLog;
+
 /// Where finished log lines go.
 pub type Sink = Arc<dyn Fn(Level, &str) + Send + Sync>;
 
@@ -39,17 +42,22 @@ pub struct SinkLayer {
 
 impl<S: Subscriber> Layer<S> for SinkLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let mut line = LineBuilder::default();
-        event.record(&mut line);
-        let mut text = line.message;
-        if !line.fields.is_empty() {
-            if !text.is_empty() {
-                text.push(' ');
-            }
-            text.push_str(&line.fields);
-        }
-        (self.sink)(*event.metadata().level(), &text);
+        (self.sink)(*event.metadata().level(), &event_line(event));
     }
+}
+
+/// An event as its line: the message, then its fields in logfmt.
+fn event_line(event: &Event<'_>) -> String {
+    let mut line = LineBuilder::default();
+    event.record(&mut line);
+    let mut text = line.message;
+    if !line.fields.is_empty() {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&line.fields);
+    }
+    text
 }
 
 #[derive(Default)]

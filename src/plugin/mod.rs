@@ -93,8 +93,9 @@ struct Core {
     store: Box<dyn StateStore>,
     /// Failures per source address: in this process only, bounded in size.
     addresses: IpLimiter,
-    /// Logs straight to the host: OpenVPN's thread only.
-    dispatch: tracing::Dispatch,
+    /// How OpenVPN's calls log through `tracing`: straight to the host (`sink`), on
+    /// OpenVPN's thread only.
+    call_log: log::CallLog,
     /// Logs into `queued`: worker threads.
     worker_dispatch: tracing::Dispatch,
     /// The sinks behind the two dispatchers, for the per-login line written without `tracing`.
@@ -195,7 +196,7 @@ impl Plugin {
                 }),
                 store,
                 addresses: IpLimiter::new(ip_limit::DEFAULT_CAPACITY),
-                dispatch: dispatch.clone(),
+                call_log: log::CallLog::new(sink.clone(), dispatch.clone()),
                 worker_dispatch,
                 worker_sink,
                 queued,
@@ -245,7 +246,7 @@ impl Plugin {
     /// call reloads replaces it.
     pub fn auth_user_pass_verify_with(&self, env: &AuthEnv, config: Arc<Config>) -> Answer {
         self.flush_logs();
-        let answer = tracing::dispatcher::with_default(&self.core.dispatch, || {
+        let answer = self.core.call_log.scope(|| {
             let config = if self.check_config_without_watcher() {
                 self.core.current_config()
             } else {
@@ -278,7 +279,7 @@ impl Plugin {
     /// password and writes the result into the prompted login's `auth_control_file`.
     pub fn cr_response(&self, env: &AuthEnv) {
         self.flush_logs();
-        tracing::dispatcher::with_default(&self.core.dispatch, || {
+        self.core.call_log.scope(|| {
             let Some(acf) = env.auth_control_file else {
                 warn!(
                     ip = %env.client_address(), user = %log_user(env),
