@@ -17,8 +17,8 @@ pub const WANTED_FIRST_BYTES: [bool; 256] = {
 };
 
 /// [`WANTED_FIRST_BYTES`] for a plugin that never prompts (`crtext_prompt = false`): it never
-/// reads `IV_SSO`, and OpenVPN's fifteen or so other `IV_*` entries are then skipped at their
-/// first byte too.
+/// reads `IV_SSO`, and OpenVPN's many other `IV_*` entries (the client's version and
+/// capabilities) are then skipped at their first byte too.
 pub const WANTED_FIRST_BYTES_WITHOUT_PROMPT: [bool; 256] = {
     let mut table = WANTED_FIRST_BYTES;
     table[b'I' as usize] = false;

@@ -32,8 +32,8 @@ impl MemoryStore {
         let rows = users.min(PRESIZED_ROWS);
         let mut map = HashMap::with_capacity_and_hasher(rows, Default::default());
         // Filled with placeholder rows and emptied again: this writes every page of the map
-        // now, at open, so the kernel maps them here rather than in a page fault (several
-        // microseconds in a VM) at some first login on OpenVPN's thread.
+        // now, at open, so the kernel maps them here rather than in a page fault at some first
+        // login on OpenVPN's thread.
         for n in 0..rows {
             map.insert(Name::new(&n.to_string()), UserState::default());
         }
@@ -45,10 +45,9 @@ impl MemoryStore {
     }
 }
 
-/// The most rows a new store has room for (8,192 buckets of 168 bytes, 1.4 MB, written once
-/// at open; a table of 1,000 users takes a quarter of that). A bigger
-/// table's map grows as its users log in (docs/performance.md, "Accept path after the
-/// reshape").
+/// The most rows a new store has room for, its memory written once at open (its size in
+/// docs/performance.md, "Accept path after the reshape"). A bigger table's map grows as its
+/// users log in.
 const PRESIZED_ROWS: usize = 4096;
 
 /// Usernames up to this long (nearly all) are kept inside the map's entry.
