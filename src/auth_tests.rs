@@ -3,6 +3,7 @@
 use super::*;
 use crate::config::Config;
 use crate::engine::code_at_time;
+use crate::login_fixture::Fixture;
 use crate::state::MemoryStore;
 use std::path::Path;
 
@@ -23,34 +24,6 @@ secret = "00112233445566778899aabbccddeeff"
 pin = "1"
 disabled = true
 "#;
-
-struct Fixture {
-    config: Config,
-    store: MemoryStore,
-}
-
-impl Fixture {
-    fn new(text: &str) -> Fixture {
-        Fixture {
-            config: Config::parse(Path::new("t.toml"), text).unwrap(),
-            store: MemoryStore::new(),
-        }
-    }
-    fn login(&self, user: &str, password: &str, cn: &str, now: i64) -> Decision {
-        let auth = Authenticator {
-            policy: &self.config.policy,
-            users: &self.config.users,
-            store: &self.store,
-            learned: None,
-        };
-        let request = LoginRequest {
-            username: Some(user.as_bytes()),
-            password: Some(password.as_bytes()),
-            common_name: Some(cn.as_bytes()),
-        };
-        auth.decide(&request, now)
-    }
-}
 
 fn alice_code(at: i64) -> String {
     code_at_time("0123456789abcdef", "1234", at).to_hex()

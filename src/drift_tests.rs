@@ -3,9 +3,10 @@
 use std::path::Path;
 
 use super::LearnedOffsets;
-use crate::auth::{Authenticator, Decision, LoginRequest};
+use crate::auth::Decision;
 use crate::config::Config;
 use crate::engine::{base32, code_at_time, Totp};
+use crate::login_fixture::decide_login;
 use crate::state::MemoryStore;
 
 const NOW: i64 = 1_700_000_000;
@@ -27,20 +28,7 @@ fn login(
     code: &str,
     now: i64,
 ) -> Decision {
-    let auth = Authenticator {
-        policy: &config.policy,
-        users: &config.users,
-        store,
-        learned,
-    };
-    auth.decide(
-        &LoginRequest {
-            username: Some(user.as_bytes()),
-            password: Some(code.as_bytes()),
-            common_name: Some(user.as_bytes()),
-        },
-        now,
-    )
+    decide_login(config, store, learned, user, code, user, now)
 }
 
 fn alice(at: i64) -> String {

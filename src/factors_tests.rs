@@ -2,46 +2,16 @@
 
 use std::path::Path;
 
-use crate::auth::{Authenticator, Decision, LoginRequest};
+use crate::auth::Decision;
 use crate::config::Config;
 use crate::engine::{base32, hotp_text, Algorithm, Totp};
+use crate::login_fixture::Fixture;
 use crate::secret_hash;
-use crate::state::MemoryStore;
 
 const NOW: i64 = 1_700_000_000;
 /// RFC 4226's key, `12345678901234567890`, in base32.
 const RFC_KEY_B32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 const RFC_KEY: &[u8] = b"12345678901234567890";
-
-struct Fixture {
-    config: Config,
-    store: MemoryStore,
-}
-
-impl Fixture {
-    fn new(text: &str) -> Fixture {
-        Fixture {
-            config: Config::parse(Path::new("t.toml"), text).unwrap(),
-            store: MemoryStore::new(),
-        }
-    }
-    fn login(&self, user: &str, password: &str, now: i64) -> Decision {
-        let auth = Authenticator {
-            policy: &self.config.policy,
-            users: &self.config.users,
-            store: &self.store,
-            learned: None,
-        };
-        auth.decide(
-            &LoginRequest {
-                username: Some(user.as_bytes()),
-                password: Some(password.as_bytes()),
-                common_name: Some(user.as_bytes()),
-            },
-            now,
-        )
-    }
-}
 
 fn totp_code(at: i64) -> String {
     let totp = Totp::default();
@@ -77,27 +47,36 @@ counter = 0
 fn totp_codes_are_accepted_once_within_the_window() {
     let f = Fixture::new(&mixed_table(""));
     assert_eq!(
-        f.login("tina", &totp_code(NOW), NOW),
+        f.login_own_cert("tina", &totp_code(NOW), NOW),
         Decision::Accepted { step_offset: 0 }
     );
-    assert_eq!(f.login("tina", &totp_code(NOW), NOW + 1), Decision::Replay);
     assert_eq!(
-        f.login("tina", &totp_code(NOW - 60), NOW + 2),
+        f.login_own_cert("tina", &totp_code(NOW), NOW + 1),
         Decision::Replay
     );
     assert_eq!(
-        f.login("tina", &totp_code(NOW + 60), NOW + 3),
+        f.login_own_cert("tina", &totp_code(NOW - 60), NOW + 2),
+        Decision::Replay
+    );
+    assert_eq!(
+        f.login_own_cert("tina", &totp_code(NOW + 60), NOW + 3),
         Decision::Accepted { step_offset: 2 }
     );
     assert_eq!(
-        f.login("tina", &totp_code(NOW + 300), NOW + 4),
+        f.login_own_cert("tina", &totp_code(NOW + 300), NOW + 4),
         Decision::BadCode
     );
-    assert_eq!(f.login("tina", "12345", NOW + 5), Decision::BadCode);
+    assert_eq!(
+        f.login_own_cert("tina", "12345", NOW + 5),
+        Decision::BadCode
+    );
     // alice's mOTP in the same table is unchanged.
     let alice = crate::engine::code_at_time("0123456789abcdef", "1234", NOW).to_hex();
-    assert!(f.login("alice", &alice, NOW).is_accepted());
-    assert_eq!(f.login("nobody", "123456", NOW), Decision::UnknownUser);
+    assert!(f.login_own_cert("alice", &alice, NOW).is_accepted());
+    assert_eq!(
+        f.login_own_cert("nobody", "123456", NOW),
+        Decision::UnknownUser
+    );
 }
 
 #[test]
@@ -121,7 +100,10 @@ fn the_rfc_6238_vectors_log_in() {
             "sha256" => "46119246",
             _ => "90693936",
         };
-        assert!(f.login("v", expected, 59).is_accepted(), "{algorithm}");
+        assert!(
+            f.login_own_cert("v", expected, 59).is_accepted(),
+            "{algorithm}"
+        );
         let f = Fixture::new(&config);
         let expected = match algorithm {
             "sha1" => "89005924",
@@ -129,7 +111,7 @@ fn the_rfc_6238_vectors_log_in() {
             _ => "93441116",
         };
         assert!(
-            f.login("v", expected, 1_234_567_890).is_accepted(),
+            f.login_own_cert("v", expected, 1_234_567_890).is_accepted(),
             "{algorithm}"
         );
     }
@@ -141,21 +123,27 @@ fn hotp_moves_its_counter_past_each_accepted_code() {
     // RFC 4226: counter 0 is 755224.
     assert_eq!(hotp_code(0), "755224");
     assert_eq!(
-        f.login("hank", "755224", NOW),
+        f.login_own_cert("hank", "755224", NOW),
         Decision::Accepted { step_offset: 0 }
     );
     // Used: the search now starts after it, so it is no code of the window at all.
-    assert_eq!(f.login("hank", "755224", NOW), Decision::BadCode);
+    assert_eq!(f.login_own_cert("hank", "755224", NOW), Decision::BadCode);
     // Three presses without logging in: still within the look-ahead.
     assert_eq!(
-        f.login("hank", &hotp_code(4), NOW),
+        f.login_own_cert("hank", &hotp_code(4), NOW),
         Decision::Accepted { step_offset: 3 }
     );
     // An older, never used code is no longer acceptable: the counter moved past it.
-    assert_eq!(f.login("hank", &hotp_code(2), NOW), Decision::BadCode);
+    assert_eq!(
+        f.login_own_cert("hank", &hotp_code(2), NOW),
+        Decision::BadCode
+    );
     // Past the look-ahead (10 after the next counter, 5).
-    assert_eq!(f.login("hank", &hotp_code(16), NOW), Decision::BadCode);
-    assert!(f.login("hank", &hotp_code(15), NOW).is_accepted());
+    assert_eq!(
+        f.login_own_cert("hank", &hotp_code(16), NOW),
+        Decision::BadCode
+    );
+    assert!(f.login_own_cert("hank", &hotp_code(15), NOW).is_accepted());
 }
 
 #[test]
@@ -166,23 +154,25 @@ fn a_static_password_goes_in_front_of_the_code_or_in_scrv1() {
     )));
     let code = totp_code(NOW);
     assert_eq!(
-        f.login("pat", &format!("wrong{code}"), NOW),
+        f.login_own_cert("pat", &format!("wrong{code}"), NOW),
         Decision::BadPassword
     );
-    assert_eq!(f.login("pat", &code, NOW), Decision::BadPassword);
+    assert_eq!(f.login_own_cert("pat", &code, NOW), Decision::BadPassword);
     // The wrong password used nothing: the same code with the right one is accepted.
-    assert!(f.login("pat", &format!("hunter2{code}"), NOW).is_accepted());
+    assert!(f
+        .login_own_cert("pat", &format!("hunter2{code}"), NOW)
+        .is_accepted());
     assert_eq!(
-        f.login("pat", &format!("hunter2{code}"), NOW),
+        f.login_own_cert("pat", &format!("hunter2{code}"), NOW),
         Decision::Replay
     );
     use base64::Engine;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let next = totp_code(NOW + 30);
     let scrv1 = format!("SCRV1:{}:{}", b64("hunter2"), b64(&next));
-    assert!(f.login("pat", &scrv1, NOW + 30).is_accepted());
+    assert!(f.login_own_cert("pat", &scrv1, NOW + 30).is_accepted());
     // Users without a password are unaffected by the table having one.
-    assert!(f.login("tina", &totp_code(NOW), NOW).is_accepted());
+    assert!(f.login_own_cert("tina", &totp_code(NOW), NOW).is_accepted());
 }
 
 #[test]
@@ -204,22 +194,25 @@ fn a_recovery_code_is_accepted_once_in_place_of_the_code() {
         hashes.join(", ")
     )));
     assert_eq!(
-        f.login("rita", &codes[1], NOW),
+        f.login_own_cert("rita", &codes[1], NOW),
         Decision::RecoveryAccepted { index: 1 }
     );
-    assert_eq!(f.login("rita", &codes[1], NOW), Decision::Replay);
+    assert_eq!(f.login_own_cert("rita", &codes[1], NOW), Decision::Replay);
     assert_eq!(
-        f.login("rita", &codes[2].to_uppercase().replace('-', ""), NOW),
+        f.login_own_cert("rita", &codes[2].to_uppercase().replace('-', ""), NOW),
         Decision::RecoveryAccepted { index: 2 }
     );
-    assert_eq!(f.login("rita", "aaaa-bbbb-cccc", NOW), Decision::BadCode);
+    assert_eq!(
+        f.login_own_cert("rita", "aaaa-bbbb-cccc", NOW),
+        Decision::BadCode
+    );
     // With a static password, in front of the recovery code.
     assert_eq!(
-        f.login("paul", &format!("xx{}", codes[0].as_str()), NOW),
+        f.login_own_cert("paul", &format!("xx{}", codes[0].as_str()), NOW),
         Decision::BadPassword
     );
     assert_eq!(
-        f.login("paul", &format!("pw{}", codes[0].as_str()), NOW),
+        f.login_own_cert("paul", &format!("pw{}", codes[0].as_str()), NOW),
         Decision::RecoveryAccepted { index: 0 }
     );
 }
@@ -288,27 +281,33 @@ secret = "{hotp_key}"
     ));
     let motp = crate::engine::code_at_time("0123456789abcdef", "1234", NOW).to_hex();
     let key2 = b"abcdefghijabcdefghij";
-    assert!(f.login("sam", &motp, NOW).is_accepted());
+    assert!(f.login_own_cert("sam", &motp, NOW).is_accepted());
     // The TOTP token's step is its own: the mOTP acceptance at the same moment does not use it.
-    assert!(f.login("sam", &totp_code(NOW), NOW).is_accepted());
-    assert_eq!(f.login("sam", &totp_code(NOW), NOW), Decision::Replay);
+    assert!(f.login_own_cert("sam", &totp_code(NOW), NOW).is_accepted());
+    assert_eq!(
+        f.login_own_cert("sam", &totp_code(NOW), NOW),
+        Decision::Replay
+    );
     let h0 = hotp_text(key2, 0, Algorithm::Sha1, 6);
-    assert!(f.login("sam", &h0, NOW).is_accepted());
+    assert!(f.login_own_cert("sam", &h0, NOW).is_accepted());
     assert!(f
-        .login("sam", &hotp_text(key2, 1, Algorithm::Sha1, 6), NOW)
+        .login_own_cert("sam", &hotp_text(key2, 1, Algorithm::Sha1, 6), NOW)
         .is_accepted());
     // The user's row keeps the lock for every token: after 3 failures the next good code of
     // any token is refused.
     for _ in 0..3 {
-        assert_eq!(f.login("sam", "000000", NOW + 1), Decision::BadCode);
+        assert_eq!(
+            f.login_own_cert("sam", "000000", NOW + 1),
+            Decision::BadCode
+        );
     }
     let h2 = hotp_text(key2, 2, Algorithm::Sha1, 6);
     assert!(matches!(
-        f.login("sam", &h2, NOW + 2),
+        f.login_own_cert("sam", &h2, NOW + 2),
         Decision::Locked { .. }
     ));
     // ... and that code was not used up by the refused login.
-    assert!(f.login("sam", &h2, NOW + 400).is_accepted());
+    assert!(f.login_own_cert("sam", &h2, NOW + 400).is_accepted());
 }
 
 #[test]
@@ -346,5 +345,5 @@ fn hotp_tokens_that_differ_only_in_their_seed_are_one_kind_of_work() {
         "{:?}",
         f.config.users.tokens()
     );
-    assert!(f.login("b", &hotp_code(9), NOW).is_accepted());
+    assert!(f.login_own_cert("b", &hotp_code(9), NOW).is_accepted());
 }

@@ -50,6 +50,9 @@ internal_mod!(password);
 internal_mod!(plugin);
 internal_mod!(rule);
 
+#[cfg(test)]
+mod login_fixture;
+
 // The C entry points OpenVPN calls: the one module allowed `unsafe` (each block says why it
 // is sound in a `// SAFETY:` comment).
 #[allow(unsafe_code)]

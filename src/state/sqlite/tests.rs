@@ -5,7 +5,7 @@
 
 use super::open::with_suffix;
 use super::*;
-use crate::auth::{Authenticator, Decision, LoginRequest};
+use crate::auth::Decision;
 use crate::config::Config;
 use crate::engine::code_at_time;
 use crate::rule::{Found, Limits};
@@ -105,18 +105,7 @@ fn config(text: &str) -> Config {
 }
 
 fn login(config: &Config, store: &dyn StateStore, user: &str, code: &str, now: i64) -> Decision {
-    let auth = Authenticator {
-        policy: &config.policy,
-        users: &config.users,
-        store,
-        learned: None,
-    };
-    let request = LoginRequest {
-        username: Some(user.as_bytes()),
-        password: Some(code.as_bytes()),
-        common_name: Some(user.as_bytes()),
-    };
-    auth.decide(&request, now)
+    crate::login_fixture::decide_login(config, store, None, user, code, user, now)
 }
 
 fn alice(at: i64) -> String {
