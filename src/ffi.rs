@@ -351,15 +351,17 @@ unsafe fn wanted_entry<'a>(
 
 /// Sends log lines to OpenVPN's `plugin_log`, or to stderr if the host gave none.
 fn host_log_sink(log_fn: sys::plugin_log_t) -> crate::log::Sink {
-    Arc::new(move |level, line: &str| {
-        let flags = match level {
-            tracing::Level::ERROR => sys::PLOG_ERR,
-            tracing::Level::WARN => sys::PLOG_WARN,
-            tracing::Level::INFO => sys::PLOG_NOTE,
-            _ => sys::PLOG_DEBUG,
-        };
+    Arc::new(HostLog { log_fn })
+}
+
+struct HostLog {
+    log_fn: sys::plugin_log_t,
+}
+
+impl crate::log::LogSink for HostLog {
+    fn line(&self, level: tracing::Level, line: &str) {
         // One copy, with the terminating NUL OpenVPN needs; a NUL inside would cut the line.
-        // On the stack for the usual line (one per login), so logging allocates nothing.
+        // On the stack for a short line, so logging it allocates nothing.
         let mut on_stack = [0u8; 256];
         let mut on_heap = Vec::new();
         let buffer: &mut [u8] = if line.len() < on_stack.len() {
@@ -370,29 +372,40 @@ fn host_log_sink(log_fn: sys::plugin_log_t) -> crate::log::Sink {
         };
         buffer[..line.len()].copy_from_slice(line.as_bytes());
         buffer[line.len()] = 0;
-        // No early exit: the compiler scans the whole line a vector at a time.
-        if line.bytes().fold(false, |nul, b| nul | (b == 0)) {
-            for byte in &mut buffer[..line.len()] {
-                if *byte == 0 {
-                    *byte = b'?';
-                }
+        for byte in &mut buffer[..line.len()] {
+            if *byte == 0 {
+                *byte = b'?';
             }
         }
-        match log_fn {
+        if let Some(line) = crate::log::NulTerminated::new(buffer) {
+            self.c_line(level, line);
+        }
+    }
+
+    fn c_line(&self, level: tracing::Level, line: crate::log::NulTerminated<'_>) {
+        let flags = match level {
+            tracing::Level::ERROR => sys::PLOG_ERR,
+            tracing::Level::WARN => sys::PLOG_WARN,
+            tracing::Level::INFO => sys::PLOG_NOTE,
+            _ => sys::PLOG_DEBUG,
+        };
+        match self.log_fn {
             // SAFETY: OpenVPN's plugin_log is printf-like; "%s" with one string argument is a
-            // well-formed call, made on OpenVPN's calling thread. `buffer` is that string: it
-            // ends in the NUL written above, and every NUL of `line` was replaced before it.
+            // well-formed call, made on OpenVPN's calling thread. The string's bytes end in a
+            // NUL (`NulTerminated`), so reading it up to its first NUL stays inside them; a NUL
+            // before the last would only end the line early, and none is there: `line()`
+            // replaces them, and `Line` writes none.
             Some(log) => unsafe {
                 log(
                     flags,
                     PLUGIN_NAME.as_ptr(),
                     c"%s".as_ptr(),
-                    buffer.as_ptr().cast::<c_char>(),
+                    line.with_nul().as_ptr().cast::<c_char>(),
                 )
             },
-            None => eprintln!("motp: {line}"),
+            None => eprintln!("motp: {}", String::from_utf8_lossy(line.text())),
         }
-    })
+    }
 }
 
 #[cfg(test)]

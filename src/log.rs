@@ -34,7 +34,48 @@ mod call_router;
 pub use call_router::CallLog;
 
 /// Where finished log lines go.
-pub type Sink = Arc<dyn Fn(Level, &str) + Send + Sync>;
+pub type Sink = Arc<dyn LogSink>;
+
+/// Where log lines go: OpenVPN's `plugin_log`, the queue of the plugin's own threads, a test's
+/// list. Any `Fn(Level, &str)` is one.
+pub trait LogSink: Send + Sync {
+    fn line(&self, level: Level, line: &str);
+
+    /// A line that is already a C string (a [`Line`]): a C host takes it as it stands.
+    fn c_line(&self, level: Level, line: NulTerminated<'_>) {
+        self.line(
+            level,
+            crate::ffi::utf8(line.text()).unwrap_or("(log line was not UTF-8)"),
+        );
+    }
+}
+
+/// Bytes that end in a NUL, for a C host that reads a string up to its first NUL: it never
+/// reads past this one. The text of a [`Line`] holds no other.
+#[derive(Clone, Copy)]
+pub struct NulTerminated<'a>(&'a [u8]);
+
+impl<'a> NulTerminated<'a> {
+    pub fn new(bytes: &'a [u8]) -> Option<NulTerminated<'a>> {
+        (bytes.last() == Some(&0)).then_some(NulTerminated(bytes))
+    }
+
+    /// The bytes with their last NUL.
+    pub fn with_nul(self) -> &'a [u8] {
+        self.0
+    }
+
+    /// The bytes without their last NUL.
+    pub fn text(self) -> &'a [u8] {
+        &self.0[..self.0.len() - 1]
+    }
+}
+
+impl<F: Fn(Level, &str) + Send + Sync> LogSink for F {
+    fn line(&self, level: Level, line: &str) {
+        self(level, line)
+    }
+}
 
 pub struct SinkLayer {
     sink: Sink,
@@ -42,7 +83,8 @@ pub struct SinkLayer {
 
 impl<S: Subscriber> Layer<S> for SinkLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        (self.sink)(*event.metadata().level(), &event_line(event));
+        self.sink
+            .line(*event.metadata().level(), &event_line(event));
     }
 }
 
@@ -94,74 +136,111 @@ impl LineBuilder {
 /// form and the same logfmt values as the `tracing` layer, without its dispatch, its per-field
 /// `String`s and the copies they take (docs/performance.md, "Figures behind design choices").
 ///
-/// Built as bytes, every piece UTF-8 (a `&str`, or env bytes that are printable ASCII), and
-/// validated once when sent. The buffer is the thread's own ([`SPARE_LINE`]), given back when
-/// the line drops: a login's line allocates nothing.
+/// Built as bytes, every piece UTF-8 (a `&str`, or env bytes that are printable ASCII) and
+/// none a NUL (every value is escaped first), in a buffer on the stack: a login's line
+/// allocates nothing, and is handed to a C host as it stands, with a NUL after it
+/// ([`LogSink::c_line`]). A line longer than that buffer moves to the heap.
 pub struct Line {
-    text: Vec<u8>,
+    inline: [u8; INLINE_LINE],
+    /// Bytes of `inline` in use, while the line is there.
+    len: usize,
+    /// The whole line once it outgrew `inline`; no allocation until then.
+    heap: Vec<u8>,
 }
 
-thread_local! {
-    /// The buffer of this thread's last [`Line`], kept for the next one.
-    static SPARE_LINE: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
-}
-
-/// A buffer that grew past this (a long escaped username) is not kept.
-const SPARE_LINE_MAX: usize = 1024;
-
-impl Drop for Line {
-    fn drop(&mut self) {
-        let mut text = std::mem::take(&mut self.text);
-        if text.capacity() <= SPARE_LINE_MAX {
-            text.clear();
-            // During the thread's exit the slot may be gone; the buffer is then freed.
-            let _ = SPARE_LINE.try_with(|spare| spare.set(text));
-        }
-    }
-}
+/// Room for a login's line on the stack, its NUL included: an address and a username of
+/// usual length fit with the fixed fields many times over.
+const INLINE_LINE: usize = 256;
 
 impl Line {
     /// `message` is the plugin's own words (a constant), not checked for control characters.
+    #[inline(always)]
     pub fn new(message: &'static str) -> Line {
-        let mut text = SPARE_LINE
-            .try_with(|spare| spare.take())
-            .unwrap_or_default();
-        text.reserve(160);
-        text.extend_from_slice(message.as_bytes());
-        Line { text }
+        // Written in place, not pushed: the line is then built where the caller keeps it,
+        // instead of being copied there. The plugin's messages are a few words.
+        debug_assert!(message.len() < 64, "a log message is a few words");
+        let len = message.len().min(INLINE_LINE - 1);
+        let mut line = Line {
+            inline: [0; INLINE_LINE],
+            len,
+            heap: Vec::new(),
+        };
+        line.inline[..len].copy_from_slice(&message.as_bytes()[..len]);
+        line
+    }
+
+    #[inline(always)]
+    fn push(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        // `<`: one byte stays free for the NUL of `send`.
+        if end < INLINE_LINE && !self.on_heap() {
+            self.inline[self.len..end].copy_from_slice(bytes);
+            self.len = end;
+        } else {
+            self.push_on_heap(bytes);
+        }
+    }
+
+    #[cold]
+    fn push_on_heap(&mut self, bytes: &[u8]) {
+        if !self.on_heap() {
+            self.heap.reserve(2 * INLINE_LINE + bytes.len());
+            self.heap.extend_from_slice(&self.inline[..self.len]);
+        }
+        self.heap.extend_from_slice(bytes);
+    }
+
+    #[inline(always)]
+    fn push_byte(&mut self, byte: u8) {
+        self.push(&[byte]);
+    }
+
+    #[inline(always)]
+    fn on_heap(&self) -> bool {
+        self.heap.capacity() != 0
+    }
+
+    #[inline(always)]
+    fn text(&self) -> &[u8] {
+        if self.on_heap() {
+            &self.heap
+        } else {
+            &self.inline[..self.len]
+        }
     }
 
     /// Appends ` name=value`, the value in logfmt ([`push_value`]).
-    pub fn field(mut self, name: &str, value: impl std::fmt::Display) -> Line {
+    #[inline(always)]
+    pub fn field(&mut self, name: &str, value: impl std::fmt::Display) -> &mut Line {
         self.push_name(name);
-        push_value_bytes(&mut self.text, &value.to_string());
+        self.push_value(&value.to_string());
         self
     }
 
     /// [`field`](Self::field) for a string: pushed as it is when it needs no quotes (the usual
     /// case), without the formatter.
-    #[inline]
-    pub fn str_field(mut self, name: &str, value: &str) -> Line {
+    #[inline(always)]
+    pub fn str_field(&mut self, name: &str, value: &str) -> &mut Line {
         self.push_name(name);
-        push_value_bytes(&mut self.text, value);
+        self.push_value(value);
         self
     }
 
     /// [`field`](Self::field) for an integer, `+` before a positive one if `signed`, written
     /// without the formatter (one of these is on every login line).
     #[inline(always)]
-    pub fn int_field(mut self, name: &str, value: i64, signed: bool) -> Line {
+    pub fn int_field(&mut self, name: &str, value: i64, signed: bool) -> &mut Line {
         self.push_name(name);
         if signed && value >= 0 {
-            self.text.push(b'+');
+            self.push_byte(b'+');
         }
         if value < 0 {
-            self.text.push(b'-');
+            self.push_byte(b'-');
         }
         let mut n = value.unsigned_abs();
         if n < 10 {
             // The usual step offset (0, or a step or two).
-            self.text.push(b'0' + n as u8);
+            self.push_byte(b'0' + n as u8);
             return self;
         }
         let mut digits = [0u8; 20];
@@ -174,50 +253,60 @@ impl Line {
                 break;
             }
         }
-        self.text.extend_from_slice(&digits[at..]);
+        self.push(&digits[at..]);
         self
     }
 
     /// Appends ` name=value` for bytes from the env: invalid UTF-8 becomes U+FFFD, at most `max`
     /// bytes of the value are shown, and the value is written in logfmt ([`push_value`]).
     #[inline(always)]
-    pub fn bytes_field(mut self, name: &str, value: &[u8], max: usize) -> Line {
+    pub fn bytes_field(&mut self, name: &str, value: &[u8], max: usize) -> &mut Line {
         self.push_name(name);
         let shown = &value[..value.len().min(max)];
         // The usual value (an address, a plain username): printable ASCII that needs no
         // quotes, hence UTF-8, copied as it is after one scan.
         if !shown.is_empty() && all_plain_ascii(shown) {
-            self.text.extend_from_slice(shown);
+            self.push(shown);
             return self;
         }
-        push_value_bytes(&mut self.text, &String::from_utf8_lossy(shown));
+        self.push_value(&String::from_utf8_lossy(shown));
         self
     }
 
     #[inline(always)]
     fn push_name(&mut self, name: &str) {
-        self.text.reserve(name.len() + 2);
-        self.text.push(b' ');
-        self.text.extend_from_slice(name.as_bytes());
-        self.text.push(b'=');
+        self.push_byte(b' ');
+        self.push(name.as_bytes());
+        self.push_byte(b'=');
     }
 
-    pub fn send(self, sink: &Sink, level: Level) {
-        sink(level, self.as_str());
+    /// [`push_value`] into the line.
+    fn push_value(&mut self, value: &str) {
+        if needs_quotes(value) {
+            quote_into(value, |piece| self.push(piece.as_bytes()));
+        } else {
+            self.push(value.as_bytes());
+        }
+    }
+
+    /// Hands the line to `sink`, with a NUL after it for a C host.
+    pub fn send(&mut self, sink: &Sink, level: Level) {
+        let with_nul = if self.on_heap() {
+            self.heap.push(0);
+            &self.heap[..]
+        } else {
+            // `push` kept this byte free.
+            self.inline[self.len] = 0;
+            &self.inline[..=self.len]
+        };
+        if let Some(line) = NulTerminated::new(with_nul) {
+            sink.c_line(level, line);
+        }
     }
 
     pub fn as_str(&self) -> &str {
         // Every piece pushed is UTF-8 (see the type's doc): this cannot fail.
-        crate::ffi::utf8(&self.text).unwrap_or("(log line was not UTF-8)")
-    }
-}
-
-/// [`push_value`] into a byte buffer.
-fn push_value_bytes(out: &mut Vec<u8>, value: &str) {
-    if needs_quotes(value) {
-        quote_into(value, |piece| out.extend_from_slice(piece.as_bytes()));
-    } else {
-        out.extend_from_slice(value.as_bytes());
+        crate::ffi::utf8(self.text()).unwrap_or("(log line was not UTF-8)")
     }
 }
 
@@ -533,10 +622,10 @@ impl Queued {
             (std::mem::take(&mut q.lines), std::mem::take(&mut q.dropped))
         };
         for (level, line) in lines {
-            sink(level, &line);
+            sink.line(level, &line);
         }
         if dropped > 0 {
-            sink(
+            sink.line(
                 tracing::Level::WARN,
                 &format!("{dropped} log lines of worker threads were dropped (too many at once)"),
             );

@@ -13,12 +13,14 @@ fn integer_and_string_fields_read_as_the_formatter_writes_them() {
         (i64::MAX, true),
         (1_764_316_800, false),
     ] {
-        let fast = Line::new("m").int_field("n", value, signed);
-        let slow = if signed {
-            Line::new("m").field("n", format_args!("{value:+}"))
+        let mut fast = Line::new("m");
+        fast.int_field("n", value, signed);
+        let mut slow = Line::new("m");
+        if signed {
+            slow.field("n", format_args!("{value:+}"));
         } else {
-            Line::new("m").field("n", value)
-        };
+            slow.field("n", value);
+        }
         assert_eq!(fast.as_str(), slow.as_str());
     }
     for value in ["bad code", "replay", "", "a\"b", "x=y", "caf\u{e9}"] {
@@ -62,8 +64,8 @@ fn events_become_single_sanitized_lines() {
 
 #[test]
 fn direct_lines_match_the_layer_and_are_logfmt() {
-    let line = Line::new("login rejected")
-        .field("ip", "10.0.0.1")
+    let mut line = Line::new("login rejected");
+    line.field("ip", "10.0.0.1")
         .field("until", 5)
         .field("detail", "a\rb")
         .bytes_field("user", b"al\nice\xff\x00x", 64);
@@ -71,10 +73,12 @@ fn direct_lines_match_the_layer_and_are_logfmt() {
         line.as_str(),
         "login rejected ip=10.0.0.1 until=5 detail=\"a\\rb\" user=\"al\\nice\u{fffd}\\u0000x\""
     );
-    let long = Line::new("m").bytes_field("user", &[b'a'; 300], 128);
+    let mut long = Line::new("m");
+    long.bytes_field("user", &[b'a'; 300], 128);
     assert_eq!(long.as_str().len(), "m user=".len() + 128);
     // Invalid UTF-8 alone needs no quotes: U+FFFD is printable.
-    let lossy = Line::new("m").bytes_field("user", b"a\xffb", 64);
+    let mut lossy = Line::new("m");
+    lossy.bytes_field("user", b"a\xffb", 64);
     assert_eq!(lossy.as_str(), "m user=a\u{fffd}b");
 }
 
@@ -117,8 +121,8 @@ fn values_are_bare_unless_they_need_quotes() {
     assert_eq!(value("\u{e0041}"), "\"\\udb40\\udc41\"");
     // The field's own text cannot be confused with a field of the line: `Line` and the layer
     // agree, and the value ends at its closing quote.
-    let line = Line::new("login rejected")
-        .field("ip", "127.0.0.1")
+    let mut line = Line::new("login rejected");
+    line.field("ip", "127.0.0.1")
         .field("reason", "bad code")
         .field("user", "x\" reason=accepted");
     assert_eq!(
@@ -181,4 +185,42 @@ fn syslog_sends_without_blocking_and_says_a_missing_socket_once() {
     assert!(said <= 1, "a full queue is said at most once per streak");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Records what a C host would read: the bytes up to the NUL.
+struct CHost(Mutex<Vec<Vec<u8>>>);
+
+impl LogSink for CHost {
+    fn line(&self, _: Level, _: &str) {
+        panic!("a Line is sent as a C string");
+    }
+    fn c_line(&self, _: Level, line: NulTerminated<'_>) {
+        let bytes = line.with_nul();
+        let first_nul = bytes.iter().position(|&b| b == 0);
+        assert_eq!(first_nul, Some(bytes.len() - 1), "one NUL, at the end");
+        self.0.lock().push(line.text().to_vec());
+    }
+}
+
+#[test]
+fn lines_on_the_stack_and_on_the_heap_reach_a_c_host_whole() {
+    let host = Arc::new(CHost(Mutex::new(Vec::new())));
+    let sink: Sink = host.clone();
+    let mut expected = Vec::new();
+    // Around the end of the stack buffer: "m f=" is 4 bytes, " n=7" 4 more.
+    for len in (INLINE_LINE - 12..INLINE_LINE + 4).chain([3 * INLINE_LINE]) {
+        let value = "v".repeat(len);
+        let mut line = Line::new("m");
+        line.str_field("f", &value).int_field("n", 7, false);
+        let text = format!("m f={value} n=7");
+        assert_eq!(line.as_str(), text, "value of {len} bytes");
+        line.send(&sink, Level::INFO);
+        expected.push(text.into_bytes());
+    }
+    // An escaped value: the escape of a NUL is text, not a NUL.
+    let mut line = Line::new("m");
+    line.bytes_field("user", b"a\0b", 64);
+    line.send(&sink, Level::INFO);
+    expected.push(b"m user=\"a\\u0000b\"".to_vec());
+    assert_eq!(*host.0.lock(), expected);
 }

@@ -128,7 +128,7 @@ impl Subscriber for CallRouter {
             .find(|(instance, _)| *instance == id)
             .map(|(_, sink)| sink.clone());
         if let Some(sink) = sink {
-            sink(*event.metadata().level(), &event_line(event));
+            sink.line(*event.metadata().level(), &event_line(event));
         }
     }
 

@@ -291,10 +291,12 @@ fn log_prompt_limit(env: &AuthEnv, limit: PromptLimit, sink: &Sink) {
         PromptLimit::User => format!("{PROMPTS_PER_USER} prompts of this user await an answer"),
         PromptLimit::Table => format!("{MAX_PENDING_PROMPTS} prompts await an answer"),
     };
-    let line = log_ip(env, log::Line::new("login rejected"))
-        .field("reason", "too many prompts")
+    let mut line = log::Line::new("login rejected");
+    log_ip(env, &mut line);
+    line.field("reason", "too many prompts")
         .field("detail", detail);
-    log_user_field(env, line).send(sink, tracing::Level::WARN);
+    log_user_field(env, &mut line);
+    line.send(sink, tracing::Level::WARN);
 }
 
 /// The code out of a base64 cr-response (whitespace around it ignored), wiped on drop. Not

@@ -94,8 +94,9 @@ pub(super) fn log_decision(env: &AuthEnv, decision: &Decision, sink: &Sink) {
         // The store logs an outage once (error); each login refused meanwhile is a warning.
         ("login rejected", tracing::Level::WARN)
     };
-    let line = log_ip(env, log::Line::new(message));
-    let line = match decision {
+    let mut line = log::Line::new(message);
+    log_ip(env, &mut line);
+    match decision {
         Decision::Accepted { step_offset } => line.int_field("step_offset", *step_offset, true),
         // A recovery login stands out in the log: the admin may want to give the user a new
         // token. The number is the code's place in motp.toml's list, from 1.
@@ -110,7 +111,8 @@ pub(super) fn log_decision(env: &AuthEnv, decision: &Decision, sink: &Sink) {
             .int_field("until", *until, false),
         _ => line.str_field("reason", decision.reason()),
     };
-    log_user_field(env, line).send(sink, level);
+    log_user_field(env, &mut line);
+    line.send(sink, level);
 }
 
 /// The username for a `tracing` field (the layer writes it in logfmt, escaped): lossy UTF-8,
@@ -126,17 +128,19 @@ pub(super) fn log_user(env: &AuthEnv) -> String {
 
 /// ` ip=...`: the first field of every login line, OpenVPN's address of the client (never
 /// chosen by it), so a filter anchored on `login rejected ip=` reads the real address.
-pub(super) fn log_ip(env: &AuthEnv, line: log::Line) -> log::Line {
+#[inline(always)]
+pub(super) fn log_ip(env: &AuthEnv, line: &mut log::Line) {
     match env.untrusted_ip.or(env.untrusted_ip6) {
         Some(ip) => line.bytes_field("ip", ip, 64),
         None => line.field("ip", "unknown"),
-    }
+    };
 }
 
 /// ` user=...`: the last field of every login line (the client chose it).
-pub(super) fn log_user_field(env: &AuthEnv, line: log::Line) -> log::Line {
+#[inline(always)]
+pub(super) fn log_user_field(env: &AuthEnv, line: &mut log::Line) {
     match env.username {
         Some(user) => line.bytes_field("user", user, crate::config::MAX_USERNAME_LEN),
         None => line.field("user", "(none)"),
-    }
+    };
 }
