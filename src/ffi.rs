@@ -137,6 +137,7 @@ pub unsafe extern "C" fn openvpn_plugin_func_v3(
         let env = unsafe {
             read_env(args.envp, first_bytes, |name| {
                 user_slot = config.users.prefetch_slot(name);
+                plugin.prefetch_state(name);
             })
         };
         if let Some(slot) = user_slot {
@@ -231,6 +232,21 @@ pub(crate) fn prefetch<T>(item: &T) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = item;
+}
+
+/// [`prefetch`] of the cache line at `address`, which need not be mapped: for a table whose
+/// current address is read without its lock.
+#[inline]
+pub(crate) fn prefetch_address(address: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that reads nothing into the program and never faults, even
+    // on an address that is not mapped.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(address as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
 }
 
 /// The `n`th entry of a NULL-terminated `char *` array, if the array reaches that far.

@@ -270,6 +270,11 @@ impl Plugin {
         answer
     }
 
+    /// Starts loading the state a decision for `username` will touch ([`crate::state::StateStore::prefetch`]).
+    pub fn prefetch_state(&self, username: &[u8]) {
+        self.core.store.prefetch(username);
+    }
+
     /// The config in service now (the watcher may replace it at any time).
     pub fn config_in_service(&self) -> Arc<Config> {
         self.core.current_config()

@@ -1,68 +1,64 @@
 //! State in this process only: lost at every SIGHUP (OpenVPN unloads the plugin) or restart.
+//!
+//! An open-addressing table of its own rather than a `HashMap`: the slot a login will use can
+//! be fetched into the cache as soon as OpenVPN's env names the user ([`StateStore::prefetch`]),
+//! long before the decision writes it. In a table larger than the CPU's caches, that write was
+//! a miss on OpenVPN's thread at every first login, waited for at the lock's release
+//! (docs/performance.md, "Sixth round").
 
-use std::borrow::Borrow;
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
 use super::{StateError, StateStore, UserState};
 
 /// State in this process only. Bounded by the user table: only configured users are stored.
-#[derive(Default)]
 pub struct MemoryStore {
-    users: Mutex<HashMap<Name, UserState, foldhash::quality::RandomState>>,
+    table: Mutex<Table>,
+    hasher: foldhash::quality::RandomState,
+    /// The address of `table.slots` and its length − 1, for [`StateStore::prefetch`] without
+    /// the lock. Written under the lock when the slots move; a prefetch that reads them while
+    /// they change only loads some other line.
+    slots_at: AtomicUsize,
+    slots_mask: AtomicUsize,
     /// Some row was given a `last_offset_secs` other than 0 ([`StateStore::offsets_all_zero`]).
     nonzero_offset: AtomicBool,
 }
 
-impl MemoryStore {
-    pub fn new() -> MemoryStore {
-        MemoryStore::default()
-    }
-
-    /// A store for a table of `users` users, with room for up to [`PRESIZED_ROWS`] of them
-    /// from the start, its memory already mapped: their first logins then neither grow the
-    /// map (a growth copies every row into fresh memory on OpenVPN's thread) nor fault its
-    /// pages in.
-    pub fn for_users(users: usize) -> MemoryStore {
-        let rows = users.min(PRESIZED_ROWS);
-        let mut map = HashMap::with_capacity_and_hasher(rows, Default::default());
-        // Filled with placeholder rows and emptied again: this writes every page of the map
-        // now, at open, so the kernel maps them here rather than in a page fault at some first
-        // login on OpenVPN's thread.
-        for n in 0..rows {
-            map.insert(Name::new(&n.to_string()), UserState::default());
-        }
-        map.clear();
-        MemoryStore {
-            users: Mutex::new(map),
-            nonzero_offset: AtomicBool::new(false),
-        }
+impl Default for MemoryStore {
+    fn default() -> MemoryStore {
+        MemoryStore::for_users(0)
     }
 }
 
-/// The most rows a new store has room for, its memory written once at open (its size in
-/// docs/performance.md, "Accept path after the reshape"). A bigger table's map grows as its
-/// users log in.
-const PRESIZED_ROWS: usize = 4096;
+/// The rows in the order users were first stored (never removed), and the slots that find
+/// them by name.
+struct Table {
+    /// `0`: empty. Otherwise the high 32 bits of the name's hash, then the row's index + 1: a
+    /// probe compares the hash's bits before it reads a row.
+    slots: Vec<u64>,
+    rows: Vec<Row>,
+}
 
-/// Usernames up to this long (nearly all) are kept inside the map's entry.
+struct Row {
+    hash: u64,
+    name: Name,
+    state: UserState,
+}
+
+/// Usernames up to this long (nearly all) are kept inside the row.
 const INLINE_NAME: usize = 22;
 
-/// A username as the map's key: held in the entry itself when it is short, so that a user's
-/// first login allocates nothing and the map is probed once; boxed when longer.
+/// A row's username: held in the row itself when it is short, so that a user's first login
+/// allocates nothing; boxed when longer.
 enum Name {
     Inline { len: u8, bytes: [u8; INLINE_NAME] },
     Boxed(Box<[u8]>),
 }
 
 impl Name {
-    fn new(name: &str) -> Name {
-        let name = name.as_bytes();
+    fn new(name: &[u8]) -> Name {
         match u8::try_from(name.len()) {
             Ok(len) if name.len() <= INLINE_NAME => {
                 let mut bytes = [0u8; INLINE_NAME];
@@ -81,24 +77,128 @@ impl Name {
     }
 }
 
-// Equality and hash are those of the name's bytes, as `Borrow` requires.
-impl PartialEq for Name {
-    fn eq(&self, other: &Name) -> bool {
-        self.as_bytes() == other.as_bytes()
+const EMPTY_SLOT: u64 = 0;
+
+/// Where a name is, or where it would go.
+enum Probe {
+    Found(usize),
+    Vacant(usize),
+}
+
+impl Table {
+    fn with_slots(count: usize) -> Table {
+        let count = count.max(16).next_power_of_two();
+        // Written now, at open, so that no first login takes a page fault on OpenVPN's
+        // thread: not `vec![0; n]`, whose zeroed memory can come from the kernel unmapped.
+        let mut slots = Vec::with_capacity(count);
+        slots.resize(count, EMPTY_SLOT);
+        Table {
+            slots,
+            rows: Vec::new(),
+        }
+    }
+
+    fn probe(&self, name: &[u8], hash: u64) -> Probe {
+        let mask = self.slots.len() - 1;
+        let tag = hash >> 32;
+        let mut i = hash as usize & mask;
+        loop {
+            let slot = self.slots[i];
+            if slot == EMPTY_SLOT {
+                return Probe::Vacant(i);
+            }
+            if slot >> 32 == tag {
+                let row = (slot as u32 - 1) as usize;
+                if self.rows[row].name.as_bytes() == name {
+                    return Probe::Found(row);
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Stores a new row in the vacant slot `at`; `false` if the table holds as many rows as a
+    /// slot can name.
+    fn insert(&mut self, at: usize, name: &[u8], hash: u64, state: UserState) -> bool {
+        let Ok(number) = u32::try_from(self.rows.len() + 1) else {
+            return false;
+        };
+        self.rows.push(Row {
+            hash,
+            name: Name::new(name),
+            state,
+        });
+        self.slots[at] = (hash >> 32) << 32 | u64::from(number);
+        true
+    }
+
+    /// Whether the next row would fill more than half the slots (probes stay short).
+    fn is_full(&self) -> bool {
+        (self.rows.len() + 1) * 2 > self.slots.len()
+    }
+
+    /// The first empty slot on `hash`'s probe path.
+    fn vacant_slot(&self, hash: u64) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        while self.slots[i] != EMPTY_SLOT {
+            i = (i + 1) & mask;
+        }
+        i
+    }
+
+    fn grow(&mut self) {
+        let mut bigger = Table::with_slots(self.slots.len() * 2);
+        for (row, entry) in self.rows.iter().enumerate() {
+            let at = bigger.vacant_slot(entry.hash);
+            bigger.slots[at] = (entry.hash >> 32) << 32 | (row as u64 + 1);
+        }
+        self.slots = bigger.slots;
     }
 }
 
-impl Eq for Name {}
-
-impl Hash for Name {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_bytes().hash(state);
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
     }
-}
 
-impl Borrow<[u8]> for Name {
-    fn borrow(&self) -> &[u8] {
-        self.as_bytes()
+    /// A store for a table of `users` users, its memory mapped and written at open for all of
+    /// them: 8 bytes a slot, two slots a user, and a row of 176 bytes each (64-bit), what the store
+    /// would hold once every user has logged in. Their first logins then neither grow the store
+    /// nor fault its pages in on OpenVPN's thread.
+    pub fn for_users(users: usize) -> MemoryStore {
+        let mut table = Table::with_slots(users.saturating_mul(2));
+        table.rows.reserve_exact(users);
+        // Placeholder rows written and dropped again: the rows' pages too are mapped now.
+        for _ in 0..users {
+            table.rows.push(Row {
+                hash: 0,
+                name: Name::new(b""),
+                state: UserState::default(),
+            });
+        }
+        table.rows.clear();
+        let store = MemoryStore {
+            table: Mutex::new(Table::with_slots(0)),
+            hasher: foldhash::quality::RandomState::default(),
+            slots_at: AtomicUsize::new(0),
+            slots_mask: AtomicUsize::new(0),
+            nonzero_offset: AtomicBool::new(false),
+        };
+        store.publish_slots(&table);
+        *store.table.lock() = table;
+        store
+    }
+
+    fn hash(&self, name: &[u8]) -> u64 {
+        self.hasher.hash_one(name)
+    }
+
+    fn publish_slots(&self, table: &Table) {
+        self.slots_at
+            .store(table.slots.as_ptr() as usize, Ordering::Relaxed);
+        self.slots_mask
+            .store(table.slots.len() - 1, Ordering::Relaxed);
     }
 }
 
@@ -108,31 +208,45 @@ impl StateStore for MemoryStore {
         username: &str,
         decide: &mut dyn FnMut(&mut UserState),
     ) -> Result<(), StateError> {
-        let mut users = self.users.lock();
-        let mut decide = |state: &mut UserState| {
-            decide(state);
-            if state.last_offset_secs.is_some_and(|offset| offset != 0) {
-                self.nonzero_offset.store(true, Ordering::Release);
-            }
-        };
-        if username.len() > INLINE_NAME {
-            // A long name is boxed only when it is stored.
-            if let Some(state) = users.get_mut(username.as_bytes()) {
+        let name = username.as_bytes();
+        let hash = self.hash(name);
+        let mut table = self.table.lock();
+        let state = match table.probe(name, hash) {
+            Probe::Found(row) => {
+                let state = &mut table.rows[row].state;
                 decide(state);
-                return Ok(());
+                *state
             }
-        }
-        match users.entry(Name::new(username)) {
-            Entry::Occupied(mut known) => decide(known.get_mut()),
-            Entry::Vacant(new) => {
+            Probe::Vacant(at) => {
                 let mut state = UserState::default();
                 decide(&mut state);
                 if state != UserState::default() {
-                    new.insert(state);
+                    let at = if table.is_full() {
+                        table.grow();
+                        self.publish_slots(&table);
+                        table.vacant_slot(hash)
+                    } else {
+                        at
+                    };
+                    if !table.insert(at, name, hash, state) {
+                        return Err(StateError(
+                            "the memory store is full (4,294,967,295 users)".to_owned(),
+                        ));
+                    }
                 }
+                state
             }
+        };
+        if state.last_offset_secs.is_some_and(|offset| offset != 0) {
+            self.nonzero_offset.store(true, Ordering::Release);
         }
         Ok(())
+    }
+
+    fn prefetch(&self, username: &[u8]) {
+        let slot = self.hash(username) as usize & self.slots_mask.load(Ordering::Relaxed);
+        let at = self.slots_at.load(Ordering::Relaxed);
+        crate::ffi::prefetch_address(at.wrapping_add(slot * std::mem::size_of::<u64>()));
     }
 
     fn offsets_all_zero(&self) -> bool {
@@ -143,18 +257,60 @@ impl StateStore for MemoryStore {
     }
 
     fn peek(&self, username: &str) -> Result<UserState, StateError> {
-        Ok(self
-            .users
-            .lock()
-            .get(username.as_bytes())
-            .copied()
-            .unwrap_or_default())
+        let name = username.as_bytes();
+        let hash = self.hash(name);
+        let table = self.table.lock();
+        Ok(match table.probe(name, hash) {
+            Probe::Found(row) => table.rows[row].state,
+            Probe::Vacant(_) => UserState::default(),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_row_is_the_size_the_docs_give() {
+        assert_eq!(std::mem::size_of::<Row>(), 176);
+    }
+
+    #[test]
+    fn many_users_grow_the_table_and_stay_apart() {
+        let store = MemoryStore::new();
+        let names: Vec<String> = (0..5_000).map(|n| format!("user{n}")).collect();
+        for (n, name) in names.iter().enumerate() {
+            store.prefetch(name.as_bytes());
+            store
+                .update(name, &mut |s| {
+                    assert_eq!(*s, UserState::default(), "{name} is new");
+                    s.failures = n as u32 + 1;
+                })
+                .unwrap();
+        }
+        for (n, name) in names.iter().enumerate() {
+            assert_eq!(store.peek(name).unwrap().failures, n as u32 + 1);
+        }
+        assert_eq!(store.peek("user5000").unwrap(), UserState::default());
+        let table = store.table.lock();
+        assert_eq!(table.rows.len(), names.len());
+        assert!(table.slots.len() >= 2 * names.len(), "at most half full");
+    }
+
+    #[test]
+    fn a_store_sized_for_its_users_needs_no_growth() {
+        let store = MemoryStore::for_users(1_000);
+        let slots = store.table.lock().slots.len();
+        for n in 0..1_000 {
+            store
+                .update(&format!("u{n}"), &mut |s| s.failures = 1)
+                .unwrap();
+        }
+        assert_eq!(store.table.lock().slots.len(), slots);
+        assert!(store.table.lock().rows.capacity() >= 1_000);
+    }
 
     #[test]
     fn updates_persist_per_user() {
@@ -174,7 +330,7 @@ mod tests {
     fn peek_reads_without_writing() {
         let store = MemoryStore::new();
         assert_eq!(store.peek("alice").unwrap(), UserState::default());
-        assert!(store.users.lock().is_empty(), "a peek stores nothing");
+        assert!(store.table.lock().rows.is_empty(), "a peek stores nothing");
         store
             .update("alice", &mut |s| {
                 s.record_accepted(7, 0);
@@ -231,6 +387,6 @@ mod tests {
                 .update(name, &mut |s| assert_eq!(s.failures, i as u32 + 1))
                 .unwrap();
         }
-        assert_eq!(store.users.lock().len(), names.len());
+        assert_eq!(store.table.lock().rows.len(), names.len());
     }
 }

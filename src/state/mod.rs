@@ -254,6 +254,11 @@ pub trait StateStore: Send + Sync {
     /// write transaction; it may fail where a decision would (the store unavailable).
     fn peek(&self, username: &str) -> Result<UserState, StateError>;
 
+    /// A hint, on OpenVPN's thread as soon as the env names the user: start loading what a
+    /// decision for `username` will touch, without waiting for it. Only this process's memory
+    /// store has something to load.
+    fn prefetch(&self, _username: &[u8]) {}
+
     /// Whether no row holds a [`last_offset_secs`](UserState::last_offset_secs) other than 0:
     /// then a row whose configured offset is 0 is centred on 0 without a [`peek`](Self::peek)
     /// ([`crate::drift`]). Only a store that sees every write can say so (this process's
