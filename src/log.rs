@@ -340,10 +340,29 @@ const PLAIN_ASCII: [bool; 256] = {
     table
 };
 
-/// Whether every byte of `bytes` is [`plain_ascii`].
+/// Whether every byte of `bytes` is [`plain_ascii`]: eight bytes at a time
+/// ([`word_is_plain_ascii`]), the rest through the table.
 #[inline(always)]
 fn all_plain_ascii(bytes: &[u8]) -> bool {
-    bytes.iter().all(|&b| plain_ascii(b))
+    let mut words = bytes.chunks_exact(8);
+    let words_plain = words
+        .by_ref()
+        .all(|w| word_is_plain_ascii(u64::from_le_bytes(w.try_into().unwrap_or_default())));
+    words_plain && words.remainder().iter().all(|&b| plain_ascii(b))
+}
+
+/// [`plain_ascii`] for the eight bytes of `word` at once, with the usual bit tricks on bytes
+/// below 0x80 (checked first): a byte below 0x21 makes `word − 0x21…21` borrow into its top
+/// bit, a byte equal to `c` makes `word ^ c…c` hold a zero byte.
+#[inline(always)]
+fn word_is_plain_ascii(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    let has_byte = |c: u8| below(word ^ (ONES * u64::from(c)), 1);
+    word & HIGH == 0
+        && below(word, 0x21) | has_byte(0x7f) | has_byte(b'=') | has_byte(b'"') | has_byte(b'\\')
+            == 0
 }
 
 fn needs_quotes(value: &str) -> bool {

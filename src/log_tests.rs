@@ -224,3 +224,33 @@ fn lines_on_the_stack_and_on_the_heap_reach_a_c_host_whole() {
     expected.push(b"m user=\"a\\u0000b\"".to_vec());
     assert_eq!(*host.0.lock(), expected);
 }
+
+#[test]
+fn the_word_at_a_time_check_agrees_with_the_table() {
+    // Every byte value at every place of a word, and the lengths around a word's.
+    for len in [1, 7, 8, 9, 15, 16, 17] {
+        for at in 0..len {
+            for b in 0..=255u8 {
+                let mut bytes = vec![b'a'; len];
+                bytes[at] = b;
+                assert_eq!(
+                    all_plain_ascii(&bytes),
+                    plain_ascii(b),
+                    "byte {b:#04x} at {at} of {len}"
+                );
+            }
+        }
+    }
+    // Two unusual bytes in one word, each on its own plain.
+    for (a, b) in [
+        (b'!', b'~'),
+        (0x20, b'~'),
+        (b'!', 0x7f),
+        (b'<', b'>'),
+        (b'[', b']'),
+    ] {
+        let bytes = [b'x', a, b'y', b, b'z', b'0', b'9', b'.'];
+        assert_eq!(all_plain_ascii(&bytes), plain_ascii(a) && plain_ascii(b));
+    }
+    assert!(all_plain_ascii(b""));
+}
