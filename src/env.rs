@@ -55,6 +55,48 @@ pub enum Wanted {
     Crresponse,
 }
 
+/// The entries a login without prompts reads (no `crtext_prompt`): once the env reader has
+/// met each of them, the rest of the env cannot change the login, since the first occurrence of a
+/// name wins and every other name it reads is unused without prompts (`auth_pending_file`,
+/// `IV_SSO`, `crresponse`) or read only in the absence of one of these (`untrusted_ip6`).
+/// OpenVPN puts these per-login entries first (its env list is newest first), so the reader
+/// stops after eight entries of some fifty.
+pub const NEEDED_WITHOUT_PROMPT: WantedSet = WantedSet::of(&[
+    Wanted::Username,
+    Wanted::Password,
+    Wanted::CommonName,
+    Wanted::UntrustedIp,
+    Wanted::AuthControlFile,
+    Wanted::AuthFailedReasonFile,
+]);
+
+/// A set of [`Wanted`] names, one bit each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WantedSet(u16);
+
+impl WantedSet {
+    /// No name: a reader told to stop once it has met these reads the whole env.
+    pub const NONE: WantedSet = WantedSet(0);
+
+    pub const fn of(names: &[Wanted]) -> WantedSet {
+        let mut bits = 0;
+        let mut i = 0;
+        while i < names.len() {
+            bits |= 1 << names[i] as u16;
+            i += 1;
+        }
+        WantedSet(bits)
+    }
+
+    pub fn with(self, name: Wanted) -> WantedSet {
+        WantedSet(self.0 | 1 << name as u16)
+    }
+
+    pub fn contains_all(self, other: WantedSet) -> bool {
+        other.0 != 0 && self.0 & other.0 == other.0
+    }
+}
+
 impl Wanted {
     /// Every value, in the order of [`WANTED_NAMES`].
     #[cfg(test)]

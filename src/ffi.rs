@@ -15,7 +15,10 @@ use std::sync::Arc;
 use openvpn_plugin_sys as sys;
 
 use crate::config::{TrustedOwners, DEFAULT_CONFIG_PATH};
-use crate::env::{AuthEnv, Wanted, WANTED_FIRST_BYTES, WANTED_FIRST_BYTES_WITHOUT_PROMPT};
+use crate::env::{
+    AuthEnv, Wanted, WantedSet, NEEDED_WITHOUT_PROMPT, WANTED_FIRST_BYTES,
+    WANTED_FIRST_BYTES_WITHOUT_PROMPT,
+};
 use crate::plugin::{Answer, Plugin};
 
 /// No sane host passes more environment entries than this; stop reading rather than run away.
@@ -126,16 +129,17 @@ pub unsafe extern "C" fn openvpn_plugin_func_v3(
         // misses, which now overlap the rest of the env scan instead of following it.
         let config = plugin.config_in_service();
         let mut user_slot = None;
-        // Without prompts (crtext) nothing reads IV_SSO: the IV_* entries are skipped whole.
-        let first_bytes = if plugin.wants_crresponse() {
-            &WANTED_FIRST_BYTES
+        // Without prompts (crtext) nothing reads IV_SSO: the IV_* entries are skipped whole,
+        // and the reader stops once it has what a login without prompts reads.
+        let (first_bytes, needed) = if plugin.wants_crresponse() {
+            (&WANTED_FIRST_BYTES, WantedSet::NONE)
         } else {
-            &WANTED_FIRST_BYTES_WITHOUT_PROMPT
+            (&WANTED_FIRST_BYTES_WITHOUT_PROMPT, NEEDED_WITHOUT_PROMPT)
         };
         // SAFETY: envp is OpenVPN's NULL-terminated env array for this call (or NULL). The
         // borrowed strings are used only during this call; a deferred decision works on a copy.
         let env = unsafe {
-            read_env(args.envp, first_bytes, |name| {
+            read_env(args.envp, first_bytes, needed, |name| {
                 user_slot = config.users.prefetch_slot(name);
                 plugin.prefetch_state(name);
             })
@@ -285,13 +289,16 @@ unsafe fn c_string_array<'a>(array: *const *const c_char) -> Vec<&'a CStr> {
 /// # Safety
 /// `envp` must be NULL or a NULL-terminated array of valid C strings that outlive `'a`.
 /// `first_bytes` is [`WANTED_FIRST_BYTES`], or [`WANTED_FIRST_BYTES_WITHOUT_PROMPT`] for a
-/// plugin that never reads `IV_SSO`.
+/// plugin that never reads `IV_SSO`. Reading stops once every name of `needed` has been met
+/// ([`NEEDED_WITHOUT_PROMPT`]; [`WantedSet::NONE`]: never).
 unsafe fn read_env<'a>(
     envp: *const *const c_char,
     first_bytes: &[bool; 256],
+    needed: WantedSet,
     mut on_username: impl FnMut(&'a [u8]),
 ) -> AuthEnv<'a> {
     let mut env = AuthEnv::default();
+    let mut met = WantedSet::NONE;
     if envp.is_null() {
         return env;
     }
@@ -308,6 +315,10 @@ unsafe fn read_env<'a>(
                 on_username(value);
             }
             env.offer_wanted(wanted, value);
+            met = met.with(wanted);
+            if met.contains_all(needed) {
+                break;
+            }
         }
     }
     env
@@ -432,10 +443,14 @@ mod tests {
 
     /// `read_env` over `entries`, as OpenVPN would pass them.
     fn read(entries: &[Vec<u8>]) -> Vec<Option<Vec<u8>>> {
-        read_with(entries, &WANTED_FIRST_BYTES)
+        read_with(entries, &WANTED_FIRST_BYTES, WantedSet::NONE)
     }
 
-    fn read_with(entries: &[Vec<u8>], first_bytes: &[bool; 256]) -> Vec<Option<Vec<u8>>> {
+    fn read_with(
+        entries: &[Vec<u8>],
+        first_bytes: &[bool; 256],
+        needed: WantedSet,
+    ) -> Vec<Option<Vec<u8>>> {
         let owned: Vec<CString> = entries
             .iter()
             .map(|e| CString::new(e.clone()).unwrap())
@@ -443,11 +458,72 @@ mod tests {
         let mut array: Vec<*const c_char> = owned.iter().map(|c| c.as_ptr()).collect();
         array.push(std::ptr::null());
         // SAFETY: a NULL-terminated array of C strings that outlive the call.
-        let mut env = unsafe { read_env(array.as_ptr(), first_bytes, |_| {}) };
+        let mut env = unsafe { read_env(array.as_ptr(), first_bytes, needed, |_| {}) };
         Wanted::ALL
             .iter()
             .map(|&w| env.slot_of(w).map(<[u8]>::to_vec))
             .collect()
+    }
+
+    #[test]
+    fn the_reader_stops_once_a_login_without_prompts_has_what_it_reads() {
+        let entries: Vec<Vec<u8>> = [
+            "username=alice",
+            "password=123456",
+            "common_name=alice",
+            "untrusted_ip=10.0.0.1",
+            "auth_control_file=/tmp/acf",
+            "auth_failed_reason_file=/tmp/afr",
+            "untrusted_ip6=::1",
+            "auth_pending_file=/tmp/apf",
+        ]
+        .iter()
+        .map(|e| e.as_bytes().to_vec())
+        .collect();
+        let whole = read_with(
+            &entries,
+            &WANTED_FIRST_BYTES_WITHOUT_PROMPT,
+            WantedSet::NONE,
+        );
+        let stopped = read_with(
+            &entries,
+            &WANTED_FIRST_BYTES_WITHOUT_PROMPT,
+            NEEDED_WITHOUT_PROMPT,
+        );
+        assert_eq!(whole[Wanted::UntrustedIp6 as usize], Some(b"::1".to_vec()));
+        assert_eq!(stopped[Wanted::UntrustedIp6 as usize], None, "not read");
+        assert_eq!(stopped[Wanted::AuthPendingFile as usize], None, "not read");
+        for wanted in [
+            Wanted::Username,
+            Wanted::Password,
+            Wanted::CommonName,
+            Wanted::UntrustedIp,
+            Wanted::AuthControlFile,
+            Wanted::AuthFailedReasonFile,
+        ] {
+            assert_eq!(
+                stopped[wanted as usize], whole[wanted as usize],
+                "{wanted:?}"
+            );
+        }
+        // Without one of them (an IPv6 client: no untrusted_ip), the whole env is read.
+        let ipv6: Vec<Vec<u8>> = entries
+            .into_iter()
+            .filter(|e| !e.starts_with(b"untrusted_ip="))
+            .collect();
+        let stopped = read_with(
+            &ipv6,
+            &WANTED_FIRST_BYTES_WITHOUT_PROMPT,
+            NEEDED_WITHOUT_PROMPT,
+        );
+        assert_eq!(
+            stopped[Wanted::UntrustedIp6 as usize],
+            Some(b"::1".to_vec())
+        );
+        assert_eq!(
+            stopped[Wanted::AuthPendingFile as usize],
+            Some(b"/tmp/apf".to_vec())
+        );
     }
 
     #[test]
@@ -498,10 +574,31 @@ mod tests {
             let mut without_prompt = expected.clone();
             without_prompt[Wanted::IvSso as usize] = None;
             assert_eq!(
-                read_with(slice, &WANTED_FIRST_BYTES_WITHOUT_PROMPT),
+                read_with(slice, &WANTED_FIRST_BYTES_WITHOUT_PROMPT, WantedSet::NONE),
                 without_prompt,
                 "from entry {start}, without prompts"
             );
+            // Stopping once the names a login without prompts reads are met: those names,
+            // and the client's address, read as from the whole env.
+            let stopped = read_with(
+                slice,
+                &WANTED_FIRST_BYTES_WITHOUT_PROMPT,
+                NEEDED_WITHOUT_PROMPT,
+            );
+            for wanted in Wanted::ALL {
+                if NEEDED_WITHOUT_PROMPT.contains_all(WantedSet::of(&[wanted])) {
+                    assert_eq!(
+                        stopped[wanted as usize], expected[wanted as usize],
+                        "{wanted:?} from entry {start}, stopping early"
+                    );
+                }
+            }
+            let address = |read: &[Option<Vec<u8>>]| {
+                read[Wanted::UntrustedIp as usize]
+                    .clone()
+                    .or_else(|| read[Wanted::UntrustedIp6 as usize].clone())
+            };
+            assert_eq!(address(&stopped), address(&expected), "from entry {start}");
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct MemoryStore {
     /// they change only loads some other line.
     slots_at: AtomicUsize,
     slots_mask: AtomicUsize,
+    /// Where the next new row goes, for the same prefetch: a first login writes it.
+    next_row_at: AtomicUsize,
     /// Some row was given a `last_offset_secs` other than 0 ([`StateStore::offsets_all_zero`]).
     nonzero_offset: AtomicBool,
 }
@@ -183,9 +185,10 @@ impl MemoryStore {
             hasher: foldhash::quality::RandomState::default(),
             slots_at: AtomicUsize::new(0),
             slots_mask: AtomicUsize::new(0),
+            next_row_at: AtomicUsize::new(0),
             nonzero_offset: AtomicBool::new(false),
         };
-        store.publish_slots(&table);
+        store.publish(&table);
         *store.table.lock() = table;
         store
     }
@@ -194,11 +197,14 @@ impl MemoryStore {
         self.hasher.hash_one(name)
     }
 
-    fn publish_slots(&self, table: &Table) {
+    /// Where `table`'s slots and next row are now, for [`StateStore::prefetch`].
+    fn publish(&self, table: &Table) {
         self.slots_at
             .store(table.slots.as_ptr() as usize, Ordering::Relaxed);
         self.slots_mask
             .store(table.slots.len() - 1, Ordering::Relaxed);
+        self.next_row_at
+            .store(table.rows.as_ptr_range().end as usize, Ordering::Relaxed);
     }
 }
 
@@ -223,7 +229,6 @@ impl StateStore for MemoryStore {
                 if state != UserState::default() {
                     let at = if table.is_full() {
                         table.grow();
-                        self.publish_slots(&table);
                         table.vacant_slot(hash)
                     } else {
                         at
@@ -233,6 +238,7 @@ impl StateStore for MemoryStore {
                             "the memory store is full (4,294,967,295 users)".to_owned(),
                         ));
                     }
+                    self.publish(&table);
                 }
                 state
             }
@@ -247,6 +253,12 @@ impl StateStore for MemoryStore {
         let slot = self.hash(username) as usize & self.slots_mask.load(Ordering::Relaxed);
         let at = self.slots_at.load(Ordering::Relaxed);
         crate::ffi::prefetch_address(at.wrapping_add(slot * std::mem::size_of::<u64>()));
+        // A first login appends its row here: without this, the row's cache lines are fetched
+        // at the write, and the lock's release waits for them.
+        let row = self.next_row_at.load(Ordering::Relaxed);
+        for line in (0..std::mem::size_of::<Row>()).step_by(64) {
+            crate::ffi::prefetch_address(row.wrapping_add(line));
+        }
     }
 
     fn offsets_all_zero(&self) -> bool {
