@@ -87,15 +87,25 @@ enum Probe {
     Vacant(usize),
 }
 
+/// `count` empty slots (a power of two, at least 16), or `None` if that memory cannot be had.
+/// Written now, so that no first login takes a page fault on OpenVPN's thread: not
+/// `vec![0; n]`, whose zeroed memory can come from the kernel unmapped.
+fn empty_slots(count: usize) -> Option<Vec<u64>> {
+    let count = count.max(16).checked_next_power_of_two()?;
+    let mut slots = Vec::new();
+    slots.try_reserve_exact(count).ok()?;
+    slots.resize(count, EMPTY_SLOT);
+    Some(slots)
+}
+
 impl Table {
+    /// A table with room for `count` slots, or for fewer if that much memory cannot be had
+    /// now (the table then grows as users log in).
     fn with_slots(count: usize) -> Table {
-        let count = count.max(16).next_power_of_two();
-        // Written now, at open, so that no first login takes a page fault on OpenVPN's
-        // thread: not `vec![0; n]`, whose zeroed memory can come from the kernel unmapped.
-        let mut slots = Vec::with_capacity(count);
-        slots.resize(count, EMPTY_SLOT);
         Table {
-            slots,
+            slots: empty_slots(count)
+                .or_else(|| empty_slots(16))
+                .unwrap_or_else(|| vec![EMPTY_SLOT; 16]),
             rows: Vec::new(),
         }
     }
@@ -119,24 +129,39 @@ impl Table {
         }
     }
 
-    /// Stores a new row in the vacant slot `at`; `false` if the table holds as many rows as a
-    /// slot can name.
-    fn insert(&mut self, at: usize, name: &[u8], hash: u64, state: UserState) -> bool {
+    /// Stores a new row for a name [`probe`](Self::probe) found vacant at `at`, growing the
+    /// slots first when the row would fill more than half of them (probes stay short). Fails,
+    /// storing nothing, when memory runs out and no slot can stay empty (a probe ends at an
+    /// empty slot), or past the rows a slot can name.
+    fn insert(
+        &mut self,
+        at: usize,
+        name: &[u8],
+        hash: u64,
+        state: UserState,
+    ) -> Result<(), StateError> {
+        let out_of_memory = || StateError("the memory store is out of memory".to_owned());
         let Ok(number) = u32::try_from(self.rows.len() + 1) else {
-            return false;
+            return Err(StateError(
+                "the memory store is full (4,294,967,295 users)".to_owned(),
+            ));
         };
+        let mut at = at;
+        if (self.rows.len() + 1) * 2 > self.slots.len() {
+            if self.grow() {
+                at = self.vacant_slot(hash);
+            } else if self.rows.len() + 2 > self.slots.len() {
+                return Err(out_of_memory());
+            }
+        }
+        self.rows.try_reserve(1).map_err(|_| out_of_memory())?;
         self.rows.push(Row {
             hash,
             name: Name::new(name),
             state,
         });
         self.slots[at] = (hash >> 32) << 32 | u64::from(number);
-        true
-    }
-
-    /// Whether the next row would fill more than half the slots (probes stay short).
-    fn is_full(&self) -> bool {
-        (self.rows.len() + 1) * 2 > self.slots.len()
+        Ok(())
     }
 
     /// The first empty slot on `hash`'s probe path.
@@ -149,13 +174,21 @@ impl Table {
         i
     }
 
-    fn grow(&mut self) {
-        let mut bigger = Table::with_slots(self.slots.len() * 2);
+    /// Twice the slots, every row placed again; `false` (nothing changed) without the memory.
+    fn grow(&mut self) -> bool {
+        let Some(slots) = self.slots.len().checked_mul(2).and_then(empty_slots) else {
+            return false;
+        };
+        let mut bigger = Table {
+            slots,
+            rows: Vec::new(),
+        };
         for (row, entry) in self.rows.iter().enumerate() {
             let at = bigger.vacant_slot(entry.hash);
             bigger.slots[at] = (entry.hash >> 32) << 32 | (row as u64 + 1);
         }
         self.slots = bigger.slots;
+        true
     }
 }
 
@@ -170,9 +203,13 @@ impl MemoryStore {
     /// nor fault its pages in on OpenVPN's thread.
     pub fn for_users(users: usize) -> MemoryStore {
         let mut table = Table::with_slots(users.saturating_mul(2));
-        table.rows.reserve_exact(users);
         // Placeholder rows written and dropped again: the rows' pages too are mapped now.
-        for _ in 0..users {
+        // Without that much memory now, the rows grow as users log in.
+        let presized = match table.rows.try_reserve_exact(users) {
+            Ok(()) => users,
+            Err(_) => 0,
+        };
+        for _ in 0..presized {
             table.rows.push(Row {
                 hash: 0,
                 name: Name::new(b""),
@@ -227,17 +264,7 @@ impl StateStore for MemoryStore {
                 let mut state = UserState::default();
                 decide(&mut state);
                 if state != UserState::default() {
-                    let at = if table.is_full() {
-                        table.grow();
-                        table.vacant_slot(hash)
-                    } else {
-                        at
-                    };
-                    if !table.insert(at, name, hash, state) {
-                        return Err(StateError(
-                            "the memory store is full (4,294,967,295 users)".to_owned(),
-                        ));
-                    }
+                    table.insert(at, name, hash, state)?;
                     self.publish(&table);
                 }
                 state
@@ -309,6 +336,34 @@ mod tests {
         let table = store.table.lock();
         assert_eq!(table.rows.len(), names.len());
         assert!(table.slots.len() >= 2 * names.len(), "at most half full");
+    }
+
+    #[test]
+    fn a_nearly_full_table_still_ends_every_probe() {
+        let mut table = Table::with_slots(16);
+        let full_slots = table.slots.len();
+        for n in 0..full_slots - 1 {
+            let name = format!("u{n}");
+            let hash = n as u64;
+            let Probe::Vacant(at) = table.probe(name.as_bytes(), hash) else {
+                panic!("{name} is new");
+            };
+            // Every slot but one filled, as a table that could not grow may be.
+            table.rows.try_reserve(1).unwrap();
+            table.rows.push(Row {
+                hash,
+                name: Name::new(name.as_bytes()),
+                state: UserState::default(),
+            });
+            table.slots[at] = (hash >> 32) << 32 | (n as u64 + 1);
+        }
+        assert_eq!(
+            table.vacant_slot(99),
+            table.slots.iter().position(|&s| s == EMPTY_SLOT).unwrap()
+        );
+        // A probe for a name not there still ends, at the one empty slot.
+        assert!(matches!(table.probe(b"nobody", 5), Probe::Vacant(_)));
+        assert!(matches!(table.probe(b"u3", 3), Probe::Found(3)));
     }
 
     #[test]
