@@ -92,6 +92,11 @@ impl WantedSet {
         WantedSet(self.0 | 1 << name as u16)
     }
 
+    #[cfg(test)]
+    pub fn contains(self, name: Wanted) -> bool {
+        self.0 & 1 << name as u16 != 0
+    }
+
     pub fn contains_all(self, other: WantedSet) -> bool {
         other.0 != 0 && self.0 & other.0 == other.0
     }
