@@ -124,9 +124,9 @@ pub unsafe extern "C" fn openvpn_plugin_func_v3(
         {
             return sys::OPENVPN_PLUGIN_FUNC_ERROR;
         }
-        // The user's index slot is fetched into the cache as soon as the username is read,
-        // and the entry it points to once the env is read: in a big table both are cache
-        // misses, which now overlap the rest of the env scan instead of following it.
+        // The user's index slot and the store's slot are fetched into the cache as soon as the
+        // username is read, and the entry the index slot points to once the env is read: in a
+        // big table these are cache misses, which then overlap the work before the lookup.
         let config = plugin.config_in_service();
         let mut user_slot = None;
         // Without prompts (crtext) nothing reads IV_SSO: the IV_* entries are skipped whole,

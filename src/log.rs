@@ -156,16 +156,20 @@ impl Line {
     /// `message` is the plugin's own words (a constant), not checked for control characters.
     #[inline(always)]
     pub fn new(message: &'static str) -> Line {
-        // Written in place, not pushed: the line is then built where the caller keeps it,
-        // instead of being copied there. The plugin's messages are a few words.
-        debug_assert!(message.len() < 64, "a log message is a few words");
-        let len = message.len().min(INLINE_LINE - 1);
         let mut line = Line {
             inline: [0; INLINE_LINE],
-            len,
+            len: 0,
             heap: Vec::new(),
         };
-        line.inline[..len].copy_from_slice(&message.as_bytes()[..len]);
+        // The plugin's messages are a few words: written in place rather than pushed, the
+        // line is built where the caller keeps it instead of being copied there.
+        let message = message.as_bytes();
+        if message.len() < INLINE_LINE {
+            line.inline[..message.len()].copy_from_slice(message);
+            line.len = message.len();
+        } else {
+            line.push_on_heap(message);
+        }
         line
     }
 
@@ -289,18 +293,21 @@ impl Line {
         }
     }
 
-    /// Hands the line to `sink`, with a NUL after it for a C host.
+    /// Hands the line to `sink`, with a NUL after it for a C host (the line itself is
+    /// unchanged: it can be sent again, or read with [`as_str`](Self::as_str)).
     pub fn send(&mut self, sink: &Sink, level: Level) {
-        let with_nul = if self.on_heap() {
+        if self.on_heap() {
             self.heap.push(0);
-            &self.heap[..]
+            if let Some(line) = NulTerminated::new(&self.heap) {
+                sink.c_line(level, line);
+            }
+            self.heap.pop();
         } else {
             // `push` kept this byte free.
             self.inline[self.len] = 0;
-            &self.inline[..=self.len]
-        };
-        if let Some(line) = NulTerminated::new(with_nul) {
-            sink.c_line(level, line);
+            if let Some(line) = NulTerminated::new(&self.inline[..=self.len]) {
+                sink.c_line(level, line);
+            }
         }
     }
 

@@ -254,3 +254,27 @@ fn the_word_at_a_time_check_agrees_with_the_table() {
     }
     assert!(all_plain_ascii(b""));
 }
+
+#[test]
+fn a_line_sent_twice_or_with_a_long_message_stays_whole() {
+    let host = Arc::new(CHost(Mutex::new(Vec::new())));
+    let sink: Sink = host.clone();
+    let long_message: &'static str = Box::leak("m".repeat(2 * INLINE_LINE).into_boxed_str());
+    let mut long = Line::new(long_message);
+    long.int_field("n", 7, false);
+    let mut short = Line::new("m");
+    short.str_field("f", &"v".repeat(2 * INLINE_LINE));
+    let expected = [long.as_str().to_owned(), short.as_str().to_owned()];
+    assert_eq!(expected[0], format!("{long_message} n=7"));
+    for line in [&mut long, &mut short] {
+        line.send(&sink, Level::INFO);
+        line.send(&sink, Level::INFO);
+    }
+    assert_eq!(long.as_str(), expected[0], "unchanged by sending");
+    assert_eq!(short.as_str(), expected[1], "unchanged by sending");
+    let sent: Vec<Vec<u8>> = expected
+        .iter()
+        .flat_map(|line| [line.as_bytes().to_vec(), line.as_bytes().to_vec()])
+        .collect();
+    assert_eq!(*host.0.lock(), sent);
+}

@@ -270,7 +270,8 @@ impl Plugin {
         answer
     }
 
-    /// Starts loading the state a decision for `username` will touch ([`crate::state::StateStore::prefetch`]).
+    /// Starts loading the state a decision for `username` will touch
+    /// ([`crate::state::StateStore::prefetch`]).
     pub fn prefetch_state(&self, username: &[u8]) {
         self.core.store.prefetch(username);
     }

@@ -98,6 +98,16 @@ fn empty_slots(count: usize) -> Option<Vec<u64>> {
     Some(slots)
 }
 
+/// The first empty slot on `hash`'s probe path (`slots` always keeps one).
+fn vacant_slot(slots: &[u64], hash: u64) -> usize {
+    let mask = slots.len() - 1;
+    let mut i = hash as usize & mask;
+    while slots[i] != EMPTY_SLOT {
+        i = (i + 1) & mask;
+    }
+    i
+}
+
 impl Table {
     /// A table with room for `count` slots, or for fewer if that much memory cannot be had
     /// now (the table then grows as users log in).
@@ -149,7 +159,7 @@ impl Table {
         let mut at = at;
         if (self.rows.len() + 1) * 2 > self.slots.len() {
             if self.grow() {
-                at = self.vacant_slot(hash);
+                at = vacant_slot(&self.slots, hash);
             } else if self.rows.len() + 2 > self.slots.len() {
                 return Err(out_of_memory());
             }
@@ -164,30 +174,16 @@ impl Table {
         Ok(())
     }
 
-    /// The first empty slot on `hash`'s probe path.
-    fn vacant_slot(&self, hash: u64) -> usize {
-        let mask = self.slots.len() - 1;
-        let mut i = hash as usize & mask;
-        while self.slots[i] != EMPTY_SLOT {
-            i = (i + 1) & mask;
-        }
-        i
-    }
-
     /// Twice the slots, every row placed again; `false` (nothing changed) without the memory.
     fn grow(&mut self) -> bool {
-        let Some(slots) = self.slots.len().checked_mul(2).and_then(empty_slots) else {
+        let Some(mut slots) = self.slots.len().checked_mul(2).and_then(empty_slots) else {
             return false;
         };
-        let mut bigger = Table {
-            slots,
-            rows: Vec::new(),
-        };
         for (row, entry) in self.rows.iter().enumerate() {
-            let at = bigger.vacant_slot(entry.hash);
-            bigger.slots[at] = (entry.hash >> 32) << 32 | (row as u64 + 1);
+            let at = vacant_slot(&slots, entry.hash);
+            slots[at] = (entry.hash >> 32) << 32 | (row as u64 + 1);
         }
-        self.slots = bigger.slots;
+        self.slots = slots;
         true
     }
 }
@@ -218,15 +214,14 @@ impl MemoryStore {
         }
         table.rows.clear();
         let store = MemoryStore {
-            table: Mutex::new(Table::with_slots(0)),
+            table: Mutex::new(table),
             hasher: foldhash::quality::RandomState::default(),
             slots_at: AtomicUsize::new(0),
             slots_mask: AtomicUsize::new(0),
             next_row_at: AtomicUsize::new(0),
             nonzero_offset: AtomicBool::new(false),
         };
-        store.publish(&table);
-        *store.table.lock() = table;
+        store.publish(&store.table.lock());
         store
     }
 
@@ -254,23 +249,24 @@ impl StateStore for MemoryStore {
         let name = username.as_bytes();
         let hash = self.hash(name);
         let mut table = self.table.lock();
-        let state = match table.probe(name, hash) {
+        let offset = match table.probe(name, hash) {
             Probe::Found(row) => {
                 let state = &mut table.rows[row].state;
                 decide(state);
-                *state
+                state.last_offset_secs
             }
             Probe::Vacant(at) => {
                 let mut state = UserState::default();
                 decide(&mut state);
+                let offset = state.last_offset_secs;
                 if state != UserState::default() {
                     table.insert(at, name, hash, state)?;
                     self.publish(&table);
                 }
-                state
+                offset
             }
         };
-        if state.last_offset_secs.is_some_and(|offset| offset != 0) {
+        if offset.is_some_and(|offset| offset != 0) {
             self.nonzero_offset.store(true, Ordering::Release);
         }
         Ok(())
@@ -358,7 +354,7 @@ mod tests {
             table.slots[at] = (hash >> 32) << 32 | (n as u64 + 1);
         }
         assert_eq!(
-            table.vacant_slot(99),
+            vacant_slot(&table.slots, 99),
             table.slots.iter().position(|&s| s == EMPTY_SLOT).unwrap()
         );
         // A probe for a name not there still ends, at the one empty slot.
